@@ -1,0 +1,44 @@
+# Everyday actions. `make dev` runs the gateway locally; `make test` installs and runs everything.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NEWEST_PYTHON := $(shell scripts/newest-python)
+NEWEST_VENV := .venv-newest
+PIP_FLAGS := -q --disable-pip-version-check
+
+.PHONY: dev test lint test-cpython test-newest test-pyodide bench format clean
+
+$(STAMP): requirements-dev.txt constraints.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) -c constraints.txt -r requirements-dev.txt -e .
+	touch $@
+
+$(NEWEST_VENV)/.installed: requirements-dev.txt pyproject.toml
+	$(NEWEST_PYTHON) -m venv $(NEWEST_VENV)
+	$(NEWEST_VENV)/bin/pip install $(PIP_FLAGS) -r requirements-dev.txt -e .
+	touch $@
+
+dev: $(STAMP)
+	$(BIN)/edgerelay serve --host 127.0.0.1 --port 8787
+
+test: lint test-cpython test-newest test-pyodide
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test-cpython: $(STAMP)
+	$(BIN)/python -m pytest
+
+# The same suite on the newest CPython the machine has (3.13 here); skipped only if none.
+test-newest:
+	@if [ -z "$(NEWEST_PYTHON)" ]; then echo "no CPython 3.12+ found: newest-Python run skipped"; \
+	else $(MAKE) --no-print-directory $(NEWEST_VENV)/.installed && $(NEWEST_VENV)/bin/python -m pytest; fi
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) $(NEWEST_VENV) node_modules .cache build

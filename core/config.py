@@ -1,0 +1,195 @@
+"""Configuration from environment variables (named as the official SDKs name them) and an
+optional TOML document in ``EDGERELAY_CONFIG``. Every setting has a default; a bad one raises
+``ConfigError`` naming it. Reading a file is the caller's job (core does no I/O): pass
+``read_file`` to allow ``EDGERELAY_CONFIG`` to be a path.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+ProviderKind = Literal["openai", "anthropic", "gemini", "mock"]
+KINDS = ("openai", "anthropic", "gemini")
+
+
+class ConfigError(Exception):
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    name: str  # the routing prefix: "openai", "groq", ...
+    kind: ProviderKind
+    base_url: str  # no trailing slash
+    api_key: str | None
+    api_key_env: str  # what to set when the key is missing
+    key_required: bool = True
+    # Models to list on /v1/models (from config); nothing is fetched from upstreams.
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    providers: Mapping[str, ProviderConfig]
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    max_body_bytes: int = 10 * 1024 * 1024
+    upstream_timeout: float = 600.0  # seconds to the upstream's response headers
+    anthropic_default_max_tokens: int = 4096
+
+
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+ANTHROPIC_DEFAULT_URL = "https://api.anthropic.com"
+GEMINI_DEFAULT_URL = "https://generativelanguage.googleapis.com"
+
+
+def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None = None) -> Config:
+    """Build the configuration from an environment mapping."""
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value.strip() or None if isinstance(value, str) else None
+
+    providers: dict[str, ProviderConfig] = {}
+    openai_url = _url("OPENAI_BASE_URL", get("OPENAI_BASE_URL") or OPENAI_DEFAULT_URL)
+    providers["openai"] = ProviderConfig(
+        "openai",
+        "openai",
+        openai_url,
+        get("OPENAI_API_KEY"),
+        "OPENAI_API_KEY",
+        # A local Ollama or vLLM needs no key; OpenAI itself does.
+        key_required=openai_url == OPENAI_DEFAULT_URL,
+    )
+    providers["anthropic"] = ProviderConfig(
+        "anthropic",
+        "anthropic",
+        _url("ANTHROPIC_BASE_URL", get("ANTHROPIC_BASE_URL") or ANTHROPIC_DEFAULT_URL),
+        get("ANTHROPIC_API_KEY"),
+        "ANTHROPIC_API_KEY",
+    )
+    # google-genai prefers GOOGLE_API_KEY when both are set.
+    gemini_key_env = "GOOGLE_API_KEY" if get("GOOGLE_API_KEY") else "GEMINI_API_KEY"
+    gemini_url = get("GEMINI_BASE_URL") or get("GOOGLE_GEMINI_BASE_URL") or GEMINI_DEFAULT_URL
+    providers["gemini"] = ProviderConfig(
+        "gemini",
+        "gemini",
+        _url("GEMINI_BASE_URL", gemini_url),
+        get(gemini_key_env),
+        gemini_key_env,
+    )
+
+    settings: dict = {}
+    raw = get("EDGERELAY_CONFIG")
+    if raw:
+        settings = _parse_toml(raw, read_file)
+
+    aliases = settings.get("aliases", {})
+    if not isinstance(aliases, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
+    ):
+        raise ConfigError("EDGERELAY_CONFIG.aliases", "must map alias names to model strings")
+
+    named = settings.get("providers", {})
+    if not isinstance(named, dict):
+        raise ConfigError("EDGERELAY_CONFIG.providers", "must be a table of providers")
+    for name, spec in named.items():
+        providers[name] = _named_provider(name, spec, get)
+
+    limits = settings.get("limits", {})
+    max_body = _positive_int(
+        "EDGERELAY_MAX_BODY_BYTES",
+        get("EDGERELAY_MAX_BODY_BYTES") or limits.get("max_body_bytes"),
+        10 * 1024 * 1024,
+    )
+    timeout = _positive_float(
+        "EDGERELAY_UPSTREAM_TIMEOUT",
+        get("EDGERELAY_UPSTREAM_TIMEOUT") or limits.get("upstream_timeout"),
+        600.0,
+    )
+    anthropic = settings.get("anthropic", {})
+    max_tokens = _positive_int(
+        "EDGERELAY_ANTHROPIC_MAX_TOKENS",
+        get("EDGERELAY_ANTHROPIC_MAX_TOKENS") or anthropic.get("default_max_tokens"),
+        4096,
+    )
+    return Config(providers, dict(aliases), max_body, timeout, max_tokens)
+
+
+def _parse_toml(raw: str, read_file: Callable[[str], str] | None) -> dict:
+    text = raw
+    looks_like_path = "\n" not in raw and "=" not in raw and "[" not in raw
+    if looks_like_path:
+        if read_file is None:
+            raise ConfigError("EDGERELAY_CONFIG", "a file path is not supported here; give TOML")
+        try:
+            text = read_file(raw)
+        except OSError as exc:
+            raise ConfigError("EDGERELAY_CONFIG", f"cannot read {raw}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("EDGERELAY_CONFIG", f"invalid TOML ({exc})") from None
+
+
+def _named_provider(name: str, spec: object, get) -> ProviderConfig:
+    setting = f"EDGERELAY_CONFIG.providers.{name}"
+    if not name.replace("-", "").replace("_", "").isalnum() or name == "mock":
+        raise ConfigError(setting, "provider names are letters, digits, '-' and '_'")
+    if not isinstance(spec, dict):
+        raise ConfigError(setting, "must be a table")
+    kind = spec.get("kind", "openai")
+    if kind not in KINDS:
+        raise ConfigError(f"{setting}.kind", f"must be one of {', '.join(KINDS)}")
+    base_url = spec.get("base_url")
+    if not isinstance(base_url, str):
+        raise ConfigError(f"{setting}.base_url", "is required")
+    key_env = spec.get("api_key_env")
+    if key_env is not None and not isinstance(key_env, str):
+        raise ConfigError(f"{setting}.api_key_env", "must be an environment variable name")
+    models = spec.get("models", [])
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise ConfigError(f"{setting}.models", "must be a list of model names")
+    return ProviderConfig(
+        name,
+        kind,
+        _url(f"{setting}.base_url", base_url),
+        get(key_env) if key_env else None,
+        key_env or "",
+        key_required=bool(key_env),
+        models=tuple(models),
+    )
+
+
+def _url(setting: str, value: str) -> str:
+    if not (value.startswith("https://") or value.startswith("http://")):
+        raise ConfigError(setting, f"must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _positive_int(setting: str, value: object, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(setting, f"must be a whole number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(setting, "must be positive")
+    return number
+
+
+def _positive_float(setting: str, value: object, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(setting, f"must be a number of seconds, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(setting, "must be positive")
+    return number

@@ -1,0 +1,57 @@
+"""The Fetch seam: the one way core talks to an upstream.
+
+Core never opens a socket. Each platform supplies a ``Fetch`` (httpx or aiohttp on CPython,
+``js.fetch`` in a Cloudflare Worker, a fake in tests) that turns a ``FetchRequest`` into a
+``FetchResponse``. Implementations raise ``FetchError`` when the upstream cannot be reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """An outbound HTTP request: everything a transport needs, nothing platform-specific."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    timeout: float | None = None  # seconds for the whole exchange up to the response headers
+
+
+class FetchResponse(Protocol):
+    """An upstream response whose body has not been read yet."""
+
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+    # The platform's own body object (a JS ReadableStream in a Worker), or None. When core
+    # decides the client gets the upstream's bytes unchanged, an adapter may hand it on as is.
+    native_body: Any
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """Yield body chunks as they arrive, without buffering."""
+        ...
+
+    async def read(self) -> bytes:
+        """Read the whole body."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the connection, aborting the upstream read if the body is unfinished."""
+        ...
+
+
+class Fetch(Protocol):
+    async def __call__(self, request: FetchRequest) -> FetchResponse: ...
+
+
+class FetchError(Exception):
+    """The upstream could not be reached, or did not answer in time."""
+
+    def __init__(self, message: str, *, timeout: bool = False) -> None:
+        super().__init__(message)
+        self.timeout = timeout

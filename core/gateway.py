@@ -1,0 +1,205 @@
+"""The gateway: one ``handle(Request) -> Response`` that every platform adapter calls.
+
+It routes, checks and translates; the upstream is reached only through the injected ``Fetch``,
+and the clock and id source are injected too, so this module stays sans-IO.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from . import routing
+from .chat import dumps, parse_chat_request
+from .config import Config
+from .errors import Flavor, GatewayError
+from .fetch import Fetch, FetchError, FetchRequest, FetchResponse
+from .headers import filter_response_headers
+from .http import Request, Response
+from .providers import TRANSLATIONS, mock, openai
+from .providers.base import ChatContext, ChatTranslation
+
+log = logging.getLogger("edgerelay")
+
+JSON = ("content-type", "application/json")
+EVENT_STREAM = ("content-type", "text/event-stream; charset=utf-8")
+# Read at most this much of an upstream error body: it is only for the message.
+_ERROR_BODY_LIMIT = 64 * 1024
+
+_ROUTES = {
+    "/v1/chat/completions": "POST",
+    "/v1/models": "GET",
+    "/healthz": "GET",
+}
+
+
+def error_response(error: GatewayError, flavor: Flavor = "openai") -> Response:
+    headers = [JSON, *error.headers]
+    if error.retry_after is not None:
+        headers.append(("retry-after", str(max(0, round(error.retry_after)))))
+    return Response(error.status, headers, error.render(flavor))
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: Config,
+        fetch: Fetch,
+        *,
+        clock: Callable[[], float],
+        new_id: Callable[[], str],
+        translations: dict[str, ChatTranslation] | None = None,
+    ) -> None:
+        self.config = config
+        self.fetch = fetch
+        self.clock = clock
+        self.new_id = new_id
+        self.translations = TRANSLATIONS if translations is None else translations
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            return await self._dispatch(request)
+        except GatewayError as error:
+            return error_response(error)
+        except Exception:  # a bug of ours: answer cleanly, keep the traceback in the log only
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return error_response(GatewayError(500, "Internal gateway error.", type="api_error"))
+
+    async def _dispatch(self, request: Request) -> Response:
+        method = _ROUTES.get(request.path)
+        if method is None:
+            raise GatewayError(404, f"Unknown route: {request.method} {request.path}")
+        if request.method != method:
+            raise GatewayError(
+                405,
+                f"{request.method} is not allowed on {request.path}; use {method}.",
+                headers=(("allow", method),),
+            )
+        if request.path == "/v1/chat/completions":
+            return await self.chat_completions(request)
+        if request.path == "/v1/models":
+            return self.models()
+        return Response(200, [JSON], b'{"status":"ok"}')
+
+    def models(self) -> Response:
+        created = int(self.clock())
+        data = [
+            {"id": name, "object": "model", "created": created, "owned_by": "edgerelay"}
+            for name in routing.listed_models(self.config)
+        ]
+        return Response(200, [JSON], dumps({"object": "list", "data": data}))
+
+    async def chat_completions(self, request: Request) -> Response:
+        if len(request.body) > self.config.max_body_bytes:
+            raise too_large(self.config.max_body_bytes)
+        chat = parse_chat_request(request.body)
+        route = routing.route_model(chat.model, self.config)
+        ctx = ChatContext(
+            "chatcmpl-" + self.new_id(), int(self.clock()), self.new_id, chat.include_usage
+        )
+        if route.kind == "mock":
+            if chat.stream:
+                return Response(
+                    200, [EVENT_STREAM], stream=mock.stream(chat, ctx.completion_id, ctx.created)
+                )
+            return Response(200, [JSON], mock.completion(chat, ctx.completion_id, ctx.created))
+        provider = route.provider
+        if provider.key_required and not provider.api_key:
+            raise GatewayError(
+                503,
+                f"The {provider.name} provider is not configured: set {provider.api_key_env}.",
+                type="service_unavailable",
+                code="provider_not_configured",
+            )
+        if route.kind == "openai":
+            outbound = openai.build_request(chat, route, request.body, self.config.upstream_timeout)
+            upstream = await self._send(outbound, route)
+            if upstream.status >= 400:
+                raise await _upstream_error(upstream, openai.translate_error)
+            return passthrough(upstream)
+        translation = self.translations.get(route.kind)
+        if translation is None:
+            raise GatewayError(
+                501, f"The {route.kind} provider is not available in this build.", code=route.kind
+            )
+        outbound = translation.build_request(chat, route, self.config, ctx)
+        upstream = await self._send(outbound, route)
+        if upstream.status >= 400:
+            raise await _upstream_error(upstream, translation.translate_error)
+        if chat.stream:
+            translator = translation.stream_translator(route, ctx)
+            return Response(200, [EVENT_STREAM], stream=_translate(upstream, translator))
+        try:
+            body = await upstream.read()
+        except FetchError as exc:
+            raise _unreachable(route, exc) from None
+        finally:
+            await upstream.aclose()
+        return Response(200, [JSON], translation.translate_response(body, route, ctx))
+
+    async def _send(self, outbound: FetchRequest, route: routing.Route) -> FetchResponse:
+        try:
+            return await self.fetch(outbound)
+        except FetchError as exc:
+            raise _unreachable(route, exc) from None
+
+
+def passthrough(upstream: FetchResponse) -> Response:
+    """The client gets the upstream's status, allowed headers and body bytes unchanged."""
+    headers = filter_response_headers(upstream.headers)
+    return Response(upstream.status, headers, stream=upstream.aiter_bytes(), upstream=upstream)
+
+
+def too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        413,
+        f"The request body is larger than EDGERELAY_MAX_BODY_BYTES ({limit} bytes).",
+        code="request_too_large",
+    )
+
+
+def _unreachable(route: routing.Route, exc: FetchError) -> GatewayError:
+    name = route.provider.name if route.provider else route.kind
+    if exc.timeout:
+        return GatewayError(504, f"The {name} upstream did not answer in time.", code="timeout")
+    return GatewayError(502, f"Could not reach the {name} upstream: {exc}", code="bad_gateway")
+
+
+async def _upstream_error(upstream: FetchResponse, translate) -> GatewayError:
+    try:
+        body = b""
+        async for chunk in upstream.aiter_bytes():
+            body += chunk
+            if len(body) >= _ERROR_BODY_LIMIT:
+                break
+    except FetchError:
+        pass
+    finally:
+        await upstream.aclose()
+    error = translate(upstream.status, body, upstream.headers)
+    if error.retry_after is None:
+        error.retry_after = _retry_after(upstream.headers)
+    return error
+
+
+def _retry_after(headers) -> float | None:
+    value = headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: the header itself is forwarded by the allowlist
+
+
+async def _translate(upstream: FetchResponse, translator) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in upstream.aiter_bytes():
+            out = translator.feed(chunk)
+            if out:
+                yield out
+        out = translator.finish()
+    except FetchError as exc:
+        out = translator.fail(GatewayError(502, f"The upstream stream broke off: {exc}"))
+    finally:
+        await upstream.aclose()
+    if out:
+        yield out

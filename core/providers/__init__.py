@@ -1,0 +1,11 @@
+"""Provider modules. OpenAI-compatible upstreams pass through; the others translate.
+
+``TRANSLATIONS`` maps a provider kind to the module that translates OpenAI Chat Completions to
+it and back (see ``base.ChatTranslation``).
+"""
+
+from __future__ import annotations
+
+from .base import ChatTranslation
+
+TRANSLATIONS: dict[str, ChatTranslation] = {}

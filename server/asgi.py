@@ -1,0 +1,148 @@
+"""The ASGI adapter: turns an ASGI request into core's ``Request`` and writes core's ``Response``
+back, streaming chunk by chunk. A client that goes away cancels the upstream read at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+
+from core import Config, Gateway, Request, Response, error_response, load_config
+from core.fetch import Fetch
+from core.gateway import too_large
+
+log = logging.getLogger("edgerelay")
+
+
+def new_id() -> str:
+    return os.urandom(12).hex()
+
+
+def read_file(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def default_fetch(env: Mapping[str, str]) -> Fetch:
+    """aiohttp unless EDGERELAY_HTTP_CLIENT=httpx; both measured in bench/."""
+    if env.get("EDGERELAY_HTTP_CLIENT", "aiohttp") == "httpx":
+        from transports.httpx_fetch import HttpxFetch
+
+        return HttpxFetch()
+    from transports.aiohttp_fetch import AiohttpFetch
+
+    return AiohttpFetch()
+
+
+class EdgerelayASGI:
+    def __init__(self, config: Config, fetch: Fetch, *, clock: Callable[[], float] = time.time):
+        self.gateway = Gateway(config, fetch, clock=clock, new_id=new_id)
+        self.max_body = config.max_body_bytes
+        self.fetch = fetch
+
+    async def __call__(self, scope, receive, send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope, receive, send) -> None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        body = await _read_body(receive, headers, self.max_body)
+        if body is None:  # the client left while sending
+            return
+        if isinstance(body, Response):
+            await _send_response(body, send, receive)
+            return
+        raw_path = scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else scope["path"]
+        client = scope.get("client")
+        request = Request(
+            scope["method"],
+            path,
+            scope["query_string"].decode("latin-1"),
+            headers,
+            body,
+            client[0] if client else None,
+        )
+        response = await self.gateway.handle(request)
+        await _send_response(response, send, receive)
+
+    async def _lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                close = getattr(self.fetch, "aclose", None)
+                if close is not None:
+                    await close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _read_body(receive, headers: Mapping[str, str], limit: int) -> bytes | Response | None:
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return error_response(too_large(limit))
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                return error_response(too_large(limit))
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _send_response(response: Response, send, receive) -> None:
+    start = {
+        "type": "http.response.start",
+        "status": response.status,
+        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers],
+    }
+    if response.stream is None:
+        await send(start)
+        await send({"type": "http.response.body", "body": response.body})
+        return
+    pump = asyncio.ensure_future(_pump(response, start, send))
+    watch = asyncio.ensure_future(_wait_disconnect(receive))
+    try:
+        await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pump, watch):
+            task.cancel()
+        await response.aclose()
+    if pump.done() and not pump.cancelled() and pump.exception() is not None:
+        exc = pump.exception()
+        if not isinstance(exc, OSError):  # OSError: the client went away mid-write
+            log.error("stream failed: %s", type(exc).__name__)
+
+
+async def _pump(response: Response, start: dict, send) -> None:
+    await send(start)
+    async for chunk in response.stream:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _wait_disconnect(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def create_app(env: Mapping[str, str] | None = None, fetch: Fetch | None = None) -> EdgerelayASGI:
+    """Build the app from the environment; raises ``ConfigError`` naming a bad setting."""
+    env = os.environ if env is None else env
+    config = load_config(env, read_file)
+    return EdgerelayASGI(config, fetch or default_fetch(env))

@@ -1,0 +1,45 @@
+"""``edgerelay serve``: the local/container server on uvicorn (uvloop + httptools)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="edgerelay", description="AI-API gateway")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gateway on uvicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--access-log", action="store_true", help="log each request (uvicorn)")
+    args = parser.parse_args(argv)
+
+    from server.asgi import create_app
+
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        print(f"edgerelay: bad configuration: {exc}", file=sys.stderr)
+        return 2
+
+    import uvicorn
+
+    print(f"edgerelay: serving on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=args.access_log,
+        log_level="warning",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+import pytest
+
+from core.config import ConfigError, load_config
+
+
+def test_defaults():
+    config = load_config({})
+    assert config.providers["openai"].base_url == "https://api.openai.com/v1"
+    assert config.providers["anthropic"].base_url == "https://api.anthropic.com"
+    assert config.providers["gemini"].base_url == "https://generativelanguage.googleapis.com"
+    assert config.max_body_bytes == 10 * 1024 * 1024
+    assert config.providers["openai"].key_required
+
+
+def test_local_openai_compatible_server_needs_no_key():
+    config = load_config({"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1/"})
+    assert config.providers["openai"].base_url == "http://127.0.0.1:11434/v1"
+    assert not config.providers["openai"].key_required
+
+
+def test_google_api_key_wins_over_gemini_api_key_and_base_url_aliases():
+    config = load_config(
+        {
+            "GEMINI_API_KEY": "g1",
+            "GOOGLE_API_KEY": "g2",
+            "GOOGLE_GEMINI_BASE_URL": "http://127.0.0.1:9/",
+        }
+    )
+    gemini = config.providers["gemini"]
+    assert (gemini.api_key, gemini.api_key_env, gemini.base_url) == (
+        "g2",
+        "GOOGLE_API_KEY",
+        "http://127.0.0.1:9",
+    )
+    assert load_config({"GEMINI_API_KEY": "g1"}).providers["gemini"].api_key == "g1"
+
+
+def test_named_providers_from_toml_text_and_file():
+    toml = """
+[providers.groq]
+kind = "openai"
+base_url = "https://api.groq.com/openai/v1"
+api_key_env = "GROQ_API_KEY"
+[providers.claude-eu]
+kind = "anthropic"
+base_url = "https://eu.example.test"
+"""
+    config = load_config({"EDGERELAY_CONFIG": toml, "GROQ_API_KEY": "gk"})
+    assert config.providers["groq"].api_key == "gk"
+    assert config.providers["claude-eu"].kind == "anthropic"
+    files = {"/etc/edgerelay.toml": toml}
+    from_file = load_config({"EDGERELAY_CONFIG": "/etc/edgerelay.toml"}, files.__getitem__)
+    assert from_file.providers.keys() == config.providers.keys()
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"EDGERELAY_MAX_BODY_BYTES": "lots"}, "EDGERELAY_MAX_BODY_BYTES"),
+        ({"EDGERELAY_MAX_BODY_BYTES": "-1"}, "EDGERELAY_MAX_BODY_BYTES"),
+        ({"OPENAI_BASE_URL": "api.openai.com"}, "OPENAI_BASE_URL"),
+        ({"EDGERELAY_CONFIG": "[providers.x\n"}, "EDGERELAY_CONFIG"),
+        ({"EDGERELAY_CONFIG": '[providers.x]\nkind = "cohere"\nbase_url="https://x"'}, "kind"),
+        ({"EDGERELAY_CONFIG": "[providers.x]\nkind = 'openai'\n"}, "base_url"),
+        ({"EDGERELAY_CONFIG": "[aliases]\nfast = 3\n"}, "aliases"),
+        ({"EDGERELAY_UPSTREAM_TIMEOUT": "soon"}, "EDGERELAY_UPSTREAM_TIMEOUT"),
+    ],
+)
+def test_bad_settings_are_named(env, setting):
+    with pytest.raises(ConfigError) as raised:
+        load_config(env)
+    assert setting in str(raised.value)
+
+
+def test_config_path_without_file_access_is_named():
+    with pytest.raises(ConfigError, match="EDGERELAY_CONFIG"):
+        load_config({"EDGERELAY_CONFIG": "/etc/edgerelay.toml"})
