@@ -122,11 +122,13 @@ async def _send_response(response: Response, send, receive) -> None:
     finally:
         for task in (pump, watch):
             task.cancel()
+        # Let the pump unwind before closing the stream it iterates.
+        results = await asyncio.gather(pump, watch, return_exceptions=True)
         await response.aclose()
-    if pump.done() and not pump.cancelled() and pump.exception() is not None:
-        exc = pump.exception()
-        if not isinstance(exc, OSError):  # OSError: the client went away mid-write
-            log.error("stream failed: %s", type(exc).__name__)
+    failure = results[0]
+    if isinstance(failure, Exception) and not isinstance(failure, OSError):
+        # OSError: the client went away mid-write. Anything else is ours: log its kind only.
+        log.error("stream failed: %s", type(failure).__name__)
 
 
 async def _pump(response: Response, start: dict, send) -> None:
