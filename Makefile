@@ -7,7 +7,7 @@ NEWEST_PYTHON := $(shell scripts/newest-python)
 NEWEST_VENV := .venv-newest
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: dev test lint test-cpython test-newest test-pyodide bench format clean
+.PHONY: dev test lint test-cpython test-newest test-pyodide node-deps bench format clean
 
 $(STAMP): requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,20 @@ test-cpython: $(STAMP)
 test-newest:
 	@if [ -z "$(NEWEST_PYTHON)" ]; then echo "no CPython 3.12+ found: newest-Python run skipped"; \
 	else $(MAKE) --no-print-directory $(NEWEST_VENV)/.installed && $(NEWEST_VENV)/bin/python -m pytest; fi
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+node-deps: node_modules/.installed
+
+# The core suite and the Worker's tests inside real Pyodide (the npm package) under Node.
+test-pyodide: node_modules/.installed
+	sh tests/pyodide/fetch_wheels.sh
+	node tests/pyodide/run.mjs
+
+bench: $(STAMP)
+	$(BIN)/python bench/relay_bench.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import bad_request
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
-@dataclass(slots=True)
-class ChatRequest:
+class ChatRequest(NamedTuple):
     body: dict  # the parsed JSON object, as the client sent it
     model: str
     stream: bool

@@ -6,10 +6,8 @@ optional TOML document in ``EDGERELAY_CONFIG``. Every setting has a default; a b
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 ProviderKind = Literal["openai", "anthropic", "gemini", "mock"]
 KINDS = ("openai", "anthropic", "gemini")
@@ -21,8 +19,7 @@ class ConfigError(Exception):
         self.setting = setting
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderConfig:
+class ProviderConfig(NamedTuple):
     name: str  # the routing prefix: "openai", "groq", ...
     kind: ProviderKind
     base_url: str  # no trailing slash
@@ -33,10 +30,9 @@ class ProviderConfig:
     models: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(NamedTuple):
     providers: Mapping[str, ProviderConfig]
-    aliases: Mapping[str, str] = field(default_factory=dict)
+    aliases: Mapping[str, str] = {}  # never mutated
     max_body_bytes: int = 10 * 1024 * 1024
     upstream_timeout: float = 600.0  # seconds to the upstream's response headers
     anthropic_default_max_tokens: int = 4096
@@ -130,6 +126,8 @@ def _parse_toml(raw: str, read_file: Callable[[str], str] | None) -> dict:
             text = read_file(raw)
         except OSError as exc:
             raise ConfigError("EDGERELAY_CONFIG", f"cannot read {raw}: {exc.strerror}") from None
+    import tomllib  # only when there is TOML: it is slow to import
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -8,17 +8,15 @@ Core never opens a socket. Each platform supplies a ``Fetch`` (httpx or aiohttp 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
-@dataclass(frozen=True, slots=True)
-class FetchRequest:
+class FetchRequest(NamedTuple):
     """An outbound HTTP request: everything a transport needs, nothing platform-specific."""
 
     method: str
     url: str
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = {}  # never mutated
     body: bytes | None = None
     timeout: float | None = None  # seconds for the whole exchange up to the response headers
 

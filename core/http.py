@@ -9,28 +9,51 @@ adapter that can forward ``upstream.native_body`` without touching it (a Worker)
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-
 from .fetch import FetchResponse
 
 
-@dataclass(slots=True)
 class Request:
-    method: str
-    path: str  # raw path as received, still percent-encoded
-    query: str = ""  # raw query string without the "?"
-    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
-    body: bytes = b""
-    client_ip: str | None = None
+    __slots__ = ("body", "client_ip", "headers", "method", "path", "query")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: str = "",
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        client_ip: str | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path  # raw path as received, still percent-encoded
+        self.query = query  # raw query string without the "?"
+        self.headers = {} if headers is None else headers  # lower-case names
+        self.body = body
+        self.client_ip = client_ip
+
+    def __repr__(self) -> str:  # never the headers or body: they may hold secrets
+        return f"Request({self.method} {self.path})"
 
 
-@dataclass(slots=True)
 class Response:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes = b""
-    stream: AsyncIterator[bytes] | None = None
-    upstream: FetchResponse | None = None
+    __slots__ = ("body", "headers", "status", "stream", "upstream")
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes = b"",
+        stream: AsyncIterator[bytes] | None = None,
+        upstream: FetchResponse | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.stream = stream
+        self.upstream = upstream
+
+    def __repr__(self) -> str:
+        return f"Response({self.status})"
 
     @property
     def is_stream(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .config import Config, ProviderConfig
 from .errors import GatewayError
@@ -10,8 +10,7 @@ from .errors import GatewayError
 MOCK_MODELS = ("echo",)
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(NamedTuple):
     provider: ProviderConfig | None  # None for the built-in mock provider
     kind: str  # "openai" | "anthropic" | "gemini" | "mock"
     model: str  # the name the upstream sees

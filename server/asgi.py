@@ -4,7 +4,6 @@ back, streaming chunk by chunk. A client that goes away cancels the upstream rea
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -12,8 +11,6 @@ from collections.abc import Callable, Mapping
 from core import Config, Gateway, Request, Response, error_response, load_config
 from core.fetch import Fetch
 from core.gateway import too_large
-
-log = logging.getLogger("edgerelay")
 
 
 def new_id() -> str:
@@ -55,21 +52,40 @@ class EdgerelayASGI:
         if body is None:  # the client left while sending
             return
         if isinstance(body, Response):
-            await _send_response(body, send, receive)
+            await _send_bytes(body, send)
             return
         raw_path = scope.get("raw_path")
-        path = raw_path.decode("latin-1") if raw_path else scope["path"]
         client = scope.get("client")
         request = Request(
             scope["method"],
-            path,
+            raw_path.decode("latin-1") if raw_path else scope["path"],
             scope["query_string"].decode("latin-1"),
             headers,
             body,
             client[0] if client else None,
         )
-        response = await self.gateway.handle(request)
-        await _send_response(response, send, receive)
+        # From here on, a client that goes away cancels this task wherever it is: waiting for
+        # the upstream's headers (a long non-stream answer) or between stream chunks.
+        task = asyncio.current_task()
+        gone = asyncio.Event()
+        watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task, gone))
+        response = None
+        try:
+            response = await self.gateway.handle(request)
+            if response.stream is None:
+                await _send_bytes(response, send)
+            else:
+                await _send_stream(response, send)
+        except asyncio.CancelledError:
+            if not gone.is_set():
+                raise  # a shutdown, not the client leaving
+            task.uncancel()
+        except OSError:
+            pass  # the client went away mid-write
+        finally:
+            watcher.cancel()
+            if response is not None:
+                await response.aclose()
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -105,42 +121,26 @@ async def _read_body(receive, headers: Mapping[str, str], limit: int) -> bytes |
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _send_response(response: Response, send, receive) -> None:
-    start = {
-        "type": "http.response.start",
-        "status": response.status,
-        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers],
-    }
-    if response.stream is None:
-        await send(start)
-        await send({"type": "http.response.body", "body": response.body})
-        return
-    pump = asyncio.ensure_future(_pump(response, start, send))
-    watch = asyncio.ensure_future(_wait_disconnect(receive))
-    try:
-        await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (pump, watch):
-            task.cancel()
-        # Let the pump unwind before closing the stream it iterates.
-        results = await asyncio.gather(pump, watch, return_exceptions=True)
-        await response.aclose()
-    failure = results[0]
-    if isinstance(failure, Exception) and not isinstance(failure, OSError):
-        # OSError: the client went away mid-write. Anything else is ours: log its kind only.
-        log.error("stream failed: %s", type(failure).__name__)
+async def _send_bytes(response: Response, send) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
-async def _pump(response: Response, start: dict, send) -> None:
-    await send(start)
+async def _send_stream(response: Response, send) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
     async for chunk in response.stream:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _wait_disconnect(receive) -> None:
+async def _cancel_on_disconnect(receive, task: asyncio.Task, gone: asyncio.Event) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+    gone.set()
+    task.cancel()
 
 
 def create_app(env: Mapping[str, str] | None = None, fetch: Fetch | None = None) -> EdgerelayASGI:

@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         lifespan="on",
         access_log=args.access_log,
         log_level="warning",
+        proxy_headers=False,  # trust no X-Forwarded-For unless a deployment sets it up
+        server_header=False,
     )
     return 0
 

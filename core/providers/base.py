@@ -8,8 +8,7 @@ come in through ``ChatContext``, so output is deterministic under test.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..chat import ChatRequest
 from ..config import Config
@@ -18,8 +17,7 @@ from ..fetch import FetchRequest
 from ..routing import Route
 
 
-@dataclass(frozen=True, slots=True)
-class ChatContext:
+class ChatContext(NamedTuple):
     completion_id: str  # "chatcmpl-…", used where the upstream gives no id
     created: int  # unix seconds, from the injected clock
     new_id: Callable[[], str]  # fresh random ids (tool call ids for Gemini)

@@ -1,0 +1,260 @@
+"""The relay benchmark: direct calls to a loopback fake upstream vs the same calls through the
+gateway (aiohttp and httpx transports), interleaved in small blocks so machine drift cancels.
+
+Prints one markdown table. Every loop is bounded by count; nothing here is a test.
+Usage: python bench/relay_bench.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+TICK = os.sysconf("SC_CLK_TCK")
+BODY = json.dumps({"model": "gpt-bench", "messages": [{"role": "user", "content": "hi"}]})
+STREAM_BODY = json.dumps({**json.loads(BODY), "stream": True})
+PACED_BODY = json.dumps({**json.loads(BODY), "stream": True, "pace_ms": 2})
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, limit: float = 10.0) -> float:
+    """Seconds from now until GET url answers 200 (polled every 2 ms)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=1)
+            conn.request("GET", parts.path)
+            if conn.getresponse().status == 200:
+                return time.perf_counter() - start
+        except OSError:
+            time.sleep(0.002)
+    raise RuntimeError(f"{url} did not answer within {limit} s")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_mib(pid: int) -> float:
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) / 1024
+
+
+def start_gateway(port: int, upstream: str, client: str) -> tuple[subprocess.Popen, float]:
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": upstream + "/v1",
+        "OPENAI_API_KEY": "sk-bench",
+        "EDGERELAY_HTTP_CLIENT": client,
+    }
+    cmd = [PY, "-m", "server.cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    return proc, wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
+
+
+async def one(session: aiohttp.ClientSession, url: str, body: str) -> tuple[float, float]:
+    """(total seconds, seconds to the first body byte) for one request."""
+    start = time.perf_counter()
+    async with session.post(url, data=body, headers={"content-type": "application/json"}) as r:
+        first = None
+        async for _ in r.content.iter_any():
+            if first is None:
+                first = time.perf_counter()
+        end = time.perf_counter()
+        assert r.status == 200, r.status
+    return end - start, (first or end) - start
+
+
+async def block(session, url, body, n, concurrency) -> list[tuple[float, float]]:
+    results: list[tuple[float, float]] = []
+    per_worker = n // concurrency
+
+    async def worker():
+        for _ in range(per_worker):
+            results.append(await one(session, url, body))
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def measure(targets: dict[str, str], pids: dict[str, int], rounds: int) -> dict:
+    out: dict = {}
+    connector = aiohttp.TCPConnector(limit=64)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        scenarios = [
+            ("json c=1", BODY, 1, 20),
+            ("stream c=1", STREAM_BODY, 1, 10),
+            ("paced stream c=1", PACED_BODY, 1, 2),
+            ("json c=32", BODY, 32, 128),
+            ("stream c=32", STREAM_BODY, 32, 64),
+        ]
+        for name, _, _, _ in scenarios:
+            out[name] = {
+                t: {"lat": [], "ttfb": [], "time": 0.0, "n": 0, "cpu": 0.0} for t in targets
+            }
+        for url in targets.values():  # warm connections and caches
+            await block(session, url, BODY, 64, 8)
+            await block(session, url, STREAM_BODY, 16, 4)
+        peak = dict.fromkeys(pids, 0.0)
+        for _ in range(rounds):
+            for name, body, conc, n in scenarios:
+                for target, url in targets.items():
+                    pid = pids.get(target)
+                    cpu0 = cpu_seconds(pid) if pid else 0.0
+                    t0 = time.perf_counter()
+                    results = await block(session, url, body, n, conc)
+                    cell = out[name][target]
+                    cell["time"] += time.perf_counter() - t0
+                    cell["n"] += len(results)
+                    cell["lat"] += [r[0] for r in results]
+                    cell["ttfb"] += [r[1] for r in results]
+                    if pid:
+                        cell["cpu"] += cpu_seconds(pid) - cpu0
+                        peak[target] = max(peak[target], rss_mib(pid))
+        out["peak_rss"] = peak
+    return out
+
+
+def _top_level_imports(code: str) -> dict[str, int]:
+    """Cumulative microseconds of each top-level import of a fresh ``python -X importtime``."""
+    proc = subprocess.run(
+        [PY, "-X", "importtime", "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    found = {}
+    for line in proc.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit() and not parts[2][1:].startswith(" "):
+            found[parts[2].strip()] = int(parts[1])
+    return found
+
+
+def import_ms(modules: str, runs: int = 5) -> float:
+    """What importing ``modules`` adds to a bare interpreter's start, median of runs (ms)."""
+    baseline = set(_top_level_imports("pass"))
+    times = []
+    for _ in range(runs):
+        found = _top_level_imports(f"import {modules}")
+        times.append(sum(us for name, us in found.items() if name not in baseline) / 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+
+    up_port = free_port()
+    upstream = subprocess.Popen([PY, str(ROOT / "bench/upstream.py"), str(up_port)], cwd=ROOT)
+    procs = [upstream]
+    try:
+        up_url = f"http://127.0.0.1:{up_port}"
+        wait_ready_post(up_url)
+        gateways, startup = {}, {}
+        for client in ("aiohttp", "httpx"):
+            port = free_port()
+            proc, seconds = start_gateway(port, up_url, client)
+            procs.append(proc)
+            gateways[client] = (proc, f"http://127.0.0.1:{port}")
+            startup[client] = seconds
+        idle = {c: rss_mib(p.pid) for c, (p, _) in gateways.items()}
+        targets = {"direct": up_url + "/v1/chat/completions"}
+        targets |= {f"gw-{c}": u + "/v1/chat/completions" for c, (_, u) in gateways.items()}
+        pids = {f"gw-{c}": p.pid for c, (p, _) in gateways.items()}
+        results = asyncio.run(measure(targets, pids, args.rounds))
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+    report(results, startup, idle)
+
+
+def wait_ready_post(url: str) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    for _ in range(1000):
+        try:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=1)
+            conn.request("POST", "/v1/chat/completions", BODY)
+            conn.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError("upstream did not start")
+
+
+def row(*cells: object) -> None:
+    print("| " + " | ".join(str(c) for c in cells) + " |")
+
+
+def report(results: dict, startup: dict, idle: dict) -> None:
+    ms = 1000
+    print(f"\nEdgerelay relay benchmark — {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print("Added = through the gateway minus direct, same run, interleaved blocks.\n")
+    row("scenario", "metric", "direct", "gw aiohttp", "added", "gw httpx", "added")
+    row(*["---"] * 7)
+    for name, cells in results.items():
+        if name == "peak_rss":
+            continue
+        d, a, h = cells["direct"], cells["gw-aiohttp"], cells["gw-httpx"]
+        for q in (0.5, 0.99):
+            dv, av, hv = (pct(c["lat"], q) * ms for c in (d, a, h))
+            row(name, f"p{int(q * 100)} ms", f"{dv:.3f}", f"{av:.3f}", f"{av - dv:+.3f}",
+                f"{hv:.3f}", f"{hv - dv:+.3f}")  # fmt: skip
+        if "stream" in name:
+            dv, av, hv = (pct(c["ttfb"], 0.5) * ms for c in (d, a, h))
+            row(name, "TTFB p50 ms", f"{dv:.3f}", f"{av:.3f}", f"{av - dv:+.3f}",
+                f"{hv:.3f}", f"{hv - dv:+.3f}")  # fmt: skip
+        if "c=32" in name:
+            dv, av, hv = (c["n"] / c["time"] for c in (d, a, h))
+            row(name, "req/s", f"{dv:.0f}", f"{av:.0f}", f"{av / dv:.2f}x",
+                f"{hv:.0f}", f"{hv / dv:.2f}x")  # fmt: skip
+        cpu_a, cpu_h = (c["cpu"] / c["n"] * ms for c in (a, h))
+        row(name, "gateway CPU ms/req", "", f"{cpu_a:.3f}", "", f"{cpu_h:.3f}", "")
+    peak = results["peak_rss"]
+    row("process", "RSS idle MiB", "", f"{idle['aiohttp']:.1f}", "", f"{idle['httpx']:.1f}", "")
+    row("process", "RSS peak MiB", "", f"{peak['gw-aiohttp']:.1f}", "",
+        f"{peak['gw-httpx']:.1f}", "")  # fmt: skip
+    row("process", "startup to first 200 s", "", f"{startup['aiohttp']:.3f}", "",
+        f"{startup['httpx']:.3f}", "")  # fmt: skip
+    print()
+    print(f"import core: {import_ms('core'):.1f} ms (-X importtime, median of 5)")
+    serve = "server.asgi, transports.aiohttp_fetch, uvicorn, uvloop, httptools"
+    print(f"import {serve}: {import_ms(serve):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
