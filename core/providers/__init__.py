@@ -6,6 +6,9 @@ it and back (see ``base.ChatTranslation``).
 
 from __future__ import annotations
 
+from . import anthropic
 from .base import ChatTranslation
 
-TRANSLATIONS: dict[str, ChatTranslation] = {}
+TRANSLATIONS: dict[str, ChatTranslation] = {
+    "anthropic": anthropic,
+}

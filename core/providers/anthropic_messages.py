@@ -1,0 +1,151 @@
+"""OpenAI chat messages -> Anthropic's ``system`` and turns (docs/anthropic.md, "Request
+fields"). Each refusal is a 400 naming the exact field, e.g. ``messages[2].content[1]``."""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import bad_request
+from .anthropic_response import FORMAT
+
+
+def convert(messages: list) -> tuple[list[dict], list[dict]]:
+    """System text blocks (system and developer messages, wherever they are) and the turns.
+    Consecutive turns of one role are merged, as Anthropic itself does; so tool results form
+    one user turn, with any user message right after them."""
+    system: list[dict] = []
+    turns: list[dict] = []
+    for i, message in enumerate(messages):
+        role = message["role"]
+        where = f"messages[{i}]"
+        if role in ("system", "developer"):
+            system += _text_blocks(message.get("content"), where + ".content")
+            continue
+        if role == "user":
+            blocks = _user_blocks(message.get("content"), where + ".content")
+        elif role == "assistant":
+            blocks = _assistant_blocks(message, where)
+        elif role == "tool":
+            blocks = [_tool_result(message, where)]
+            role = "user"
+        else:
+            raise bad_request(
+                f"`{where}.role` 'function' is not supported: use tools.", param=where + ".role"
+            )
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"] += blocks
+        else:
+            turns.append({"role": role, "content": blocks})
+    if not turns:
+        raise bad_request(
+            "`messages` needs at least one user or assistant message for Anthropic.",
+            param="messages",
+        )
+    return system, turns
+
+
+def _parts(content: object, where: str) -> list:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if isinstance(content, list):
+        return content
+    raise bad_request(f"`{where}` must be a string or an array of parts.", param=where)
+
+
+def _text_blocks(content: object, where: str, kinds=("text",)) -> list[dict]:
+    blocks = []
+    for j, part in enumerate(_parts(content, where)):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind not in kinds:
+            raise bad_request(f"`{where}[{j}]`: only text parts are allowed here.", param=where)
+        text = part.get(kind)  # a "refusal" part keeps its text under "refusal"
+        if text:  # Anthropic refuses empty text blocks
+            blocks.append({"type": "text", "text": text})
+    return blocks
+
+
+def _user_blocks(content: object, where: str) -> list[dict]:
+    blocks = []
+    for j, part in enumerate(_parts(content, where)):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            if part.get("text"):
+                blocks.append({"type": "text", "text": part["text"]})
+        elif kind == "image_url":
+            blocks.append(_image(part.get("image_url"), f"{where}[{j}].image_url"))
+        else:
+            raise bad_request(
+                f"`{where}[{j}]`: part type {kind!r} is not supported for Anthropic models "
+                "(text and image_url are).",
+                param=f"{where}[{j}]",
+            )
+    return blocks
+
+
+def _image(image: object, where: str) -> dict:
+    url = image.get("url") if isinstance(image, dict) else image
+    if isinstance(url, str) and url.startswith("data:"):
+        meta, comma, data = url[5:].partition(",")
+        media_type, *params = meta.split(";")
+        if comma and "base64" in params and media_type:
+            source = {"type": "base64", "media_type": media_type, "data": data}
+            return {"type": "image", "source": source}
+    elif isinstance(url, str) and url.startswith(("https://", "http://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise bad_request(
+        f"`{where}.url` must be an http(s) URL or a base64 data: URL.", param=where + ".url"
+    )
+
+
+def _assistant_blocks(message: dict, where: str) -> list[dict]:
+    # Signed thinking goes back first: Anthropic refuses a tool-use turn continued without it.
+    blocks = _reasoning_blocks(message.get("reasoning_details"))
+    blocks += _text_blocks(message.get("content"), where + ".content", ("text", "refusal"))
+    for j, call in enumerate(message.get("tool_calls") or ()):
+        at = f"{where}.tool_calls[{j}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or call.get("type", "function") != "function":
+            raise bad_request(f"`{at}` must be a function tool call.", param=at)
+        arguments = function.get("arguments") or ""
+        parsed = arguments  # some clients send the object itself, not its JSON: take it
+        if isinstance(arguments, str):
+            try:
+                parsed = json.loads(arguments) if arguments.strip() else {}
+            except ValueError:
+                parsed = None
+        if not isinstance(parsed, dict):
+            raise bad_request(
+                f"`{at}.function.arguments` must be a JSON object in a string.",
+                param=at + ".function.arguments",
+            )
+        use = {"type": "tool_use", "id": call.get("id"), "name": function.get("name")}
+        use["input"] = parsed
+        blocks.append(use)
+    return blocks
+
+
+def _reasoning_blocks(details: object) -> list[dict]:
+    """Our own reasoning_details items back into thinking blocks, in order. Items of another
+    format (a Gemini turn), and thinking without a signature, cannot go to Anthropic."""
+    blocks = []
+    for item in details if isinstance(details, list) else ():
+        if not isinstance(item, dict) or item.get("format", FORMAT) != FORMAT:
+            continue
+        if item.get("type") == "reasoning.text" and item.get("signature"):
+            text = item.get("text") or ""
+            blocks.append({"type": "thinking", "thinking": text, "signature": item["signature"]})
+        elif item.get("type") == "reasoning.encrypted" and item.get("data"):
+            blocks.append({"type": "redacted_thinking", "data": item["data"]})
+    return blocks
+
+
+def _tool_result(message: dict, where: str) -> dict:
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise bad_request(f"`{where}.tool_call_id` is required.", param=where + ".tool_call_id")
+    content = message.get("content")
+    if not isinstance(content, str):
+        content = _text_blocks(content, where + ".content")
+    return {"type": "tool_result", "tool_use_id": call_id, "content": content}

@@ -1,0 +1,147 @@
+"""Anthropic's JSON answer and errors in OpenAI's format, and what the stream shares with them:
+the finish reasons, the usage arithmetic and the reasoning_details items (docs/extensions.md)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from ..chat import dumps
+from ..errors import GatewayError
+from ..routing import Route
+from .base import ChatContext
+
+FORMAT = "anthropic-claude-v1"  # the ``format`` of our reasoning_details items (OpenRouter's)
+
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "pause_turn": "stop",
+    "refusal": "content_filter",
+    "model_context_window_exceeded": "length",
+}
+
+# The HTTP status an Anthropic error type stands for; 529 overloaded becomes 503 for OpenAI
+# clients (a status every HTTP client and SDK knows to retry).
+ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 503,
+}
+
+
+def openai_usage(usage: dict) -> dict:
+    """Anthropic usage as OpenAI's: cache reads and writes are prompt tokens too."""
+    cached = usage.get("cache_read_input_tokens") or 0
+    prompt = (usage.get("input_tokens") or 0) + (usage.get("cache_creation_input_tokens") or 0)
+    prompt += cached
+    completion = usage.get("output_tokens") or 0
+    out = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
+    details = usage.get("output_tokens_details")
+    if isinstance(details, dict) and details.get("thinking_tokens") is not None:
+        out["completion_tokens_details"] = {"reasoning_tokens": details["thinking_tokens"]}
+    return out
+
+
+def thinking_item(text: str, signature: str | None, index: int) -> dict:
+    item = {"type": "reasoning.text", "text": text}
+    if signature:
+        item["signature"] = signature
+    item["format"] = FORMAT
+    item["index"] = index
+    return item
+
+
+def redacted_item(data: str, index: int) -> dict:
+    return {"type": "reasoning.encrypted", "data": data, "format": FORMAT, "index": index}
+
+
+def error_from(error: object, status: int | None = None) -> GatewayError:
+    """A GatewayError from Anthropic's ``{"type": ..., "message": ...}`` error object."""
+    kind = error.get("type") if isinstance(error, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if status == 529:  # Anthropic's own "overloaded" status
+        status = 503
+    elif status is None:  # an error event inside a stream: only its type tells
+        status = ERROR_STATUS.get(kind, 500)
+    if not isinstance(message, str) or not message:
+        message = f"The Anthropic upstream answered with an error ({kind or status})."
+    return GatewayError(status, message, type=kind if isinstance(kind, str) else None)
+
+
+def translate_response(body: bytes, route: Route, ctx: ChatContext) -> bytes:
+    try:
+        answer = json.loads(body)
+        blocks = answer["content"]
+        if not isinstance(blocks, list):
+            raise TypeError
+    except (ValueError, LookupError, TypeError):
+        raise GatewayError(
+            502, "The Anthropic upstream sent an answer that is not a message.", code="bad_gateway"
+        ) from None
+    texts, calls, thinking, details = [], [], [], []
+    for block in blocks:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            texts.append(block.get("text") or "")
+        elif kind == "tool_use":
+            function = {"name": block.get("name"), "arguments": _json(block.get("input") or {})}
+            calls.append({"id": block.get("id"), "type": "function", "function": function})
+        elif kind == "thinking":
+            thinking.append(block.get("thinking") or "")
+            details.append(thinking_item(thinking[-1], block.get("signature"), len(details)))
+        elif kind == "redacted_thinking":
+            details.append(redacted_item(block.get("data"), len(details)))
+    # Content is a string unless the answer is tool calls alone, as OpenAI sends it.
+    content = "".join(texts) if texts or not calls else None
+    message: dict = {"role": "assistant", "content": content, "refusal": None}
+    if calls:
+        message["tool_calls"] = calls
+    if thinking:
+        message["reasoning_content"] = "".join(thinking)
+    if details:
+        message["reasoning_details"] = details
+    choice = {
+        "index": 0,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": FINISH_REASONS.get(answer.get("stop_reason"), "stop"),
+    }
+    usage = answer.get("usage")
+    return dumps(
+        {
+            "id": answer.get("id") or ctx.completion_id,
+            "object": "chat.completion",
+            "created": ctx.created,
+            "model": answer.get("model") or route.model,
+            "choices": [choice],
+            "usage": openai_usage(usage if isinstance(usage, dict) else {}),
+        }
+    )
+
+
+def translate_error(status: int, body: bytes, headers: Mapping[str, str]) -> GatewayError:
+    """Anthropic's message and error type; 529 (overloaded) becomes 503."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        error = None
+    return error_from(error, status)
+
+
+def _json(value: object) -> str:
+    return dumps(value).decode()
