@@ -9,6 +9,7 @@ adapter that can forward ``upstream.native_body`` without touching it (a Worker)
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+
 from .fetch import FetchResponse
 
 
