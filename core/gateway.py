@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 
+from . import passthrough as native
 from . import routing
 from .chat import dumps, parse_chat_request
 from .config import Config
@@ -68,6 +69,10 @@ class Gateway:
     async def _dispatch(self, request: Request) -> Response:
         method = _ROUTES.get(request.path)
         if method is None:
+            # /openai/v1/…, /anthropic/…, /gemini/… and named providers: native passthrough.
+            response = await native.relay(request, self.config, self.fetch)
+            if response is not None:
+                return response
             raise GatewayError(404, f"Unknown route: {request.method} {request.path}")
         if request.method != method:
             raise GatewayError(

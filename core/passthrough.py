@@ -1,0 +1,296 @@
+"""Native passthrough routes: each provider's own SDK talks to the gateway as if it were the
+provider, and the gateway relays the bytes with its own key injected.
+
+``/openai/v1/<path>`` goes to ``OPENAI_BASE_URL/<path>``, ``/anthropic/<path>`` to
+``ANTHROPIC_BASE_URL/<path>`` and ``/gemini/<path>`` to ``GEMINI_BASE_URL/<path>``; a named
+provider from ``EDGERELAY_CONFIG`` gets the same under its own name, shaped by its ``kind``.
+
+The gateway's key must reach only model endpoints, never account, file, batch, fine-tuning or
+admin ones. So the route is an allowlist of (method, exact path template), and it is matched
+against the path exactly as it will be sent: the path is decoded and checked segment by segment,
+anything an HTTP client or upstream could reinterpret (dot segments, encoded slashes,
+backslashes, empty segments) is refused, and the upstream gets the validated canonical path.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .config import Config, ProviderConfig
+from .errors import Flavor, GatewayError
+from .fetch import Fetch, FetchError, FetchRequest
+from .http import Request, Response
+
+# What each kind allows, relative to the provider's base URL. OpenAI's base URL already ends in
+# /v1 (as OPENAI_BASE_URL does), Anthropic's and Gemini's carry no version.
+_GEMINI_VERBS = ("generateContent", "streamGenerateContent", "countTokens", "embedContent")
+ALLOWLIST: dict[str, tuple[tuple[str, str], ...]] = {
+    "openai": (
+        ("POST", "chat/completions"),
+        ("POST", "responses"),
+        ("POST", "embeddings"),
+        ("GET", "models"),
+        ("GET", "models/{id}"),
+    ),
+    "anthropic": (
+        ("POST", "v1/messages"),
+        ("POST", "v1/messages/count_tokens"),
+        ("GET", "v1/models"),
+    ),
+    "gemini": tuple(
+        route
+        for version in ("v1beta", "v1")
+        for route in (
+            *(("POST", f"{version}/models/{{model}}:{verb}") for verb in _GEMINI_VERBS),
+            ("GET", f"{version}/models"),
+        )
+    ),
+}
+
+# A placeholder matches one whole path segment (or the part before a ':verb' suffix): a letter
+# or digit, then only these characters, so never '/' and never a dot segment. OpenAI model ids
+# need ':' and '@' (``ft:gpt-4o-mini:org:name:id``). A Gemini model is followed by ':verb' in
+# the same segment, so ':' is excluded there: ``x:batchGenerateContent:countTokens`` must not
+# pass as model ``x:batchGenerateContent``.
+_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+PLACEHOLDERS = {
+    "{id}": _ALNUM | frozenset("._:@-"),
+    "{model}": _ALNUM | frozenset("._-"),
+}
+
+# The path prefix a kind's SDK puts in front of the allowlisted path (OpenAI SDKs' base URL is
+# ``…/openai/v1``, matching the /v1 that OPENAI_BASE_URL already ends in).
+_SDK_PREFIX = {"openai": "v1/", "anthropic": "", "gemini": ""}
+
+# How each kind takes the gateway's key: (header, value template).
+_KEY_HEADER = {
+    "openai": ("authorization", "Bearer {}"),
+    "anthropic": ("x-api-key", "{}"),
+    "gemini": ("x-goog-api-key", "{}"),
+}
+
+# Request headers the upstream may see, explicitly: what the request means and the provider
+# version/beta switches the SDKs send. Never credentials (authorization, x-api-key,
+# x-goog-api-key, cookie), never the client's organisation or project (the gateway's account is
+# the one used), never hop-by-hop or transport headers (host, content-length, accept-encoding:
+# the transport sets and decodes them), never x-forwarded-*. SDK telemetry (user-agent,
+# x-stainless-*) describes the client's machine and serves no request, so it stays behind too.
+_COMMON_HEADERS = ("content-type", "content-encoding", "accept", "idempotency-key")
+FORWARDED_HEADERS = {
+    "openai": frozenset({*_COMMON_HEADERS, "openai-beta"}),
+    "anthropic": frozenset({*_COMMON_HEADERS, "anthropic-version", "anthropic-beta"}),
+    "gemini": frozenset({*_COMMON_HEADERS, "x-goog-api-client"}),
+}
+
+# Query parameters that carry a credential: Gemini clients may send the key as ?key=. The
+# gateway's own key travels in a header instead.
+_SECRET_QUERY_PARAMS = frozenset({"key"})
+
+
+class Native(NamedTuple):
+    """A request addressed to a provider's passthrough route (not yet checked)."""
+
+    provider: ProviderConfig
+    rest: str  # the raw path after ``/<name>/``, still percent-encoded, unchecked
+
+    @property
+    def flavor(self) -> Flavor:
+        return self.provider.kind  # type: ignore[return-value]  # kinds are the flavours
+
+
+def allowed(kind: str, method: str, path: str) -> bool:
+    """Whether ``method path`` (decoded, relative to the base URL) is on ``kind``'s allowlist."""
+    segments = path.split("/")
+    return any(
+        method == allowed_method and _matches(template.split("/"), segments)
+        for allowed_method, template in ALLOWLIST[kind]
+    )
+
+
+def _matches(template: list[str], segments: list[str]) -> bool:
+    if len(template) != len(segments):
+        return False
+    for pattern, segment in zip(template, segments, strict=True):
+        placeholder, brace, suffix = pattern.partition("}")
+        if not brace:  # a literal segment
+            if segment != pattern:
+                return False
+            continue
+        # "{model}:verb": the placeholder, then a literal suffix.
+        charset = PLACEHOLDERS[placeholder + brace]
+        value = segment[: len(segment) - len(suffix)]
+        if not segment.endswith(suffix) or not value or value[0] not in _ALNUM:
+            return False
+        if not all(c in charset for c in value):
+            return False
+    return True
+
+
+def find(path: str, config: Config) -> Native | None:
+    """The provider whose passthrough route ``path`` names, or None (not a passthrough path).
+
+    The provider name is compared raw: ``/%61nthropic/…`` names no provider and gets the
+    gateway's ordinary 404."""
+    if not path.startswith("/"):
+        return None
+    name, _, rest = path[1:].partition("/")
+    provider = config.providers.get(name)
+    if provider is None or provider.kind not in ALLOWLIST:
+        return None
+    return Native(provider, rest)
+
+
+def build_request(request: Request, native: Native, config: Config) -> FetchRequest:
+    """The upstream request for an allowed passthrough call; raises ``GatewayError`` otherwise.
+
+    Checks run before anything is sent: a malformed path is 400, a path or method outside the
+    allowlist 404, an oversized body 413, a missing key 503."""
+    provider = native.provider
+    path = canonical_path(native.rest)
+    prefix = _SDK_PREFIX[provider.kind]
+    if not (
+        path.startswith(prefix) and allowed(provider.kind, request.method, path[len(prefix) :])
+    ):
+        raise GatewayError(
+            404,
+            f"{request.method} {request.path} is not an allowed route of the {provider.name} "
+            "passthrough.",
+            code="route_not_allowed",
+        )
+    if len(request.body) > config.max_body_bytes:
+        raise GatewayError(
+            413,
+            f"The request body is larger than EDGERELAY_MAX_BODY_BYTES "
+            f"({config.max_body_bytes} bytes).",
+            code="request_too_large",
+        )
+    if provider.key_required and not provider.api_key:
+        raise GatewayError(
+            503,
+            f"The {provider.name} provider is not configured: set {provider.api_key_env}.",
+            code="provider_not_configured",
+        )
+    url = provider.base_url + "/" + path[len(prefix) :]
+    query = forwarded_query(request.query)
+    if query:
+        url += "?" + query
+    return FetchRequest(
+        request.method,
+        url,
+        forwarded_headers(request.headers, provider),
+        request.body if request.method != "GET" else None,
+        timeout=config.upstream_timeout,
+    )
+
+
+async def relay(request: Request, config: Config, fetch: Fetch) -> Response | None:
+    """Answer a passthrough request, or None when ``request`` is not one.
+
+    The upstream's answer, errors included, reaches the client unchanged (status, allowed
+    headers, body bytes streamed), so the SDK sees exactly what the provider said. Errors the
+    gateway makes itself are rendered in the provider's own shape."""
+    native = find(request.path, config)
+    if native is None:
+        return None
+    # gateway.py imports this module to dispatch here; import its helpers at call time.
+    from .gateway import error_response, passthrough
+
+    try:
+        outbound = build_request(request, native, config)
+        try:
+            upstream = await fetch(outbound)
+        except FetchError as exc:
+            raise _unreachable(native.provider, exc) from None
+    except GatewayError as error:
+        return error_response(error, native.flavor)
+    except Exception:  # a bug of ours: the SDK still gets its own error shape, the log the rest
+        import logging  # imported here, as in gateway.py: slow to import, and this path is rare
+
+        logging.getLogger("edgerelay").exception(
+            "unhandled error on %s passthrough %s", native.provider.name, request.method
+        )
+        return error_response(GatewayError(500, "Internal gateway error."), native.flavor)
+    return passthrough(upstream)
+
+
+def canonical_path(raw: str) -> str:
+    """The decoded path, if every segment is safe to send as is; 400 otherwise.
+
+    Each segment is percent-decoded once and must then be a plain printable-ASCII name: not
+    empty (``//``), not ``.`` or ``..`` in any encoding, without ``/`` or ``\\`` (encoded slash
+    or backslash, which servers and clients may treat as a separator). What is matched against
+    the allowlist is exactly what the upstream receives."""
+    if not raw:
+        return ""
+    segments = []
+    for segment in raw.split("/"):
+        if not segment:
+            raise _bad_path("it has an empty segment ('//' or a trailing '/')")
+        decoded = _percent_decode(segment)
+        if decoded is None or not _printable(decoded):
+            raise _bad_path("it has a malformed escape or a control or non-ASCII character")
+        if "/" in decoded or "\\" in decoded:
+            raise _bad_path("it has an encoded slash or a backslash")
+        if decoded in (".", ".."):
+            raise _bad_path("it has a dot segment")
+        segments.append(decoded)
+    return "/".join(segments)
+
+
+def forwarded_query(raw: str) -> str:
+    """The client's query string, raw, minus any credential parameter (``key``)."""
+    if not raw:
+        return ""
+    if not _printable(raw) or "#" in raw:
+        # Never echo the query: it may hold a key.
+        raise GatewayError(400, "The query string has a character that cannot be forwarded.")
+    kept = []
+    for param in raw.split("&"):
+        name = _percent_decode(param.partition("=")[0].replace("+", " "))
+        if name is None:
+            raise GatewayError(400, "The query string has a malformed percent escape.")
+        if name.lower() not in _SECRET_QUERY_PARAMS:
+            kept.append(param)
+    return "&".join(kept)
+
+
+def forwarded_headers(headers, provider: ProviderConfig) -> dict[str, str]:
+    """The client's allowlisted headers plus the gateway's key in the provider's header."""
+    names = FORWARDED_HEADERS[provider.kind]
+    out = {name.lower(): value for name, value in headers.items() if name.lower() in names}
+    if provider.api_key:
+        header, template = _KEY_HEADER[provider.kind]
+        out[header] = template.format(provider.api_key)
+    return out
+
+
+def _percent_decode(text: str) -> str | None:
+    """Decode %XX escapes (latin-1, so one byte is one character); None if one is malformed."""
+    if "%" not in text:
+        return text
+    pieces = text.split("%")
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        hexdigits = piece[:2]
+        if len(hexdigits) < 2 or not all(c in "0123456789abcdefABCDEF" for c in hexdigits):
+            return None
+        out.append(chr(int(hexdigits, 16)) + piece[2:])
+    return "".join(out)
+
+
+def _printable(text: str) -> bool:
+    return all("!" <= c <= "~" for c in text)
+
+
+def _bad_path(reason: str) -> GatewayError:
+    return GatewayError(400, f"The request path cannot be forwarded: {reason}.", code="bad_path")
+
+
+def _unreachable(provider: ProviderConfig, exc: FetchError) -> GatewayError:
+    if exc.timeout:
+        return GatewayError(
+            504, f"The {provider.name} upstream did not answer in time.", code="timeout"
+        )
+    return GatewayError(
+        502, f"Could not reach the {provider.name} upstream: {exc}", code="bad_gateway"
+    )
