@@ -1,0 +1,45 @@
+"""Build the gateway once per Lambda process, as ``server/asgi.py`` does for the server: config
+from the environment, the httpx ``Fetch`` (one client, reused by every warm invocation), the
+wall clock and random ids injected."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from core import Gateway, load_config
+from core.fetch import Fetch
+
+from .settings import LambdaSettings, load_settings
+
+
+def new_id() -> str:
+    return os.urandom(12).hex()
+
+
+def read_file(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+@dataclass(slots=True)
+class LambdaApp:
+    gateway: Gateway
+    fetch: Fetch
+    settings: LambdaSettings
+
+
+def create_app(env: Mapping[str, str] | None = None, fetch: Fetch | None = None) -> LambdaApp:
+    """Raises ``ConfigError`` naming the bad setting."""
+    env = os.environ if env is None else env
+    config = load_config(env, read_file)
+    settings = load_settings(env)
+    if fetch is None:
+        # Imported here so a bad configuration is reported without paying for httpx first.
+        from transports.httpx_fetch import HttpxFetch
+
+        fetch = HttpxFetch()
+    gateway = Gateway(config, fetch, clock=time.time, new_id=new_id)
+    return LambdaApp(gateway, fetch, settings)

@@ -1,0 +1,262 @@
+"""The streaming runtime loop: Python on Lambda with true response streaming, no extra binary.
+
+``stream-wrapper`` (``AWS_LAMBDA_EXEC_WRAPPER``) starts ``python -m
+functions.aws_lambda.stream_loop`` in place of the managed runtime's own loop. It asks the
+Runtime API for each invocation, runs core on it, and streams core's response back as it comes:
+the JSON prelude (status, headers, cookies) and 8 NUL bytes, then every upstream chunk the moment
+httpx hands it over. One process serves many invocations in a row with one httpx client.
+
+What the client sees when things go wrong:
+- decided before the first byte (4xx/5xx from core, an upstream that broke before sending
+  anything, a deadline reached while waiting): a normal response with that status and an error
+  JSON body;
+- the upstream breaks after streaming began: an SSE error event in OpenAI's shape, then the
+  ``Lambda-Runtime-Function-Error-*`` trailers;
+- the deadline or a stream cap is reached: the upstream is stopped, and an event stream gets an
+  SSE error event and a clean end (a non-SSE body can only be flagged with the trailers);
+- the event is not an HTTP event, or the loop itself fails before the first byte:
+  ``POST /invocation/{id}/error``; a bad setting at start-up: ``POST /init/error`` naming it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+from core import ConfigError, GatewayError, Response, error_response
+from core.errors import stream_error_frame
+from core.fetch import FetchError
+
+from .app import LambdaApp, create_app
+from .events import EventError, HttpEvent, decode_event_bytes, prelude
+from .framing import EventAligner
+from .limits import Cut, Expired, Limits, is_text_event_stream, limits_for, pull, size_cut, time_cut
+from .runtime_api import Invocation, ResponseStream, RuntimeAPI, RuntimeAPIError
+
+log = logging.getLogger("edgerelay")
+
+
+class StreamLoop:
+    def __init__(
+        self, runtime: RuntimeAPI, app: LambdaApp, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.runtime = runtime
+        self.gateway = app.gateway
+        self.settings = app.settings
+        self.clock = clock  # wall clock: Lambda's deadline is in Unix epoch milliseconds
+
+    async def run(self, max_invocations: int | None = None) -> None:
+        """Serve invocations until the Runtime API fails (then Lambda restarts the process)."""
+        served = 0
+        while max_invocations is None or served < max_invocations:
+            invocation = await self.runtime.next_invocation()
+            served += 1
+            await self.handle(invocation)
+
+    async def handle(self, invocation: Invocation) -> None:
+        if invocation.trace_id:
+            os.environ["_X_AMZN_TRACE_ID"] = invocation.trace_id  # as the managed runtimes do
+        try:
+            await self._invoke(invocation)
+        except RuntimeAPIError as exc:
+            # The Runtime API went away mid-response: there is nobody left to tell.
+            log.error("response to %s not delivered: %s", invocation.request_id, exc)
+
+    async def _invoke(self, invocation: Invocation) -> None:
+        try:
+            event = decode_event_bytes(invocation.body)
+        except EventError as exc:
+            await self.runtime.invocation_error(
+                invocation.request_id, "Edgerelay.InvalidEvent", str(exc)
+            )
+            return
+        loop = asyncio.get_running_loop()
+        remaining = None
+        if invocation.deadline_ms is not None:
+            remaining = invocation.deadline_ms / 1000 - self.clock()
+        limits = limits_for(self.settings, remaining=remaining, loop=loop)
+        try:
+            response = await self._respond(event, limits)
+        except Exception as exc:  # a bug of ours, before any byte went out
+            log.exception("invocation %s failed before streaming", invocation.request_id)
+            await self.runtime.invocation_error(
+                invocation.request_id, "Edgerelay." + type(exc).__name__, "Internal gateway error."
+            )
+            return
+        try:
+            await self._stream(invocation, response, limits)
+        finally:
+            await response.aclose()  # stop the upstream whatever happened
+
+    async def _respond(self, event: HttpEvent, limits: Limits) -> Response:
+        if event.error is not None:
+            return error_response(event.error)
+        try:
+            async with asyncio.timeout_at(limits.stop_at):
+                return await self.gateway.handle(event.request)
+        except TimeoutError:
+            return error_response(time_cut(limits, self.settings).error)
+
+    async def _stream(self, invocation: Invocation, response: Response, limits: Limits) -> None:
+        first, iterator = response.body, None
+        if response.stream is not None:
+            iterator = aiter(response.stream)
+            try:
+                first = await pull(iterator, limits) or b""
+            except Expired:
+                await response.aclose()
+                response = error_response(time_cut(limits, self.settings).error)
+                first, iterator = response.body, None
+            except Exception as exc:
+                await response.aclose()
+                response = error_response(_failure(exc))
+                first, iterator = response.body, None
+        sse = iterator is not None and is_text_event_stream(response.headers)
+        aligner = EventAligner() if sse else None
+        if aligner is not None:
+            first = aligner.feed(first)
+        stream = await self.runtime.start_stream(invocation.request_id)
+        try:
+            await stream.write(prelude(response.status, response.headers) + first)
+            if iterator is None:
+                await self._finish(stream, invocation)
+                return
+            await self._pump(invocation, stream, response, iterator, aligner, limits, len(first))
+        finally:
+            stream.close()
+
+    async def _pump(
+        self,
+        invocation: Invocation,
+        stream: ResponseStream,
+        response: Response,
+        iterator,
+        aligner: EventAligner | None,
+        limits: Limits,
+        sent: int,
+    ) -> None:
+        while True:
+            try:
+                chunk = await pull(iterator, limits)
+            except Expired:
+                return await self._cut(
+                    invocation, stream, response, aligner, time_cut(limits, self.settings)
+                )
+            except Exception as exc:
+                return await self._fail(invocation, stream, response, aligner, exc)
+            if chunk is None:
+                break
+            if sent + len(chunk) > limits.max_bytes:
+                return await self._cut(
+                    invocation, stream, response, aligner, size_cut(self.settings)
+                )
+            out = aligner.feed(chunk) if aligner is not None else chunk
+            if out:
+                await stream.write(out)
+                sent += len(out)
+        if aligner is not None:
+            await stream.write(aligner.flush())
+        await self._finish(stream, invocation)
+
+    async def _cut(self, invocation, stream, response, aligner, cut: Cut) -> None:
+        """A limit was reached: stop the upstream; an event stream gets an error event and a
+        clean end, any other body can only be flagged in the trailers."""
+        await response.aclose()
+        log.warning("invocation %s: %s", invocation.request_id, cut.error.message)
+        if aligner is not None:
+            aligner.drop()
+            await stream.write(stream_error_frame(cut.error))
+            await self._finish(stream, invocation)
+        else:
+            await self._finish(stream, invocation, cut.trailer_type, cut.error.message)
+
+    async def _fail(self, invocation, stream, response, aligner, exc: Exception) -> None:
+        """The body broke after streaming began: error event (event streams), then trailers."""
+        await response.aclose()
+        error = _failure(exc)
+        kind = (
+            "Edgerelay.UpstreamError" if isinstance(exc, FetchError) else "Edgerelay.InternalError"
+        )
+        if aligner is not None:
+            aligner.drop()
+            await stream.write(stream_error_frame(error))
+        await self._finish(stream, invocation, kind, error.message)
+
+    async def _finish(
+        self,
+        stream: ResponseStream,
+        invocation: Invocation,
+        error_type: str | None = None,
+        message: str = "",
+    ) -> None:
+        status = await stream.end(error_type, message)
+        if status >= 300:
+            log.error("Runtime API refused the response to %s: %s", invocation.request_id, status)
+
+
+def _failure(exc: Exception) -> GatewayError:
+    if isinstance(exc, FetchError):
+        if exc.timeout:
+            return GatewayError(504, "The upstream did not answer in time.", code="timeout")
+        return GatewayError(502, f"The upstream stream broke off: {exc}", code="bad_gateway")
+    log.error("response body failed: %s", type(exc).__name__, exc_info=exc)
+    return GatewayError(500, "Internal gateway error.", type="api_error")
+
+
+async def serve(runtime: RuntimeAPI) -> int:
+    """Start up (reporting a bad setting to /init/error), then loop until stopped."""
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        log.error("bad configuration: %s", exc)
+        await runtime.init_error("Edgerelay.ConfigError", str(exc))
+        return 1
+    except Exception as exc:  # e.g. a dependency missing from the package
+        log.exception("start-up failed")
+        await runtime.init_error("Edgerelay." + type(exc).__name__, "The gateway could not start.")
+        return 1
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)  # Lambda's shutdown, or a test's
+    try:
+        await StreamLoop(runtime, app).run()
+    except asyncio.CancelledError:
+        return 0
+    except RuntimeAPIError as exc:
+        log.error("Runtime API: %s", exc)
+        return 1
+    finally:
+        close = getattr(app.fetch, "aclose", None)
+        if close is not None:
+            await close()
+    return 0
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )
+    address = os.environ.get("AWS_LAMBDA_RUNTIME_API")
+    if not address:
+        print("edgerelay: AWS_LAMBDA_RUNTIME_API is not set (run inside Lambda)", file=sys.stderr)
+        return 2
+    try:
+        runtime = RuntimeAPI(address)
+    except ValueError as exc:
+        print(f"edgerelay: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(serve(runtime))
+    except RuntimeAPIError as exc:  # could not even report the failure
+        print(f"edgerelay: Runtime API: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The streaming loop in-process (same code as the subprocess runs) with a fake Fetch, for the
+cases a real upstream cannot stage: stream caps, a bug before and after the first byte, a
+deadline reached before the upstream answered, a Runtime API that goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+from core import Response
+from core.fetch import FetchRequest
+from functions.aws_lambda.app import create_app
+from functions.aws_lambda.runtime_api import RuntimeAPI
+from functions.aws_lambda.stream_loop import StreamLoop
+from tests.aws_lambda.fake_runtime import WAIT
+from tests.aws_lambda.lambda_events import chat, event
+from tests.support.fake_fetch import FakeFetch, FakeResponse
+
+SSE = {"content-type": "text/event-stream"}
+OPENAI = {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+
+
+class StallingResponse(FakeResponse):
+    """Sends its chunks, then never finishes (until closed or WAIT)."""
+
+    async def aiter_bytes(self):
+        for chunk in self.chunks:
+            yield chunk
+        await asyncio.sleep(WAIT)
+
+
+def run(runtime, app, invocations: int) -> None:
+    loop = StreamLoop(RuntimeAPI(runtime.address), app)
+    asyncio.run(asyncio.wait_for(loop.run(max_invocations=invocations), WAIT))
+
+
+def error_event(body: bytes) -> dict:
+    assert body.endswith(b"\n\n")
+    last = body.rstrip(b"\n").rsplit(b"\n\n", 1)[-1]
+    assert last.startswith(b"data: ")
+    return json.loads(last[len(b"data: ") :])["error"]
+
+
+def test_size_cap_ends_an_event_stream_cleanly_with_an_error_event(runtime):
+    app = create_app({"EDGERELAY_MAX_STREAM_BYTES": "600"}, FakeFetch(lambda r: FakeResponse()))
+    outcome = runtime.invoke(event("function-url", chat(text="one two three four five six")))
+    run(runtime, app, 1)
+
+    assert outcome.clean_end and outcome.trailers == {}
+    assert outcome.prelude["statusCode"] == 200
+    assert len(outcome.body) < 600 + 300  # the cap, plus the error event itself
+    assert b"[DONE]" not in outcome.body
+    error = error_event(outcome.body)
+    assert error["code"] == "stream_size_limit"
+    assert "EDGERELAY_MAX_STREAM_BYTES" in error["message"]
+
+
+def test_duration_cap_stops_the_upstream(runtime):
+    upstream = StallingResponse(200, SSE, [b'data: {"n":1}\n\n'])
+    fetch = FakeFetch(lambda r: upstream)
+    app = create_app({**OPENAI, "EDGERELAY_MAX_STREAM_SECONDS": "0.2"}, fetch)
+    outcome = runtime.invoke(event("rest-api-v1", chat("openai/x")))
+    run(runtime, app, 1)
+
+    assert upstream.closed
+    assert outcome.clean_end and outcome.trailers == {}
+    assert outcome.body.startswith(b'data: {"n":1}\n\n')
+    assert error_event(outcome.body)["code"] == "stream_time_limit"
+
+
+def test_a_cut_body_that_is_not_an_event_stream_is_flagged_in_the_trailers(runtime):
+    upstream = StallingResponse(200, {"content-type": "application/json"}, [b'{"partial":'])
+    app = create_app(
+        {**OPENAI, "EDGERELAY_MAX_STREAM_SECONDS": "0.2"}, FakeFetch(lambda r: upstream)
+    )
+    outcome = runtime.invoke(event("function-url", chat("openai/x", stream=False)))
+    run(runtime, app, 1)
+
+    assert outcome.body == b'{"partial":'  # nothing glued onto a JSON body
+    assert outcome.trailers["Lambda-Runtime-Function-Error-Type"] == "Edgerelay.StreamTimeLimit"
+    document = json.loads(base64.b64decode(outcome.trailers["Lambda-Runtime-Function-Error-Body"]))
+    assert "EDGERELAY_MAX_STREAM_SECONDS" in document["errorMessage"]
+
+
+def test_deadline_before_the_upstream_answers_is_a_504_response(runtime):
+    class SlowFetch:
+        async def __call__(self, request: FetchRequest):
+            await asyncio.sleep(WAIT)
+
+    app = create_app({**OPENAI, "EDGERELAY_DEADLINE_MARGIN_MS": "1000"}, SlowFetch())
+    outcome = runtime.invoke(event("function-url", chat("openai/x")), deadline_in=1.3)
+    run(runtime, app, 1)
+
+    assert outcome.prelude["statusCode"] == 504
+    assert json.loads(outcome.body)["error"]["code"] == "timeout"
+    assert outcome.clean_end and outcome.trailers == {}
+
+
+def test_a_crash_before_the_first_byte_goes_to_invocation_error(runtime):
+    app = create_app({}, FakeFetch(lambda r: FakeResponse()))
+
+    async def broken(request):
+        raise RuntimeError("secret detail sk-123")
+
+    app.gateway.handle = broken
+    crashed = runtime.invoke(event("function-url", chat()))
+    run(runtime, app, 1)
+
+    assert crashed.kind == "error"
+    assert crashed.headers["lambda-runtime-function-error-type"] == "Edgerelay.RuntimeError"
+    assert crashed.error == {
+        "errorMessage": "Internal gateway error.",
+        "errorType": "Edgerelay.RuntimeError",
+        "stackTrace": [],
+    }
+
+
+def test_a_crash_mid_stream_sends_an_error_event_then_trailers(runtime):
+    app = create_app({}, FakeFetch(lambda r: FakeResponse()))
+
+    async def body():
+        yield b'data: {"n":1}\n\n'
+        yield b'data: {"n":'
+        raise ValueError("bug in a translator")
+
+    async def handle(request):
+        return Response(200, [("content-type", "text/event-stream")], stream=body())
+
+    app.gateway.handle = handle
+    outcome = runtime.invoke(event("function-url", chat()))
+    run(runtime, app, 1)
+
+    assert outcome.body.startswith(b'data: {"n":1}\n\ndata: {"error":')
+    assert error_event(outcome.body)["message"] == "Internal gateway error."
+    assert outcome.trailers["Lambda-Runtime-Function-Error-Type"] == "Edgerelay.InternalError"
+    assert b"bug in a translator" not in outcome.raw
+
+
+def test_a_bad_base64_body_is_a_400_not_a_crash(runtime):
+    app = create_app({}, FakeFetch(lambda r: FakeResponse()))
+    broken = event("function-url", chat())
+    broken["body"] = "%%%not base64"
+    outcome = runtime.invoke(broken)
+    run(runtime, app, 1)
+
+    assert outcome.prelude["statusCode"] == 400
+    assert "base64" in json.loads(outcome.body)["error"]["message"]
