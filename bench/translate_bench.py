@@ -19,6 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.providers.anthropic_stream import AnthropicStream
+from core.providers.base import ChatContext
+from core.providers.gemini_stream import GeminiStream
+from core.routing import Route
 
 TARGET_US = 50.0
 
@@ -117,7 +120,76 @@ def bench_anthropic(iterations: int) -> dict:
     }
 
 
-PROVIDERS = {"anthropic": bench_anthropic}
+def _gemini_frame(parts: list, finish: str | None, candidates: int) -> bytes:
+    # As Google sends them: `", "`-style JSON, usage on every frame, CRLF framing.
+    candidate: dict = {"content": {"parts": parts, "role": "model"}, "index": 0}
+    if finish:
+        candidate["finishReason"] = finish
+    usage = {
+        "promptTokenCount": 812,
+        "candidatesTokenCount": candidates,
+        "totalTokenCount": 812 + candidates + 245,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 812}],
+        "thoughtsTokenCount": 245,
+    }
+    frame = {
+        "candidates": [candidate],
+        "usageMetadata": usage,
+        "modelVersion": "gemini-2.5-flash",
+        "responseId": "w1peaMz6INOvnvgPgYfPiQY",
+    }
+    return b"data: " + json.dumps(frame, ensure_ascii=False).encode() + b"\r\n\r\n"
+
+
+def gemini_stream_events() -> list[bytes]:
+    """A thought summary, 46 text frames, two whole function calls (one signed), the STOP."""
+    words = ("The", "forecast", "for", "Paris:", "18", "°C,", "light", "wind;", "東京", "warmer")
+    frames = [_gemini_frame([{"text": "**Planning** two lookups.", "thought": True}], None, 0)]
+    for i in range(46):
+        frames.append(_gemini_frame([{"text": " " + words[i % len(words)]}], None, i + 1))
+    calls = [
+        {
+            "functionCall": {"name": "get_weather", "args": {"city": "Paris", "unit": "celsius"}},
+            "thoughtSignature": "EpwICpkIAXLI2nxlU6gsWZaZHRYkX1orzuM8vSUFwaAt" * 12,
+        },
+        {"functionCall": {"name": "get_weather", "args": {"city": "Tōkyō", "unit": "celsius"}}},
+    ]
+    frames.append(_gemini_frame(calls, None, 60))
+    frames.append(_gemini_frame([{"text": ""}], "STOP", 60))
+    return frames
+
+
+def bench_gemini(iterations: int) -> dict:
+    events = gemini_stream_events()
+    route = Route(None, "gemini", "gemini-2.5-flash", "gemini-2.5-flash")
+
+    def translator(include_usage: bool) -> GeminiStream:
+        ids = iter(range(10**9))
+        ctx = ChatContext("chatcmpl-bench", 1_760_000_000, lambda: str(next(ids)), include_usage)
+        return GeminiStream(route, ctx)
+
+    frames = 0
+    for include_usage in (False, True):  # warm up both paths
+        t = translator(include_usage)
+        out = b"".join(t.feed(e) for e in events) + t.finish()
+        frames = out.count(b"\n\n")
+    start = time.process_time()
+    for _ in range(iterations):
+        t = translator(True)
+        for event in events:
+            t.feed(event)
+        t.finish()
+    elapsed = time.process_time() - start
+    return {
+        "provider": "gemini",
+        "upstream_events": len(events),
+        "frames_out": frames,
+        "us_per_event": elapsed / (iterations * len(events)) * 1e6,
+        "us_per_frame": elapsed / (iterations * frames) * 1e6,
+    }
+
+
+PROVIDERS = {"anthropic": bench_anthropic, "gemini": bench_gemini}
 
 
 def main() -> None:

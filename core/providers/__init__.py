@@ -6,9 +6,10 @@ it and back (see ``base.ChatTranslation``).
 
 from __future__ import annotations
 
-from . import anthropic
+from . import anthropic, gemini
 from .base import ChatTranslation
 
 TRANSLATIONS: dict[str, ChatTranslation] = {
     "anthropic": anthropic,
+    "gemini": gemini,
 }

@@ -1,0 +1,184 @@
+"""Gemini's ``streamGenerateContent?alt=sse`` as OpenAI chat.completion.chunk frames.
+
+Gemini frames are whole ``GenerateContentResponse`` objects, CRLF-framed, with usage repeated
+on every frame and no terminator: the stream ends when the body ends. Each part becomes one
+OpenAI chunk (a function call arrives whole, so it is one complete tool_calls delta); the finish
+chunk follows the frame carrying ``finishReason``; usage and ``[DONE]`` are sent once the body
+has ended, so the usage reported is the last (final) one Gemini sent.
+
+Chunks are built from a byte prefix and suffix fixed at the first frame, so per chunk only the
+delta is serialised.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..chat import dumps
+from ..errors import GatewayError, stream_error_frame
+from ..routing import Route
+from ..sse import DONE, SSEParser
+from .base import ChatContext
+from .gemini_response import finish_reason, google_error, signature, usage
+
+_ROLE = b'{"role":"assistant","content":"","refusal":null}'
+
+
+class GeminiStream:
+    __slots__ = (
+        "_calls",
+        "_ctx",
+        "_details",
+        "_done",
+        "_finished",
+        "_head",
+        "_model",
+        "_parser",
+        "_tail",
+        "_usage",
+        "_usage_head",
+    )
+
+    def __init__(self, route: Route, ctx: ChatContext) -> None:
+        self._ctx = ctx
+        self._model = route.model
+        self._parser = SSEParser()
+        self._head = b""  # b'data: {"id":…,"choices":[{"index":0,"delta":' once started
+        self._usage_head = b""
+        self._tail = b',"usage":null}\n\n' if ctx.include_usage else b"}\n\n"
+        self._calls = 0  # tool calls sent: the next call's index
+        self._details = 0  # reasoning_details entries sent: the next entry's index
+        self._finished = False  # the finish chunk was sent
+        self._usage = None  # the latest usageMetadata: Gemini repeats and updates it
+        self._done = False  # nothing more may be sent (finished, or an error frame went out)
+
+    def feed(self, chunk: bytes) -> bytes:
+        events = self._parser.feed(chunk)
+        if not events or self._done:
+            return b""
+        out: list[bytes] = []
+        for event in events:
+            self._event(event.data, out)
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        out: list[bytes] = []
+        for event in self._parser.finish():
+            self._event(event.data, out)
+        if self._done:
+            return b"".join(out)
+        if not self._finished:
+            # Gemini has no terminator: a body that ends before finishReason was cut short.
+            message = "The Gemini stream ended before the answer was finished."
+            out.append(self.fail(GatewayError(502, message)))
+            return b"".join(out)
+        out.append(self._close())
+        return b"".join(out)
+
+    def fail(self, error: GatewayError) -> bytes:
+        if self._done:
+            return b""
+        if self._finished:
+            # Broken after the finish frame, Gemini's last: nothing of the answer was lost.
+            return self._close()
+        self._done = True
+        return stream_error_frame(error)
+
+    def _close(self) -> bytes:
+        self._done = True
+        if not self._ctx.include_usage:
+            return DONE
+        body = b'"choices":[],"usage":' + dumps(usage(self._usage)) + b"}\n\n"
+        return self._usage_head + body + DONE
+
+    def _event(self, data: str, out: list[bytes]) -> None:
+        try:
+            self._frame(data, out)
+        except (AttributeError, TypeError, KeyError):  # JSON, but not Gemini's shapes
+            message = "The Gemini stream sent a frame of an unexpected shape."
+            out.append(self.fail(GatewayError(502, message)))
+
+    def _frame(self, data: str, out: list[bytes]) -> None:
+        if self._done:
+            return
+        try:
+            frame = json.loads(data)
+        except ValueError:
+            frame = None
+        if not isinstance(frame, dict):
+            out.append(
+                self.fail(GatewayError(502, "The Gemini stream sent a frame that is not JSON."))
+            )
+            return
+        if "error" in frame:  # Google reports a failure after the 200 inside the stream
+            error = frame["error"]
+            status = error.get("code") if isinstance(error, dict) else None
+            out.append(self.fail(google_error(status if isinstance(status, int) else 502, error)))
+            return
+        if not self._head:
+            self._start(frame, out)
+        meta = frame.get("usageMetadata")
+        if meta:
+            self._usage = meta
+        if self._finished:
+            return  # OpenAI clients expect nothing but usage after the finish chunk
+        candidates = frame.get("candidates")
+        if candidates:
+            candidate = candidates[0]
+            parts = (candidate.get("content") or {}).get("parts")
+            if parts:
+                for part in parts:
+                    self._part(part, out)
+            reason = candidate.get("finishReason")
+            if reason:
+                self._finish(finish_reason(reason, self._calls > 0), out)
+        elif (frame.get("promptFeedback") or {}).get("blockReason"):
+            self._finish("content_filter", out)  # the prompt was blocked: no candidate comes
+
+    def _start(self, frame: dict, out: list[bytes]) -> None:
+        ctx = self._ctx
+        head = (
+            b'data: {"id":'
+            + dumps(frame.get("responseId") or ctx.completion_id)
+            + b',"object":"chat.completion.chunk","created":'
+            + str(ctx.created).encode()
+            + b',"model":'
+            + dumps(frame.get("modelVersion") or self._model)
+            + b","
+        )
+        self._usage_head = head
+        self._head = head + b'"choices":[{"index":0,"delta":'
+        out.append(self._head + _ROLE + b',"logprobs":null,"finish_reason":null}]' + self._tail)
+
+    def _part(self, part: dict, out: list[bytes]) -> None:
+        delta: dict
+        call = part.get("functionCall")
+        call_id = None
+        if call is not None:
+            call_id = "call_" + self._ctx.new_id()
+            function = {
+                "name": call.get("name", ""),
+                "arguments": dumps(call.get("args") or {}).decode(),
+            }
+            tool = {"index": self._calls, "id": call_id, "type": "function", "function": function}
+            delta = {"tool_calls": [tool]}
+            self._calls += 1
+        elif part.get("thought"):
+            delta = {"reasoning_content": part.get("text", "")}
+        else:
+            text = part.get("text")
+            delta = {"content": text} if text else {}
+        if "thoughtSignature" in part:
+            delta["reasoning_details"] = [
+                signature(part["thoughtSignature"], call_id, self._details)
+            ]
+            self._details += 1
+        if delta:
+            out.append(
+                self._head + dumps(delta) + b',"logprobs":null,"finish_reason":null}]' + self._tail
+            )
+
+    def _finish(self, reason: str, out: list[bytes]) -> None:
+        self._finished = True
+        suffix = b',"logprobs":null,"finish_reason":"' + reason.encode() + b'"}]'
+        out.append(self._head + b"{}" + suffix + self._tail)
