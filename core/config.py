@@ -36,6 +36,7 @@ class Config(NamedTuple):
     max_body_bytes: int = 10 * 1024 * 1024
     upstream_timeout: float = 600.0  # seconds to the upstream's response headers
     anthropic_default_max_tokens: int = 4096
+    cors_origins: str = "*"  # "*" or comma-separated exact origins
 
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
@@ -96,7 +97,7 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
     for name, spec in named.items():
         providers[name] = _named_provider(name, spec, get)
 
-    limits = settings.get("limits", {})
+    limits = _table(settings, "limits")
     max_body = _positive_int(
         "EDGERELAY_MAX_BODY_BYTES",
         get("EDGERELAY_MAX_BODY_BYTES") or limits.get("max_body_bytes"),
@@ -107,13 +108,25 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         get("EDGERELAY_UPSTREAM_TIMEOUT") or limits.get("upstream_timeout"),
         600.0,
     )
-    anthropic = settings.get("anthropic", {})
+    anthropic = _table(settings, "anthropic")
     max_tokens = _positive_int(
         "EDGERELAY_ANTHROPIC_MAX_TOKENS",
         get("EDGERELAY_ANTHROPIC_MAX_TOKENS") or anthropic.get("default_max_tokens"),
         4096,
     )
-    return Config(providers, dict(aliases), max_body, timeout, max_tokens)
+    cors = get("EDGERELAY_CORS_ORIGINS") or _table(settings, "cors").get("origins") or "*"
+    if not isinstance(cors, str) or not all(
+        o.strip() == "*" or o.strip().startswith(("https://", "http://")) for o in cors.split(",")
+    ):
+        raise ConfigError("EDGERELAY_CORS_ORIGINS", "must be * or comma-separated http(s) origins")
+    return Config(providers, dict(aliases), max_body, timeout, max_tokens, cors)
+
+
+def _table(settings: dict, name: str) -> dict:
+    table = settings.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"EDGERELAY_CONFIG.{name}", "must be a table")
+    return table
 
 
 def _parse_toml(raw: str, read_file: Callable[[str], str] | None) -> dict:

@@ -6,24 +6,27 @@ and the clock and id source are injected too, so this module stays sans-IO.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable
 
 from . import passthrough as native
 from . import routing
 from .chat import dumps, parse_chat_request
 from .config import Config
-from .errors import Flavor, GatewayError
+from .cors import CorsPolicy
+from .errors import GatewayError
 from .fetch import Fetch, FetchError, FetchRequest, FetchResponse
-from .headers import filter_response_headers
 from .http import Request, Response
 from .providers import TRANSLATIONS, mock, openai
 from .providers.base import ChatContext, ChatTranslation
+from .responses import (
+    EVENT_STREAM,
+    JSON,
+    error_response,
+    passthrough,
+    too_large,
+    translated_headers,
+)
 
-log = logging.getLogger("edgerelay")
-
-JSON = ("content-type", "application/json")
-EVENT_STREAM = ("content-type", "text/event-stream; charset=utf-8")
 # Read at most this much of an upstream error body: it is only for the message.
 _ERROR_BODY_LIMIT = 64 * 1024
 
@@ -32,13 +35,6 @@ _ROUTES = {
     "/v1/models": "GET",
     "/healthz": "GET",
 }
-
-
-def error_response(error: GatewayError, flavor: Flavor = "openai") -> Response:
-    headers = [JSON, *error.headers]
-    if error.retry_after is not None:
-        headers.append(("retry-after", str(max(0, round(error.retry_after)))))
-    return Response(error.status, headers, error.render(flavor))
 
 
 class Gateway:
@@ -56,15 +52,33 @@ class Gateway:
         self.clock = clock
         self.new_id = new_id
         self.translations = TRANSLATIONS if translations is None else translations
+        self.cors = CorsPolicy(config.cors_origins)
 
     async def handle(self, request: Request) -> Response:
+        if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
+            return self.cors.preflight(request.headers)  # a browser's CORS preflight
         try:
-            return await self._dispatch(request)
+            response = await self._dispatch(request)
         except GatewayError as error:
-            return error_response(error)
+            response = error_response(error)
         except Exception:  # a bug of ours: answer cleanly, keep the traceback in the log only
-            log.exception("unhandled error on %s %s", request.method, request.path)
-            return error_response(GatewayError(500, "Internal gateway error.", type="api_error"))
+            import logging  # imported here: it is slow to import and this path is rare
+
+            logging.getLogger("edgerelay").exception("unhandled error on %r", request)
+            response = error_response(GatewayError(500, "Internal gateway error."))
+        if "origin" in request.headers:
+            self.cors.decorate(response, request.headers)
+        return response
+
+    def too_large_response(self, request: Request) -> Response:
+        """For adapters that stop reading a body over the limit: a 413 in the error format of
+        the route's API (a provider's own on its passthrough route)."""
+        found = native.find(request.path, self.config)
+        flavor = found.flavor if found is not None else "openai"
+        response = error_response(too_large(self.config.max_body_bytes), flavor)
+        if "origin" in request.headers:
+            self.cors.decorate(response, request.headers)
+        return response
 
     async def _dispatch(self, request: Request) -> Response:
         method = _ROUTES.get(request.path)
@@ -133,34 +147,22 @@ class Gateway:
             raise await _upstream_error(upstream, translation.translate_error)
         if chat.stream:
             translator = translation.stream_translator(route, ctx)
-            return Response(200, [EVENT_STREAM], stream=_translate(upstream, translator))
+            headers = translated_headers(EVENT_STREAM, upstream)
+            return Response(200, headers, stream=_translate(upstream, translator))
         try:
             body = await upstream.read()
         except FetchError as exc:
             raise _unreachable(route, exc) from None
         finally:
             await upstream.aclose()
-        return Response(200, [JSON], translation.translate_response(body, route, ctx))
+        body = translation.translate_response(body, route, ctx)
+        return Response(200, translated_headers(JSON, upstream), body)
 
     async def _send(self, outbound: FetchRequest, route: routing.Route) -> FetchResponse:
         try:
             return await self.fetch(outbound)
         except FetchError as exc:
             raise _unreachable(route, exc) from None
-
-
-def passthrough(upstream: FetchResponse) -> Response:
-    """The client gets the upstream's status, allowed headers and body bytes unchanged."""
-    headers = filter_response_headers(upstream.headers)
-    return Response(upstream.status, headers, stream=upstream.aiter_bytes(), upstream=upstream)
-
-
-def too_large(limit: int) -> GatewayError:
-    return GatewayError(
-        413,
-        f"The request body is larger than EDGERELAY_MAX_BODY_BYTES ({limit} bytes).",
-        code="request_too_large",
-    )
 
 
 def _unreachable(route: routing.Route, exc: FetchError) -> GatewayError:

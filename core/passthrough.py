@@ -20,10 +20,19 @@ from .config import Config, ProviderConfig
 from .errors import Flavor, GatewayError
 from .fetch import Fetch, FetchError, FetchRequest
 from .http import Request, Response
+from .responses import error_response, passthrough
 
 # What each kind allows, relative to the provider's base URL. OpenAI's base URL already ends in
 # /v1 (as OPENAI_BASE_URL does), Anthropic's and Gemini's carry no version.
-_GEMINI_VERBS = ("generateContent", "streamGenerateContent", "countTokens", "embedContent")
+# batchEmbedContents is what google-genai's embed_content() calls: a plain synchronous call,
+# not a batch job.
+_GEMINI_VERBS = (
+    "generateContent",
+    "streamGenerateContent",
+    "countTokens",
+    "embedContent",
+    "batchEmbedContents",
+)
 ALLOWLIST: dict[str, tuple[tuple[str, str], ...]] = {
     "openai": (
         ("POST", "chat/completions"),
@@ -192,9 +201,6 @@ async def relay(request: Request, config: Config, fetch: Fetch) -> Response | No
     native = find(request.path, config)
     if native is None:
         return None
-    # gateway.py imports this module to dispatch here; import its helpers at call time.
-    from .gateway import error_response, passthrough
-
     try:
         outbound = build_request(request, native, config)
         try:

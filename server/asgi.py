@@ -8,9 +8,8 @@ import os
 import time
 from collections.abc import Callable, Mapping
 
-from core import Config, Gateway, Request, Response, error_response, load_config
+from core import Config, Gateway, Request, Response, load_config
 from core.fetch import Fetch
-from core.gateway import too_large
 
 
 def new_id() -> str:
@@ -47,23 +46,23 @@ class EdgerelayASGI:
             await self._lifespan(receive, send)
 
     async def _http(self, scope, receive, send) -> None:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        body = await _read_body(receive, headers, self.max_body)
-        if body is None:  # the client left while sending
-            return
-        if isinstance(body, Response):
-            await _send_bytes(body, send)
-            return
         raw_path = scope.get("raw_path")
         client = scope.get("client")
         request = Request(
             scope["method"],
             raw_path.decode("latin-1") if raw_path else scope["path"],
             scope["query_string"].decode("latin-1"),
-            headers,
-            body,
+            {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+            b"",
             client[0] if client else None,
         )
+        body = await _read_body(receive, request.headers, self.max_body)
+        if body is None:  # the client left while sending
+            return
+        if body is TOO_LARGE:
+            await _send_bytes(self.gateway.too_large_response(request), send)
+            return
+        request.body = body
         # From here on, a client that goes away cancels this task wherever it is: waiting for
         # the upstream's headers (a long non-stream answer) or between stream chunks.
         task = asyncio.current_task()
@@ -100,10 +99,14 @@ class EdgerelayASGI:
                 return
 
 
-async def _read_body(receive, headers: Mapping[str, str], limit: int) -> bytes | Response | None:
+TOO_LARGE = object()
+
+
+async def _read_body(receive, headers: Mapping[str, str], limit: int) -> bytes | object | None:
+    """The whole body; None if the client left; TOO_LARGE past ``limit`` (reading stops)."""
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        return error_response(too_large(limit))
+        return TOO_LARGE
     chunks = []
     size = 0
     while True:
@@ -114,7 +117,7 @@ async def _read_body(receive, headers: Mapping[str, str], limit: int) -> bytes |
         if chunk:
             size += len(chunk)
             if size > limit:
-                return error_response(too_large(limit))
+                return TOO_LARGE
             chunks.append(chunk)
         if not message.get("more_body", False):
             break

@@ -75,3 +75,17 @@ def test_bad_settings_are_named(env, setting):
 def test_config_path_without_file_access_is_named():
     with pytest.raises(ConfigError, match="EDGERELAY_CONFIG"):
         load_config({"EDGERELAY_CONFIG": "/etc/edgerelay.toml"})
+
+
+@pytest.mark.parametrize("table", ["limits", "anthropic", "cors"])
+def test_a_setting_table_of_the_wrong_type_is_named(table):
+    with pytest.raises(ConfigError, match=f"EDGERELAY_CONFIG.{table}"):
+        load_config({"EDGERELAY_CONFIG": f"{table} = 3\n"})
+
+
+def test_cors_origins():
+    assert load_config({}).cors_origins == "*"
+    origins = "https://app.example.com, http://localhost:5173"
+    assert load_config({"EDGERELAY_CORS_ORIGINS": origins}).cors_origins == origins
+    with pytest.raises(ConfigError, match="EDGERELAY_CORS_ORIGINS"):
+        load_config({"EDGERELAY_CORS_ORIGINS": "app.example.com"})

@@ -101,6 +101,7 @@ EXPECTED_ALLOWLIST = {
             ("POST", "models/{model}:streamGenerateContent"),
             ("POST", "models/{model}:countTokens"),
             ("POST", "models/{model}:embedContent"),
+            ("POST", "models/{model}:batchEmbedContents"),
             ("GET", "models"),
         ]
     },
@@ -145,6 +146,7 @@ ALLOWED = [
             ("streamGenerateContent", "?alt=sse"),
             ("countTokens", ""),
             ("embedContent", ""),
+            ("batchEmbedContents", ""),
         ]
     ],
     ("gemini", "g-gateway", "GET", "/gemini/v1beta/models?pageSize=50", "https://ge.test/v1beta/models?pageSize=50"),
@@ -226,7 +228,7 @@ NOT_ALLOWED = {
     ],
     "gemini": [
         ("POST", "/gemini/v1beta/models/gemini-2.5-flash:batchGenerateContent"),
-        ("POST", "/gemini/v1beta/models/gemini-2.5-flash:batchEmbedContents"),
+        ("POST", "/gemini/v1beta/models/gemini-2.5-flash:batchGenerateContent"),
         ("POST", "/gemini/v1beta/models/gemini-2.5-flash:predictLongRunning"),
         ("POST", "/gemini/v1beta/models/x:batchGenerateContent:countTokens"),
         ("POST", "/gemini/v1beta/models/gemini-2.5-flash:generatecontent"),

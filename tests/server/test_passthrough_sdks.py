@@ -177,6 +177,7 @@ GEMINI_STREAM = sse(
     newline=b"\r\n",
 )
 GEMINI_COUNT = b'{\n  "totalTokens": 11\n}\n'
+GEMINI_EMBEDDINGS = b'{\n  "embeddings": [{"values": [0.25, -0.5]}]\n}\n'
 
 
 def answer(seen) -> Reply:
@@ -191,6 +192,7 @@ def answer(seen) -> Reply:
         ("POST", "/v1/models/gemini-2.5-flash:generateContent"): GEMINI_RESPONSE,
         ("POST", "/v1/models/gemini-2.5-flash:streamGenerateContent"): GEMINI_STREAM,
         ("POST", "/v1/models/gemini-2.5-flash:countTokens"): GEMINI_COUNT,
+        ("POST", "/v1/models/text-embedding-004:batchEmbedContents"): GEMINI_EMBEDDINGS,
     }  # fmt: skip
     data = table.get((seen.method, path))
     if data is None:
@@ -319,11 +321,14 @@ def test_google_genai_sdk_through_its_passthrough_route(upstream, gateway_for, h
     )
     assert "".join(c.text for c in chunks) == "Hello there"
     assert client.models.count_tokens(model="gemini-2.5-flash", contents="x").total_tokens == 11
+    embedded = client.models.embed_content(model="text-embedding-004", contents="x")
+    assert embedded.embeddings[0].values == [0.25, -0.5]
 
     assert [s.path for s in upstream.seen] == [
         "/v1/models/gemini-2.5-flash:generateContent",
         "/v1/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
         "/v1/models/gemini-2.5-flash:countTokens",
+        "/v1/models/text-embedding-004:batchEmbedContents",
     ]
     assert_relayed(recorder, upstream, "x-goog-api-key", "g-gateway")
     assert all("x-goog-api-client" in s.headers for s in upstream.seen)

@@ -1,0 +1,39 @@
+"""Building the responses the gateway sends: its own errors, and upstream bodies passed on."""
+
+from __future__ import annotations
+
+from .errors import Flavor, GatewayError
+from .fetch import FetchResponse
+from .headers import filter_response_headers
+from .http import Response
+
+JSON = ("content-type", "application/json")
+EVENT_STREAM = ("content-type", "text/event-stream; charset=utf-8")
+
+
+def error_response(error: GatewayError, flavor: Flavor = "openai") -> Response:
+    """The gateway's own error, in the error format of the API being spoken."""
+    headers = [JSON, *error.headers]
+    if error.retry_after is not None:
+        headers.append(("retry-after", str(max(0, round(error.retry_after)))))
+    return Response(error.status, headers, error.render(flavor))
+
+
+def passthrough(upstream: FetchResponse) -> Response:
+    """The client gets the upstream's status, allowed headers and body bytes unchanged."""
+    headers = filter_response_headers(upstream.headers)
+    return Response(upstream.status, headers, stream=upstream.aiter_bytes(), upstream=upstream)
+
+
+def translated_headers(content_type: tuple[str, str], upstream: FetchResponse):
+    """Our content type, plus the upstream's request ids and rate-limit headers."""
+    kept = [h for h in filter_response_headers(upstream.headers) if not h[0].startswith("content-")]
+    return [content_type, *kept]
+
+
+def too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        413,
+        f"The request body is larger than EDGERELAY_MAX_BODY_BYTES ({limit} bytes).",
+        code="request_too_large",
+    )
