@@ -166,7 +166,9 @@ def proxy_response(version: str, status: int, headers: list[tuple[str, str]], bo
     single, cookies = split_headers(headers)
     content_type = single.get("content-type", "").lower()
     text = content_type.startswith(_TEXT_TYPES) or content_type.endswith("+json")
-    if text:
+    if not body:
+        payload, encoded = "", False
+    elif text:
         try:
             payload, encoded = body.decode("utf-8"), False
         except UnicodeDecodeError:

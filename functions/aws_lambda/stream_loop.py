@@ -66,6 +66,14 @@ class StreamLoop:
         except RuntimeAPIError as exc:
             # The Runtime API went away mid-response: there is nobody left to tell.
             log.error("response to %s not delivered: %s", invocation.request_id, exc)
+        except Exception:  # a bug of ours: fail this invocation, keep the process serving
+            log.exception("invocation %s failed", invocation.request_id)
+            try:  # refused by the Runtime API if the response had already begun: harmless
+                await self.runtime.invocation_error(
+                    invocation.request_id, "Edgerelay.InternalError", "Internal gateway error."
+                )
+            except RuntimeAPIError:
+                pass
 
     async def _invoke(self, invocation: Invocation) -> None:
         try:

@@ -72,7 +72,7 @@ def test_non_stream_request_returns_json(handler_for, kind):
     result = handler_for()(event(kind, chat(text="echo me", stream=False)), Context())
 
     assert result["statusCode"] == 200
-    assert result["headers"] == {"content-type": "application/json"}
+    assert result["headers"]["content-type"] == "application/json"
     answer = json.loads(result["body"])
     assert answer["object"] == "chat.completion"
     assert answer["choices"][0]["message"]["content"] == "echo me"
