@@ -16,8 +16,8 @@ from .cors import CorsPolicy
 from .errors import GatewayError
 from .fetch import Fetch, FetchError, FetchRequest, FetchResponse
 from .http import Request, Response
-from .providers import TRANSLATIONS, mock, openai
-from .providers.base import ChatContext, ChatTranslation
+from .providers import mock, openai, translation
+from .providers.base import ChatContext
 from .responses import (
     EVENT_STREAM,
     JSON,
@@ -45,13 +45,11 @@ class Gateway:
         *,
         clock: Callable[[], float],
         new_id: Callable[[], str],
-        translations: dict[str, ChatTranslation] | None = None,
     ) -> None:
         self.config = config
         self.fetch = fetch
         self.clock = clock
         self.new_id = new_id
-        self.translations = TRANSLATIONS if translations is None else translations
         self.cors = CorsPolicy(config.cors_origins)
 
     async def handle(self, request: Request) -> Response:
@@ -136,26 +134,22 @@ class Gateway:
             if upstream.status >= 400:
                 raise await _upstream_error(upstream, openai.translate_error)
             return passthrough(upstream)
-        translation = self.translations.get(route.kind)
-        if translation is None:
-            raise GatewayError(
-                501, f"The {route.kind} provider is not available in this build.", code=route.kind
-            )
-        outbound = translation.build_request(chat, route, self.config, ctx)
+        translator = translation(route.kind)
+        outbound = translator.build_request(chat, route, self.config, ctx)
         upstream = await self._send(outbound, route)
         if upstream.status >= 400:
-            raise await _upstream_error(upstream, translation.translate_error)
+            raise await _upstream_error(upstream, translator.translate_error)
         if chat.stream:
-            translator = translation.stream_translator(route, ctx)
+            stream = translator.stream_translator(route, ctx)
             headers = translated_headers(EVENT_STREAM, upstream)
-            return Response(200, headers, stream=_translate(upstream, translator))
+            return Response(200, headers, stream=_translate(upstream, stream))
         try:
             body = await upstream.read()
         except FetchError as exc:
             raise _unreachable(route, exc) from None
         finally:
             await upstream.aclose()
-        body = translation.translate_response(body, route, ctx)
+        body = translator.translate_response(body, route, ctx)
         return Response(200, translated_headers(JSON, upstream), body)
 
     async def _send(self, outbound: FetchRequest, route: routing.Route) -> FetchResponse:

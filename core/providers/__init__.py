@@ -1,15 +1,20 @@
 """Provider modules. OpenAI-compatible upstreams pass through; the others translate.
 
-``TRANSLATIONS`` maps a provider kind to the module that translates OpenAI Chat Completions to
-it and back (see ``base.ChatTranslation``).
+``translation(kind)`` gives the module that translates OpenAI Chat Completions to that kind of
+provider and back (see ``base.ChatTranslation``). Each is imported on first use: a Worker or
+Lambda cold start pays only for the providers it actually calls.
 """
 
 from __future__ import annotations
 
-from . import anthropic, gemini
+from importlib import import_module
+
 from .base import ChatTranslation
 
-TRANSLATIONS: dict[str, ChatTranslation] = {
-    "anthropic": anthropic,
-    "gemini": gemini,
-}
+_MODULES = {"anthropic": "core.providers.anthropic", "gemini": "core.providers.gemini"}
+KINDS = tuple(_MODULES)
+
+
+def translation(kind: str) -> ChatTranslation | None:
+    name = _MODULES.get(kind)
+    return import_module(name) if name is not None else None  # type: ignore[return-value]
