@@ -141,8 +141,9 @@ class Gateway:
             raise await _upstream_error(upstream, translator.translate_error)
         if chat.stream:
             stream = translator.stream_translator(route, ctx)
-            headers = translated_headers(EVENT_STREAM, upstream)
-            return Response(200, headers, stream=_translate(upstream, stream))
+            response = Response(200, translated_headers(EVENT_STREAM, upstream))
+            response.stream = _translate(upstream, stream, response)
+            return response
         try:
             body = await upstream.read()
         except FetchError as exc:
@@ -191,7 +192,9 @@ def _retry_after(headers) -> float | None:
         return None  # an HTTP date: the header itself is forwarded by the allowlist
 
 
-async def _translate(upstream: FetchResponse, translator) -> AsyncIterator[bytes]:
+async def _translate(
+    upstream: FetchResponse, translator, response: Response
+) -> AsyncIterator[bytes]:
     try:
         async for chunk in upstream.aiter_bytes():
             out = translator.feed(chunk)
@@ -199,7 +202,8 @@ async def _translate(upstream: FetchResponse, translator) -> AsyncIterator[bytes
                 yield out
         out = translator.finish()
     except FetchError as exc:
-        out = translator.fail(GatewayError(502, f"The upstream stream broke off: {exc}"))
+        response.failure = GatewayError(502, f"The upstream stream broke off: {exc}")
+        out = translator.fail(response.failure)
     finally:
         await upstream.aclose()
     if out:

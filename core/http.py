@@ -37,7 +37,7 @@ class Request:
 
 
 class Response:
-    __slots__ = ("body", "headers", "status", "stream", "upstream")
+    __slots__ = ("body", "failure", "headers", "status", "stream", "upstream")
 
     def __init__(
         self,
@@ -52,6 +52,10 @@ class Response:
         self.body = body
         self.stream = stream
         self.upstream = upstream
+        # Set when a translated stream had to end early (the upstream broke off): the client
+        # got an error frame in-band; adapters that can also flag it out of band (Lambda's
+        # error trailers) read it here once the stream is done.
+        self.failure: Exception | None = None
 
     def __repr__(self) -> str:
         return f"Response({self.status})"

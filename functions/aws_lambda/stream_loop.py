@@ -169,7 +169,11 @@ class StreamLoop:
                 sent += len(out)
         if aligner is not None:
             await stream.write(aligner.flush())
-        await self._finish(stream, invocation)
+        # A translated stream whose upstream broke: core already sent the error event; the
+        # trailers flag it too, as for a cut passthrough stream.
+        failure = response.failure
+        kind = "Edgerelay.UpstreamError" if failure is not None else None
+        await self._finish(stream, invocation, kind, str(failure or ""))
 
     async def _cut(self, invocation, stream, response, aligner, cut: Cut) -> None:
         """A limit was reached: stop the upstream; an event stream gets an error event and a

@@ -146,3 +146,23 @@ def test_a_bad_base64_body_is_a_400_not_a_crash(runtime):
 
     assert outcome.prelude["statusCode"] == 400
     assert "base64" in json.loads(outcome.body)["error"]["message"]
+
+
+def test_a_translated_stream_cut_by_the_upstream_is_flagged_in_the_trailers(runtime):
+    # Core turns the cut into an in-band error event; the loop also sets the error trailers.
+    anthropic_sse = [
+        b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1",'
+        b'"type":"message","role":"assistant","model":"claude-test","content":[],'
+        b'"usage":{"input_tokens":3,"output_tokens":0}}}\n\n',
+    ]
+    upstream = FakeResponse(200, SSE, anthropic_sse, error_after=1)
+    env = {"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
+    app = create_app(env, FakeFetch(lambda r: upstream))
+    outcome = runtime.invoke(event("function-url", chat(model="anthropic/claude-test")))
+    run(runtime, app, 1)
+
+    assert outcome.prelude["statusCode"] == 200
+    assert b'"role":"assistant"' in outcome.body
+    assert "broke off" in error_event(outcome.body)["message"]
+    assert outcome.trailers["Lambda-Runtime-Function-Error-Type"] == "Edgerelay.UpstreamError"
+    assert b"sk-ant-test" not in outcome.raw
