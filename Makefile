@@ -7,7 +7,7 @@ NEWEST_PYTHON := $(shell scripts/newest-python)
 NEWEST_VENV := .venv-newest
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: dev test lint test-cpython test-newest test-pyodide node-deps bench format clean
+.PHONY: dev test lint test-cpython test-newest test-pyodide node-deps build-worker bench format clean
 
 $(STAMP): requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test-cpython: $(STAMP)
+# node_modules: tests/workers/test_upload_layout.py runs `wrangler deploy --dry-run` (Node 22).
+test-cpython: $(STAMP) node_modules/.installed
 	$(BIN)/python -m pytest
 
 # The same suite on the newest CPython the machine has (3.13 here); skipped only if none.
@@ -45,7 +46,12 @@ node-deps: node_modules/.installed
 # The core suite and the Worker's tests inside real Pyodide (the npm package) under Node.
 test-pyodide: node_modules/.installed
 	sh tests/pyodide/fetch_wheels.sh
+	$(PYTHON) workers/cloudflare/build.py
 	node tests/pyodide/run.mjs
+
+# The Cloudflare Worker's upload folder (build/worker/ + python_modules/); wrangler runs it too.
+build-worker:
+	$(PYTHON) workers/cloudflare/build.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/relay_bench.py
@@ -55,4 +61,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(NEWEST_VENV) node_modules .cache build
+	rm -rf $(VENV) $(NEWEST_VENV) node_modules .cache build python_modules

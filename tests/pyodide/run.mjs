@@ -19,12 +19,16 @@
 // Inside Pyodide: repo mounted at /repo (cwd, on sys.path), wheel cache at
 // /wheels, os.environ["EDGERELAY_PYODIDE"] == "1", the fake upstream (see
 // upstream.mjs) at os.environ["EDGERELAY_TEST_UPSTREAM"] / js.EDGERELAY_TEST.
+// The JS modules workerd gives the `workers` SDK are registered (workerd_env.mjs),
+// with ctx/env factories at js.EDGERELAY_TEST.workerd; the Worker tests import it
+// from build/worker (run `python3 workers/cloudflare/build.py` first; make does).
 // Any fetch to a non-loopback host is blocked and fails the run: tests and
 // package loading must never reach the network.
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startUpstream } from "./upstream.mjs";
+import { helpers as workerdHelpers, registerWorkerdModules } from "./workerd_env.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "../..");
@@ -103,7 +107,7 @@ setTimeout(() => die(`whole run exceeded ${limit} s`), limit * 1000).unref();
 
 // --- start -----------------------------------------------------------------
 const upstream = await startUpstream();
-globalThis.EDGERELAY_TEST = upstream.helpers;
+globalThis.EDGERELAY_TEST = { ...upstream.helpers, workerd: workerdHelpers };
 
 const { loadPyodide } = await import("pyodide");
 const tLoad = performance.now();
@@ -126,6 +130,8 @@ const pyodide = await loadPyodide({
 pyodide.setStdout({ write: (buf) => (process.stdout.write(Buffer.from(buf)), buf.length) });
 pyodide.setStderr({ write: (buf) => (process.stderr.write(Buffer.from(buf)), buf.length) });
 const loadSecs = secs(tLoad);
+// The two JS modules workerd registers for the `workers` SDK (see workerd_env.mjs).
+registerWorkerdModules(pyodide);
 
 const tInstall = performance.now();
 for (const [host, mnt] of [[ROOT, "/repo"], [CACHE, "/wheels"]]) {

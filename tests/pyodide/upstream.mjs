@@ -8,7 +8,7 @@
 // and js.EDGERELAY_TEST.sent(id) for the lock-step route.
 //
 // Routes (any method unless noted):
-//   /echo               200 JSON {method, path, query, headers, body, body_b64}
+//   /echo, /echo/...    200 JSON {method, path, query, headers, body, body_b64}
 //   /sse?n=5&delay=0&done=0
 //                       text/event-stream: n events `data: {"i": i}\n\n`, each its
 //                       own write, `delay` ms apart; done=1 appends `data: [DONE]`.
@@ -19,11 +19,16 @@
 //                       relay that buffers the stream never delivers event k, so
 //                       nobody acks and the test times out (= fails). Without an
 //                       ack within `timeout` ms the connection is destroyed.
+//   /ls/<id>/<n>/...    the same as /lockstep?id=<id>&n=<n>, usable as a provider's base URL.
+//   /script/<id>/...    steps registered with js.EDGERELAY_TEST.script(id, steps, lockstep),
+//                       as text/event-stream, in lock-step (acks as above) or all at once.
+//   /slow/<ms>/...      200 JSON after <ms> ms (headers included): for timeouts and aborts.
 //   POST /ack?id=X&k=K  204 ok; 404 unknown id; 409 wrong k (also aborts stream X).
 //   /status/<code>      responds <code> with JSON {"status": code}.
 import http from "node:http";
 
-const lockstep = new Map(); // id -> {active, sent, release(k) -> http status}
+const lockstep = new Map(); // id -> {active, sent, gone, release(k) -> http status}
+const scripts = new Map(); // id -> {steps: [string], lockstep: bool}, set by script(id, ...)
 
 function sseEvent(obj) {
   return typeof obj === "string" ? `data: ${obj}\n\n` : `data: ${JSON.stringify(obj)}\n\n`;
@@ -40,6 +45,46 @@ function ack(id, k) {
   return s?.active ? s.release(Number(k)) : 404;
 }
 
+// Writes events[k] and waits for ack k before events[k+1]; see the header for the protocol.
+async function serveLockstep(res, id, events, timeoutMs) {
+  if (lockstep.get(id)?.active) {
+    res.writeHead(409, { "content-type": "application/json" });
+    return res.end(JSON.stringify({ error: `lockstep id ${id} in use` }));
+  }
+  startStream(res);
+  // Kept after the stream ends so `sent(id)` and `gone(id)` still answer.
+  const state = { active: true, sent: 0, gone: false, release: () => 409 };
+  lockstep.set(id, state);
+  let wake = null; // resolves the current wait early if the client goes away
+  res.on("close", () => {
+    if (state.active) state.gone = true; // closed before our end or timeout: the client left
+    wake?.(false);
+  });
+  for (let k = 0; k < events.length; k++) {
+    res.write(events[k]);
+    state.sent = k + 1;
+    if (k === events.length - 1) break;
+    const ok = await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      timer.unref(); // never keep the harness alive on its own
+      wake = resolve;
+      state.release = (got) => {
+        clearTimeout(timer);
+        state.release = () => 409;
+        resolve(got === k);
+        return got === k ? 204 : 409;
+      };
+    });
+    if (!ok) {
+      state.active = false;
+      if (!state.gone) console.error(`[upstream] lockstep ${id}: event ${k} not acked (timeout/bad ack)`);
+      return res.destroy();
+    }
+  }
+  state.active = false;
+  return res.end();
+}
+
 async function handle(req, res, body) {
   const url = new URL(req.url, "http://upstream.invalid");
   const q = url.searchParams;
@@ -48,7 +93,7 @@ async function handle(req, res, body) {
     res.end(JSON.stringify(obj));
   };
 
-  if (url.pathname === "/echo") {
+  if (url.pathname === "/echo" || url.pathname.startsWith("/echo/")) {
     return sendJson(200, {
       method: req.method,
       path: url.pathname,
@@ -72,44 +117,42 @@ async function handle(req, res, body) {
   if (url.pathname === "/lockstep") {
     const n = Number(q.get("n") ?? 5);
     const id = q.get("id") ?? "default";
-    const timeoutMs = Number(q.get("timeout") ?? 20000);
-    if (lockstep.get(id)?.active) return sendJson(409, { error: `lockstep id ${id} in use` });
-    startStream(res);
-    // Kept after the stream ends so `sent(id)` still answers for the last event.
-    const state = { active: true, sent: 0, release: () => 409 };
-    lockstep.set(id, state);
-    let wake = null; // resolves the current wait early if the client goes away
-    res.on("close", () => wake?.(false));
-    for (let k = 0; k < n; k++) {
-      res.write(sseEvent({ id, k }));
-      state.sent = k + 1;
-      if (k === n - 1) break;
-      const ok = await new Promise((resolve) => {
-        const timer = setTimeout(() => resolve(false), timeoutMs);
-        timer.unref(); // never keep the harness alive on its own
-        wake = resolve;
-        state.release = (got) => {
-          clearTimeout(timer);
-          state.release = () => 409;
-          resolve(got === k);
-          return got === k ? 204 : 409;
-        };
-      });
-      if (!ok) {
-        state.active = false;
-        console.error(`[upstream] lockstep ${id}: event ${k} not acked (timeout/bad ack/gone)`);
-        return res.destroy();
-      }
+    const events = Array.from({ length: n }, (_, k) => sseEvent({ id, k }));
+    return serveLockstep(res, id, events, Number(q.get("timeout") ?? 20000));
+  }
+  // The same under a path, so it can be a provider's base URL (core appends its own path).
+  let m = /^\/ls\/([\w-]+)\/(\d+)(\/.*)?$/.exec(url.pathname);
+  if (m) {
+    const [id, n] = [m[1], Number(m[2])];
+    const events = Array.from({ length: n }, (_, k) => sseEvent({ id, k }));
+    return serveLockstep(res, id, events, 20000);
+  }
+  m = /^\/script\/([\w-]+)(\/.*)?$/.exec(url.pathname);
+  if (m) {
+    const script = scripts.get(m[1]);
+    if (!script) return sendJson(404, { error: `no script ${m[1]}` });
+    if (!script.lockstep) {
+      startStream(res);
+      for (const step of script.steps) res.write(step);
+      return res.end();
     }
-    state.active = false;
-    return res.end();
+    return serveLockstep(res, m[1], script.steps, 20000);
+  }
+  m = /^\/slow\/(\d+)(\/.*)?$/.exec(url.pathname);
+  if (m) {
+    const closed = new Promise((resolve) => res.on("close", resolve));
+    const timer = setTimeout(() => sendJson(200, { slow: Number(m[1]) }), Number(m[1]));
+    timer.unref();
+    await closed;
+    clearTimeout(timer);
+    return;
   }
   if (url.pathname === "/ack" && req.method === "POST") {
     const status = ack(q.get("id"), q.get("k"));
     res.writeHead(status);
     return res.end();
   }
-  const m = /^\/status\/(\d{3})$/.exec(url.pathname);
+  m = /^\/status\/(\d{3})$/.exec(url.pathname);
   if (m) return sendJson(Number(m[1]), { status: Number(m[1]) });
   return sendJson(404, { error: `no route ${url.pathname}` });
 }
@@ -135,6 +178,13 @@ export async function startUpstream() {
       // when the client sees event k (-1 for an unknown id).
       ack: (id, k) => ack(id, k),
       sent: (id) => lockstep.get(String(id))?.sent ?? -1,
+      // True once the client closed lock-step stream `id` before its end (cancel/abort).
+      gone: (id) => lockstep.get(String(id))?.gone ?? false,
+      // Register what /script/<id>/... serves: `steps` (strings, e.g. several SSE events
+      // each) written one by one, in lock-step unless lockstep is false.
+      script: (id, steps, lockstep = true) => {
+        scripts.set(String(id), { steps: Array.from(steps), lockstep: Boolean(lockstep) });
+      },
     },
     close() {
       server.closeAllConnections(); // undici keeps idle keep-alive sockets open

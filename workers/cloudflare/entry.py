@@ -1,0 +1,82 @@
+"""Edgerelay as a Cloudflare Python Worker: the ``Default`` entrypoint, nothing more.
+
+Parsing, routing, translation and errors are core's; this module turns the Worker's request
+into core's, calls ``Gateway.handle`` and gives core's answer back (see ``worker_io``). The
+upstream is reached through ``js.fetch`` (``js_fetch``).
+
+Settings come from ``self.env``: vars (``[vars]`` in wrangler.toml) and secrets
+(``npx wrangler secret put OPENAI_API_KEY``) under the same names as the environment variables
+of the other platforms. A successful configuration is kept for the isolate's life, keyed by the
+env object; a configuration error is not kept, so each request answers 503 naming the setting
+until it is fixed (and a fixed var or secret is a new deployment with a new env anyway).
+
+Uploaded as the top-level module ``entry`` next to ``core/`` by workers/cloudflare/build.py,
+which is why the sibling imports below are flat.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from js_fetch import JsFetch
+from worker_io import WorkerEnv, to_core_request, to_worker_response
+from workers import WorkerEntrypoint
+
+from core import (
+    Config,
+    ConfigError,
+    Gateway,
+    GatewayError,
+    Response,
+    error_response,
+    load_config,
+)
+
+_cached: tuple[object, Config] | None = None  # (the env it came from, config)
+
+
+def new_id() -> str:
+    return os.urandom(12).hex()
+
+
+def config_for(env) -> Config:
+    """The configuration for this env; raises ``ConfigError`` naming a bad setting."""
+    global _cached
+    raw = getattr(env, "_env", env)  # the SDK wraps the JS env object in a new wrapper per call
+    if _cached is not None and _cached[0] == raw:  # JS identity for JS objects
+        return _cached[1]
+    # No read_file: EDGERELAY_CONFIG must hold the TOML itself (a Worker has no files of ours).
+    config = load_config(WorkerEnv(env))
+    _cached = (raw, config)
+    return config
+
+
+def config_error(exc: ConfigError):
+    """503 naming the setting; the details (which may quote the bad value) go to the log only."""
+    print(f"edgerelay: configuration error: {exc}")  # console.log: `npx wrangler tail` shows it
+    return error_response(
+        GatewayError(
+            503,
+            f"The gateway is not configured correctly: check the setting {exc.setting}.",
+            type="service_unavailable",
+            code="config_error",
+        )
+    )
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        try:
+            config = config_for(self.env)
+        except ConfigError as exc:
+            return to_worker_response(config_error(exc), self.ctx)
+        inbound = await to_core_request(request, config.max_body_bytes)
+        if isinstance(inbound, Response):  # already the answer (413, unreadable body)
+            return to_worker_response(inbound, self.ctx)
+        # A Gateway per request is five attribute stores; it lets this request's Fetch carry
+        # the client's abort signal, so a client that leaves cancels the upstream request.
+        signal = getattr(getattr(request, "js_object", request), "signal", None)
+        gateway = Gateway(config, JsFetch(signal), clock=time.time, new_id=new_id)
+        response = await gateway.handle(inbound)
+        return to_worker_response(response, self.ctx)

@@ -1,0 +1,141 @@
+"""``Fetch`` over the Worker's own ``js.fetch``: core's outbound requests leave through the
+platform's HTTP client, and the response body stays a JS ``ReadableStream`` until someone reads
+it, so a passthrough can hand it to the client untouched (``native_body``).
+
+Every request gets an ``AbortController``. It fires when the upstream has not sent its headers
+within ``FetchRequest.timeout`` (→ ``FetchError(timeout=True)``), when the client's own request
+signal aborts (the client went away), or when core calls ``aclose()`` on an unfinished body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import js
+from pyodide.ffi import JsException, create_once_callable, to_js
+
+from core.fetch import FetchError, FetchRequest
+
+try:  # Pyodide >= 0.27 hands JS null to Python as ``jsnull``, older ones as None.
+    from pyodide.ffi import jsnull
+except ImportError:  # pragma: no cover - only on old Pyodide
+    jsnull = None
+
+
+def _js_object(mapping: dict):
+    # A plain JS object: to_js would otherwise build a Map, which fetch() ignores.
+    return to_js(mapping, dict_converter=js.Object.fromEntries)
+
+
+class JsFetchResponse:
+    """An upstream response whose body has not been read yet (``core.FetchResponse``)."""
+
+    __slots__ = ("headers", "native_body", "status", "_controller", "_reader")
+
+    def __init__(self, response, controller) -> None:
+        self.status = int(response.status)
+        # JS Headers already lower-cases names and joins repeated ones with ", ".
+        self.headers = {str(name): str(value) for name, value in response.headers}
+        body = response.body
+        self.native_body = None if body is None or body is jsnull else body
+        self._controller = controller
+        self._reader = None
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """Yield each chunk as the runtime delivers it: one ``reader.read()`` per chunk."""
+        if self.native_body is None:
+            return
+        reader = self._reader = self.native_body.getReader()
+        try:
+            while True:
+                result = await reader.read()
+                if result.done:
+                    return
+                yield result.value.to_bytes()
+        except JsException as exc:  # the connection broke ("TypeError: terminated") or aborted
+            raise FetchError(_describe(exc)) from None
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self.aiter_bytes()])
+
+    async def aclose(self) -> None:
+        # Aborting a finished exchange is a no-op; an unfinished one drops the connection.
+        self._controller.abort()
+
+
+class JsFetch:
+    """``core.Fetch`` over ``js.fetch``. ``client_signal``: the inbound request's AbortSignal,
+    so an upstream request still waiting for headers is dropped when the client leaves."""
+
+    __slots__ = ("_client_signal",)
+
+    def __init__(self, client_signal=None) -> None:
+        self._client_signal = None if client_signal is jsnull else client_signal
+
+    async def __call__(self, request: FetchRequest) -> JsFetchResponse:
+        controller = js.AbortController.new()
+        timed_out = False
+
+        def on_timeout() -> None:
+            nonlocal timed_out
+            timed_out = True
+            controller.abort()
+
+        timer = None
+        if request.timeout is not None:
+            timer = js.setTimeout(create_once_callable(on_timeout), request.timeout * 1000)
+        client = self._client_signal
+        unlink = None
+        if client is not None:
+            if client.aborted:
+                raise FetchError("the client went away")
+            unlink = _abort_with(client, controller)
+        init = {
+            "method": request.method,
+            "headers": _js_object(dict(request.headers)),
+            "signal": controller.signal,
+            "redirect": "manual",  # as the CPython transports: never follow redirects
+        }
+        if request.body is not None:
+            init["body"] = to_js(request.body)  # bytes -> a Uint8Array copy
+        try:
+            response = await js.fetch(request.url, _js_object(init))
+        except JsException as exc:
+            if timed_out:
+                raise FetchError("timed out", timeout=True) from None
+            raise FetchError(_describe(exc)) from None
+        finally:
+            # The timeout covers the wait for headers only, as for the CPython transports.
+            if timer is not None:
+                js.clearTimeout(timer)
+        if unlink is not None:
+            # Past the headers, a client that leaves cancels the body it reads (passthrough)
+            # or the pump that feeds it, which calls aclose(): the listener is not needed.
+            unlink()
+        return JsFetchResponse(response, controller)
+
+
+def _abort_with(signal, controller):
+    """Abort ``controller`` when ``signal`` does; return a function that undoes the link."""
+    handler = create_once_callable(lambda _event: controller.abort())
+    signal.addEventListener("abort", handler, _js_object({"once": True}))
+
+    def unlink() -> None:
+        signal.removeEventListener("abort", handler)
+        try:
+            handler.destroy()
+        except Exception:  # already called (and so destroyed) by an abort
+            pass
+
+    return unlink
+
+
+def _describe(exc: JsException) -> str:
+    # Never the URL or headers: only what went wrong, e.g. "TypeError: fetch failed (ECONNREFUSED)".
+    text = f"{getattr(exc, 'name', None) or 'Error'}: {getattr(exc, 'message', None) or exc}"
+    cause = getattr(exc, "cause", None)  # undici puts the socket error here
+    if cause is not None and cause is not jsnull:
+        detail = getattr(cause, "code", None) or getattr(cause, "message", None)
+        if detail:
+            text += f" ({detail})"
+    return text

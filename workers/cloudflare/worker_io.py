@@ -1,0 +1,174 @@
+"""The Worker's side of the seams: the inbound JS request as ``core.Request``, ``self.env`` as
+the environment core reads its settings from, and ``core.Response`` as a Worker ``Response``.
+
+Three ways out, cheapest first:
+
+* the upstream's bytes unchanged (``response.upstream.native_body``, an OpenAI-compatible
+  passthrough): the upstream's own ``ReadableStream`` becomes the client's body, so the runtime
+  moves the bytes and no Python runs per chunk;
+* ``body`` bytes: one ``Response``;
+* a stream core produces or transforms (``mock/echo``, translated providers): a pump task
+  writes each chunk to a ``TransformStream`` as soon as core yields it, and the client reads
+  the readable side. ``ctx.waitUntil`` keeps the pump alive after ``fetch`` has returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+from urllib.parse import urlsplit
+
+import js
+from pyodide.ffi import JsException, create_proxy, to_js
+from workers import Response as WorkerResponse
+
+from core import GatewayError, Request, Response, error_response
+from core.gateway import too_large
+
+try:
+    from pyodide.ffi import jsnull
+except ImportError:  # pragma: no cover - only on old Pyodide
+    jsnull = None
+
+# Statuses whose response must not have a body (the Response constructor throws otherwise).
+_NULL_BODY = frozenset({101, 204, 205, 304})
+
+
+class WorkerEnv(Mapping[str, str]):
+    """``self.env`` as a read-only mapping of its string values: vars and secrets, read under
+    the same names as the environment variables of the other platforms. Bindings (KV, R2, ...)
+    and JSON vars are not strings and so are not settings."""
+
+    __slots__ = ("_env",)
+
+    def __init__(self, env) -> None:
+        self._env = env
+
+    def __getitem__(self, name: str) -> str:
+        try:
+            value = getattr(self._env, name)
+        except AttributeError:
+            raise KeyError(name) from None
+        if not isinstance(value, str):
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        raw = getattr(self._env, "_env", self._env)  # the SDK's wrapper keeps the JS object
+        return (str(name) for name in js.Object.keys(raw) if name in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+async def to_core_request(request, max_body: int) -> Request | Response:
+    """The inbound request (a ``workers.Request`` or a JS ``Request``) as core's ``Request``,
+    or the 413 answer when its body is larger than ``max_body``."""
+    js_request = getattr(request, "js_object", request)
+    headers = {str(name): str(value) for name, value in js_request.headers}  # lower-case names
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body:
+        return error_response(too_large(max_body))  # refuse before reading a byte
+    try:
+        body = await _read_body(js_request.body, max_body)
+    except JsException:  # the client broke off the upload
+        return error_response(GatewayError(400, "The request body could not be read."))
+    if body is None:
+        return error_response(too_large(max_body))
+    url = urlsplit(js_request.url)  # WHATWG-serialised: the path is still percent-encoded
+    return Request(
+        str(js_request.method),
+        url.path or "/",
+        url.query,
+        headers,
+        body,
+        headers.get("cf-connecting-ip"),
+    )
+
+
+async def _read_body(stream, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it grows past ``limit`` (a chunked upload has no
+    Content-Length to check up front)."""
+    if stream is None or stream is jsnull:
+        return b""
+    reader = stream.getReader()
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        result = await reader.read()
+        if result.done:
+            break
+        chunk = result.value.to_bytes()
+        size += len(chunk)
+        if size > limit:
+            await reader.cancel()
+            return None
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def js_headers(headers: list[tuple[str, str]]):
+    """A JS ``Headers``; ``append`` keeps repeated names (e.g. several ``vary``)."""
+    result = js.Headers.new()
+    for name, value in headers:
+        result.append(name, value)
+    return result
+
+
+def to_worker_response(response: Response, ctx) -> WorkerResponse:
+    """Core's answer as the Worker's ``Response``; see the module docstring for the three ways."""
+    headers = js_headers(response.headers)
+    status = response.status
+    upstream = response.upstream
+    if upstream is not None and upstream.native_body is not None:
+        # Zero-copy passthrough: the client reads the upstream's ReadableStream itself. A client
+        # that leaves cancels that stream, and the runtime drops the upstream connection.
+        return WorkerResponse(upstream.native_body, status=status, headers=headers)
+    if response.stream is None:
+        body = response.body if response.body and status not in _NULL_BODY else None
+        return WorkerResponse(body, status=status, headers=headers)
+    return WorkerResponse(start_pump(response, ctx), status=status, headers=headers)
+
+
+def start_pump(response: Response, ctx):
+    """Start copying ``response.stream`` into a ``TransformStream``; return its readable side."""
+    channel = js.TransformStream.new()
+    writer = channel.writable.getWriter()
+    task = asyncio.ensure_future(pump(response, writer))
+    # The client went away: the runtime cancels the readable side, the writer errors and
+    # `closed` rejects. Cancel the pump at once, even while it waits for the upstream.
+    writer.closed.catch(lambda _reason: task.cancel())
+    keep_alive(ctx, task)
+    return channel.readable
+
+
+async def pump(response: Response, writer) -> None:
+    """Write each chunk as soon as core yields it. ``await write`` is the backpressure: it
+    resolves once the client has taken the chunk, so nothing piles up in the Worker."""
+    try:
+        async for chunk in response.stream:
+            if chunk:
+                await writer.write(to_js(chunk))  # bytes -> a Uint8Array copy
+        await writer.close()
+    except (JsException, asyncio.CancelledError):
+        pass  # the client went away (the write failed or the pump was cancelled): no one to tell
+    except Exception:  # a bug of ours mid-stream: break the stream so the client sees it
+        import logging  # only on this rare path: slow to import
+
+        logging.getLogger("edgerelay").exception("stream failed")
+        try:
+            await writer.abort(js.Error.new("the gateway's stream failed"))
+        except JsException:
+            pass
+    finally:
+        await response.aclose()  # close core's stream and abort an unfinished upstream read
+
+
+def keep_alive(ctx, task: asyncio.Task) -> None:
+    """Tell the runtime to keep the isolate running until ``task`` ends (``ctx.waitUntil``).
+
+    An owned proxy, released when the task is done: the JS side may await it after this call
+    returns (a borrowed proxy would be destroyed by then unless the runtime copies it)."""
+    proxy = create_proxy(task)
+    ctx.waitUntil(proxy)
+    task.add_done_callback(lambda _task: proxy.destroy())
