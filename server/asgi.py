@@ -7,9 +7,13 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from core import Config, Gateway, Request, Response, load_config
 from core.fetch import Fetch
+
+# The browser demo, served at / by the local server when run from a checkout (make dev).
+DEMO_PAGE = Path(__file__).resolve().parents[1] / "examples" / "browser" / "index.html"
 
 
 def new_id() -> str:
@@ -46,6 +50,12 @@ class EdgerelayASGI:
             await self._lifespan(receive, send)
 
     async def _http(self, scope, receive, send) -> None:
+        if scope["path"] == "/" and scope["method"] == "GET" and DEMO_PAGE.is_file():
+            page = Response(
+                200, [("content-type", "text/html; charset=utf-8")], DEMO_PAGE.read_bytes()
+            )
+            await _send_bytes(page, send)
+            return
         raw_path = scope.get("raw_path")
         client = scope.get("client")
         request = Request(

@@ -1,0 +1,1 @@
+from tests.server.conftest import gateway_for, upstream  # noqa: F401  (shared fixtures)
