@@ -12,7 +12,6 @@ import json
 
 import js
 from async_runner import timeout
-from pyodide.ffi import JsException
 from workerd_call import (
     UPSTREAM,
     call_fetch,
@@ -296,18 +295,17 @@ async def test_client_request_path_and_query_reach_core():
 
 
 async def _stream_cost(env, body, runs=3):
-    """(best elapsed ms, chunks read by the client) for one streamed request, best of runs."""
+    """(best elapsed ms, SSE events received) for one streamed request, best of runs. The
+    client reads in JS (arrayBuffer), so the figure is the Worker's side alone."""
     best = None
     for _ in range(runs):
         start = js.performance.now()
         resp, ctx = await call_fetch(env, make_request(body=body))
-        reader, reads = resp.body.getReader(), 0
-        while not (await reader.read()).done:
-            reads += 1  # one per pump write: a TransformStream keeps chunk boundaries
+        raw = (await resp.arrayBuffer()).to_bytes()
         elapsed = js.performance.now() - start
         await settled_ok(ctx)
         if best is None or elapsed < best[0]:
-            best = (elapsed, reads)
+            best = (elapsed, raw.count(b"data: "))
     return best
 
 
@@ -315,30 +313,31 @@ async def _stream_cost(env, body, runs=3):
 async def test_stream_cost_per_chunk():
     """Not a pass/fail speed test: prints the Worker's per-chunk cost under Pyodide.
 
-    1. mock/echo: core yields one chunk per word, the pump writes each on its own and the
-       client reads each: Python generator + JSON + to_js + TransformStream write + read.
+    1. mock/echo: core yields one chunk per word and the pump writes each on its own:
+       Python generator + JSON + to_js + TransformStream write, one event-loop turn each.
     2. translated (Anthropic SSE in, OpenAI SSE out): per upstream event, with fetch, the
        JS->Python body reads, core's SSE parse + translation and the pump (Node coalesces
        the upstream's writes, so several events share a read).
     """
     n = 2000
     words = " ".join(f"w{i}" for i in range(n))
-    elapsed, reads = await _stream_cost(make_env(), chat("mock/echo", words, stream=True))
-    assert reads >= n
-    print(f"    mock/echo stream: {elapsed * 1000 / reads:.1f} us per chunk ({reads} chunks)")
+    elapsed, events = await _stream_cost(make_env(), chat("mock/echo", words, stream=True))
+    assert events >= n  # one pump write per word, plus the role and finish chunks and [DONE]
+    print(f"    mock/echo stream: {elapsed * 1000 / events:.1f} us per chunk ({events} chunks)")
 
     sid = "worker-cost"
     TEST.script(sid, anthropic_steps([f" w{i}" for i in range(n)]), False)
     env = make_env(ANTHROPIC_BASE_URL=f"{UPSTREAM}/script/{sid}", ANTHROPIC_API_KEY="k")
-    elapsed, reads = await _stream_cost(env, chat("claude-x", stream=True))
+    elapsed, events = await _stream_cost(env, chat("claude-x", stream=True))
+    assert events >= n
     print(
         f"    translated stream: {elapsed * 1000 / n:.1f} us per upstream event"
-        f" ({n} text deltas, {reads} chunks written, {elapsed:.0f} ms total)"
+        f" ({n} text deltas -> {events} OpenAI events, {elapsed:.0f} ms total)"
     )
 
 
 @timeout(10)
-async def test_js_exception_is_not_swallowed_by_config_cache():
+async def test_config_cache_follows_the_env():
     # Two envs alternate: the per-isolate cache must follow the env object, not stick.
     a = make_env(EDGERELAY_MAX_BODY_BYTES="100")
     b = make_env()
@@ -346,7 +345,3 @@ async def test_js_exception_is_not_swallowed_by_config_cache():
     for env, status in ((a, 413), (b, 200), (a, 413)):
         resp, _ = await call_fetch(env, make_request(body=big))
         assert resp.status == status
-
-
-def test_no_jsexception_leaks_as_import():
-    assert issubclass(JsException, Exception)

@@ -61,12 +61,14 @@ def make_request(
 
 async def call_fetch(env, js_request, ctx=None):
     """(JS Response, ctx) as workerd would produce them for this request."""
-    from workers import python_from_rpc, python_to_rpc
+    from workers import Request, python_from_rpc, python_to_rpc
 
     entry = load_entry()
     ctx = ctx if ctx is not None else WORKERD.makeContext()
     instance = entry.Default(ctx, env)
-    result = relaxed_call(instance.fetch, python_from_rpc(js_request))
+    request = python_from_rpc(js_request)
+    assert isinstance(request, Request)  # fetch gets a workers.Request, not a JS Request
+    result = relaxed_call(instance.fetch, request)
     if inspect.isawaitable(result):
         result = await result
     return python_to_rpc(result), ctx
