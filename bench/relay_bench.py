@@ -172,6 +172,11 @@ def import_ms(modules: str, runs: int = 5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="gateways on CPU 1; load generator and fake upstream on CPU 0 (both runs alike)",
+    )
     args = parser.parse_args()
 
     up_port = free_port()
@@ -191,13 +196,18 @@ def main() -> None:
         targets = {"direct": up_url + "/v1/chat/completions"}
         targets |= {f"gw-{c}": u + "/v1/chat/completions" for c, (_, u) in gateways.items()}
         pids = {f"gw-{c}": p.pid for c, (p, _) in gateways.items()}
+        if args.pin:
+            os.sched_setaffinity(0, {0})
+            os.sched_setaffinity(upstream.pid, {0})
+            for proc, _ in gateways.values():
+                os.sched_setaffinity(proc.pid, {1})
         results = asyncio.run(measure(targets, pids, args.rounds))
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(10)
-    report(results, startup, idle)
+    report(results, startup, idle, args.pin)
 
 
 def wait_ready_post(url: str) -> None:
@@ -220,10 +230,15 @@ def row(*cells: object) -> None:
     print("| " + " | ".join(str(c) for c in cells) + " |")
 
 
-def report(results: dict, startup: dict, idle: dict) -> None:
+def report(results: dict, startup: dict, idle: dict, pinned: bool) -> None:
     ms = 1000
     print(f"\nEdgerelay relay benchmark — {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    print("Added = through the gateway minus direct, same run, interleaved blocks.\n")
+    print("Added = through the gateway minus direct, same run, interleaved blocks.")
+    if pinned:
+        print("Pinned: gateways on CPU 1; load generator and fake upstream on CPU 0.")
+    else:
+        print("Unpinned: load generator, fake upstream and gateway share all cores.")
+    print()
     row("scenario", "metric", "direct", "gw aiohttp", "added", "gw httpx", "added")
     row(*["---"] * 7)
     for name, cells in results.items():

@@ -111,10 +111,8 @@ class Gateway:
             raise too_large(self.config.max_body_bytes)
         chat = parse_chat_request(request.body)
         route = routing.route_model(chat.model, self.config)
-        ctx = ChatContext(
-            "chatcmpl-" + self.new_id(), int(self.clock()), self.new_id, chat.include_usage
-        )
         if route.kind == "mock":
+            ctx = self._context(chat)
             if chat.stream:
                 return Response(
                     200, [EVENT_STREAM], stream=mock.stream(chat, ctx.completion_id, ctx.created)
@@ -135,6 +133,7 @@ class Gateway:
                 raise await _upstream_error(upstream, openai.translate_error)
             return passthrough(upstream)
         translator = translation(route.kind)
+        ctx = self._context(chat)
         outbound = translator.build_request(chat, route, self.config, ctx)
         upstream = await self._send(outbound, route)
         if upstream.status >= 400:
@@ -152,6 +151,13 @@ class Gateway:
             await upstream.aclose()
         body = translator.translate_response(body, route, ctx)
         return Response(200, translated_headers(JSON, upstream), body)
+
+    def _context(self, chat) -> ChatContext:
+        """Ids and time for an answer the gateway writes itself (an OpenAI passthrough needs
+        neither, so the hot path does not pay for them)."""
+        return ChatContext(
+            "chatcmpl-" + self.new_id(), int(self.clock()), self.new_id, chat.include_usage
+        )
 
     async def _send(self, outbound: FetchRequest, route: routing.Route) -> FetchResponse:
         try:
