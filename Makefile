@@ -14,9 +14,9 @@ $(STAMP): requirements-dev.txt constraints.txt pyproject.toml
 	$(BIN)/pip install $(PIP_FLAGS) -c constraints.txt -r requirements-dev.txt -e .
 	touch $@
 
-$(NEWEST_VENV)/.installed: requirements-dev.txt pyproject.toml
+$(NEWEST_VENV)/.installed: requirements-dev.txt constraints.txt pyproject.toml
 	$(NEWEST_PYTHON) -m venv $(NEWEST_VENV)
-	$(NEWEST_VENV)/bin/pip install $(PIP_FLAGS) -r requirements-dev.txt -e .
+	$(NEWEST_VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt -r requirements-dev.txt -e .
 	touch $@
 
 dev: $(STAMP)
@@ -33,7 +33,7 @@ test-cpython: $(STAMP) node_modules/.installed
 	$(BIN)/python -m pytest
 
 # The same suite on the newest CPython the machine has (3.13 here); skipped only if none.
-test-newest:
+test-newest: node_modules/.installed
 	@if [ -z "$(NEWEST_PYTHON)" ]; then echo "no CPython 3.12+ found: newest-Python run skipped"; \
 	else $(MAKE) --no-print-directory $(NEWEST_VENV)/.installed && $(NEWEST_VENV)/bin/python -m pytest; fi
 
