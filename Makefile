@@ -53,8 +53,13 @@ test-pyodide: node_modules/.installed
 build-worker:
 	$(PYTHON) workers/cloudflare/build.py
 
+# Prints figures only (no timed assertions anywhere). ROUNDS=3 for a quicker, noisier run.
+ROUNDS ?= 8
 bench: $(STAMP)
-	$(BIN)/python bench/relay_bench.py
+	$(BIN)/python bench/relay_bench.py --rounds $(ROUNDS)
+	$(BIN)/python bench/relay_bench.py --rounds $(ROUNDS) --pin
+	$(BIN)/python bench/translate_bench.py
+	$(BIN)/python bench/lambda_bench.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .
