@@ -229,3 +229,22 @@ def test_recorded_openai_streams_are_relayed_byte_identically(upstream, gateway_
         )
     )
     assert chunks  # the SDK parses every recorded frame
+
+
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
+def test_an_upstream_that_never_answers_is_a_504_after_the_timeout(gateway_for, http_client):
+    import socket
+
+    with socket.socket() as silent:  # accepts the connection, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        env = {
+            "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
+            "EDGERELAY_UPSTREAM_TIMEOUT": "0.3",
+        }
+        gateway = gateway_for(env, http_client)
+        body = {"model": "gpt-x", "messages": [{"role": "user", "content": "x"}]}
+        response = httpx.post(gateway.url + "/v1/chat/completions", json=body, timeout=WAIT)
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "timeout"
