@@ -114,6 +114,15 @@ const tLoad = performance.now();
 const passEnv = Object.fromEntries(
   Object.entries(process.env).filter(([k]) => k === "CI" || k.startsWith("HYPOTHESIS_")),
 );
+// The real recorded captures beside the checkout (CI has ../shared; a user's clone may not):
+// mounted read-only-in-practice so the fixture tests run here too, not only on CPython.
+const SHARED_FIXTURES = process.env.EDGERELAY_SHARED_FIXTURES || path.join(ROOT, "..", "shared", "fixtures");
+const mounts = [[ROOT, "/repo"], [CACHE, "/wheels"]];
+const fixtureEnv = {};
+if (fs.existsSync(SHARED_FIXTURES)) {
+  mounts.push([SHARED_FIXTURES, "/shared-fixtures"]);
+  fixtureEnv.EDGERELAY_SHARED_FIXTURES = "/shared-fixtures";
+}
 const pyodide = await loadPyodide({
   env: {
     HOME: "/home/pyodide",
@@ -123,6 +132,7 @@ const pyodide = await loadPyodide({
     HYPOTHESIS_STORAGE_DIRECTORY: "/tmp/hypothesis", // ditto .hypothesis/
     EDGERELAY_PYODIDE: "1",
     EDGERELAY_TEST_UPSTREAM: upstream.url,
+    ...fixtureEnv,
   },
 });
 // Raw writes (not line-batched) so pytest's progress dots appear as they happen.
@@ -134,7 +144,7 @@ const loadSecs = secs(tLoad);
 registerWorkerdModules(pyodide);
 
 const tInstall = performance.now();
-for (const [host, mnt] of [[ROOT, "/repo"], [CACHE, "/wheels"]]) {
+for (const [host, mnt] of mounts) {
   pyodide.FS.mkdirTree(mnt);
   pyodide.FS.mount(pyodide.FS.filesystems.NODEFS, { root: host }, mnt);
 }

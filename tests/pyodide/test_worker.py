@@ -283,6 +283,12 @@ async def test_body_over_the_limit_is_413():
     env = make_env(EDGERELAY_MAX_BODY_BYTES="100")
     resp, _ = await call_fetch(env, make_request(body=chat("mock/echo", content="x" * 200)))
     assert resp.status == 413
+    assert json.loads(await resp.text())["error"]["code"] == "request_too_large"
+    # On a passthrough route, in that provider's own error shape (so its SDK raises as usual).
+    big = make_request("/anthropic/v1/messages", body=chat("claude-x", content="x" * 200))
+    resp, _ = await call_fetch(env, big)
+    assert resp.status == 413
+    assert json.loads(await resp.text())["error"]["type"] == "request_too_large"
 
 
 @timeout(10)

@@ -71,12 +71,12 @@ class Default(WorkerEntrypoint):
             config = config_for(self.env)
         except ConfigError as exc:
             return to_worker_response(config_error(exc), self.ctx)
-        inbound = await to_core_request(request, config.max_body_bytes)
-        if isinstance(inbound, Response):  # already the answer (413, unreadable body)
-            return to_worker_response(inbound, self.ctx)
-        # A Gateway per request is five attribute stores; it lets this request's Fetch carry
+        # A Gateway per request is a few attribute stores; it lets this request's Fetch carry
         # the client's abort signal, so a client that leaves cancels the upstream request.
         signal = getattr(getattr(request, "js_object", request), "signal", None)
         gateway = Gateway(config, JsFetch(signal), clock=time.time, new_id=new_id)
+        inbound = await to_core_request(request, config.max_body_bytes, gateway.too_large_response)
+        if isinstance(inbound, Response):  # already the answer (413, unreadable body)
+            return to_worker_response(inbound, self.ctx)
         response = await gateway.handle(inbound)
         return to_worker_response(response, self.ctx)

@@ -15,7 +15,7 @@ Three ways out, cheapest first:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 import js
@@ -23,7 +23,7 @@ from pyodide.ffi import JsException, create_proxy, to_js
 from workers import Response as WorkerResponse
 
 from core import GatewayError, Request, Response, error_response
-from core.gateway import too_large
+from core.responses import too_large
 
 try:
     from pyodide.ffi import jsnull
@@ -61,29 +61,35 @@ class WorkerEnv(Mapping[str, str]):
         return sum(1 for _ in self)
 
 
-async def to_core_request(request, max_body: int) -> Request | Response:
+async def to_core_request(
+    request, max_body: int, too_large_response: Callable[[Request], Response] | None = None
+) -> Request | Response:
     """The inbound request (a ``workers.Request`` or a JS ``Request``) as core's ``Request``,
-    or the 413 answer when its body is larger than ``max_body``."""
+    or the 413 answer when its body is larger than ``max_body`` (``too_large_response`` gives
+    it in the route's error format: ``Gateway.too_large_response``)."""
     js_request = getattr(request, "js_object", request)
     headers = {str(name): str(value) for name, value in js_request.headers}  # lower-case names
+    url = urlsplit(js_request.url)  # WHATWG-serialised: the path is still percent-encoded
+    inbound = Request(
+        str(js_request.method),
+        url.path or "/",
+        url.query,
+        headers,
+        b"",
+        headers.get("cf-connecting-ip"),
+    )
+    refuse = too_large_response or (lambda _: error_response(too_large(max_body)))
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body:
-        return error_response(too_large(max_body))  # refuse before reading a byte
+        return refuse(inbound)  # refuse before reading a byte
     try:
         body = await _read_body(js_request.body, max_body)
     except JsException:  # the client broke off the upload
         return error_response(GatewayError(400, "The request body could not be read."))
     if body is None:
-        return error_response(too_large(max_body))
-    url = urlsplit(js_request.url)  # WHATWG-serialised: the path is still percent-encoded
-    return Request(
-        str(js_request.method),
-        url.path or "/",
-        url.query,
-        headers,
-        body,
-        headers.get("cf-connecting-ip"),
-    )
+        return refuse(inbound)
+    inbound.body = body
+    return inbound
 
 
 async def _read_body(stream, limit: int) -> bytes | None:
