@@ -14,6 +14,9 @@ KINDS = ("openai", "anthropic", "gemini")
 
 
 class ConfigError(Exception):
+    """A bad setting, named. Messages never quote the value: a key pasted into the wrong
+    variable must not end up in a log line or a response."""
+
     def __init__(self, setting: str, message: str) -> None:
         super().__init__(f"{setting}: {message}")
         self.setting = setting
@@ -178,7 +181,7 @@ def _named_provider(name: str, spec: object, get) -> ProviderConfig:
 
 def _url(setting: str, value: str) -> str:
     if not (value.startswith("https://") or value.startswith("http://")):
-        raise ConfigError(setting, f"must be an http(s) URL, got {value!r}")
+        raise ConfigError(setting, "must be an http(s) URL")
     return value.rstrip("/")
 
 
@@ -188,7 +191,7 @@ def _positive_int(setting: str, value: object, default: int) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise ConfigError(setting, f"must be a whole number, got {value!r}") from None
+        raise ConfigError(setting, "must be a whole number") from None
     if number <= 0:
         raise ConfigError(setting, "must be positive")
     return number
@@ -200,7 +203,7 @@ def _positive_float(setting: str, value: object, default: float) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(setting, f"must be a number of seconds, got {value!r}") from None
+        raise ConfigError(setting, "must be a number of seconds") from None
     if number <= 0:
         raise ConfigError(setting, "must be positive")
     return number

@@ -89,3 +89,15 @@ def test_cors_origins():
     assert load_config({"EDGERELAY_CORS_ORIGINS": origins}).cors_origins == origins
     with pytest.raises(ConfigError, match="EDGERELAY_CORS_ORIGINS"):
         load_config({"EDGERELAY_CORS_ORIGINS": "app.example.com"})
+
+
+def test_errors_name_the_setting_but_never_quote_its_value():
+    for env in (
+        {"EDGERELAY_MAX_BODY_BYTES": "sk-proj-misplaced"},
+        {"OPENAI_BASE_URL": "sk-proj-misplaced"},
+        {"EDGERELAY_UPSTREAM_TIMEOUT": "sk-proj-misplaced"},
+    ):
+        with pytest.raises(ConfigError) as raised:
+            load_config(env)
+        assert "sk-proj-misplaced" not in str(raised.value)
+        assert next(iter(env)) in str(raised.value)

@@ -265,7 +265,7 @@ async def test_config_error_is_503_and_not_cached():
     assert resp.status == 503
     error = json.loads(await resp.text())["error"]
     assert "OPENAI_BASE_URL" in error["message"]
-    assert "ftp://nope" not in error["message"]  # the value stays in the log
+    assert "ftp://nope" not in error["message"]  # never the value itself
     # Fixed (a new env, as a new deployment gets): answered at once, no stale error.
     resp, _ = await call_fetch(make_env(), make_request(body=chat("mock/echo")))
     assert resp.status == 200

@@ -53,12 +53,13 @@ def config_for(env) -> Config:
 
 
 def config_error(exc: ConfigError):
-    """503 naming the setting; the details (which may quote the bad value) go to the log only."""
+    """503 naming the setting and what is wrong with it (never its value: ConfigError does
+    not quote values, so a misplaced key cannot leak)."""
     print(f"edgerelay: configuration error: {exc}")  # console.log: `npx wrangler tail` shows it
     return error_response(
         GatewayError(
             503,
-            f"The gateway is not configured correctly: check the setting {exc.setting}.",
+            f"The gateway is not configured correctly: {exc}.",
             type="service_unavailable",
             code="config_error",
         )
