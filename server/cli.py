@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    print(f"edgerelay: serving on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    print(banner(app.gateway.config, args.host, args.port), file=sys.stderr, flush=True)
     uvicorn.run(
         app,
         host=args.host,
@@ -41,6 +41,20 @@ def main(argv: list[str] | None = None) -> int:
         server_header=False,
     )
     return 0
+
+
+def banner(config, host: str, port: int) -> str:
+    """What a person starting the server wants to know: where, and which providers answer."""
+    ready = [
+        name
+        for name, provider in config.providers.items()
+        if provider.api_key or not provider.key_required
+    ]
+    providers = ", ".join(["mock/echo", *ready])
+    return (
+        f"edgerelay: serving on http://{host}:{port} (demo page at /)\n"
+        f"edgerelay: providers ready: {providers}"
+    )
 
 
 if __name__ == "__main__":

@@ -28,3 +28,15 @@ def test_a_bad_config_file_path_is_named():
     done = serve({"EDGERELAY_CONFIG": "/nonexistent/edgerelay.toml"})
     assert done.returncode == 2
     assert "EDGERELAY_CONFIG" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_banner_says_where_and_which_providers_answer_without_keys():
+    from core import load_config
+    from server.cli import banner
+
+    text = banner(load_config({"ANTHROPIC_API_KEY": "sk-ant-secret"}), "127.0.0.1", 8787)
+    assert "http://127.0.0.1:8787" in text
+    assert "mock/echo, anthropic" in text
+    assert "sk-ant-secret" not in text
+    local = load_config({"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"})
+    assert "mock/echo, openai" in banner(local, "0.0.0.0", 80)  # a local server needs no key
