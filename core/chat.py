@@ -20,9 +20,11 @@ class ChatRequest(NamedTuple):
 def parse_chat_request(raw: bytes) -> ChatRequest:
     """Decode and check the fields every provider relies on; 400 naming the field otherwise."""
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise bad_request("The request body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
     model = body.get("model")
@@ -35,7 +37,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         if not isinstance(message, dict):
             raise bad_request(f"`messages[{i}]` must be an object.", param=f"messages[{i}]")
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise bad_request(
                 f"`messages[{i}].role` must be one of: {', '.join(sorted(ROLES))}.",
                 param=f"messages[{i}].role",
@@ -50,6 +52,12 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         raise bad_request("`stream_options` must be an object.", param="stream_options")
     include_usage = bool(stream and options and options.get("include_usage"))
     return ChatRequest(body, model, stream, include_usage)
+
+
+def _no_constant(name: str):
+    """NaN and Infinity are not JSON (RFC 8259); Python's parser would accept them and pass
+    them on upstream as invalid JSON."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def text_of(content: object) -> str:

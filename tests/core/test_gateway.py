@@ -67,6 +67,11 @@ def test_mock_echo_honours_max_tokens_with_length_finish():
         ({"model": "mock/echo", "messages": ["hi"]}, "messages[0]"),
         ({"model": "mock/echo", "messages": [{"role": "robot"}]}, "messages[0].role"),
         ({**CHAT, "stream": "yes"}, "stream"),
+        ({"model": "mock/echo", "messages": [{"role": ["user"]}]}, "messages[0].role"),
+        ({"model": "mock/echo", "messages": [{"role": {"a": 1}}]}, "messages[0].role"),
+        (b"[" * 100_000 + b"]" * 100_000, None),
+        (b'{"model": "mock/echo", "temperature": NaN, "messages": [{"role": "user"}]}', None),
+        (b'{"model": "mock/echo", "top_p": -Infinity, "messages": [{"role": "user"}]}', None),
     ],
 )
 def test_bad_requests_get_400_naming_the_field(body, param):
@@ -215,3 +220,38 @@ def test_a_bug_becomes_a_clean_500_without_traceback():
     response, _ = call(gateway, body={**CHAT, "model": "gpt-4.1"})
     assert response.status == 500
     assert b"boom" not in response.body and b"Traceback" not in response.body
+
+
+def deepest_json_here() -> int:
+    """The deepest nesting json.loads takes at this stack depth (about 1000 on CPython 3.11,
+    10000 on 3.13)."""
+    lo, hi = 1, 20_000
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            json.loads("[" * mid + "]" * mid)
+            lo = mid
+        except RecursionError:
+            hi = mid - 1
+    return lo
+
+
+def test_deeply_nested_requests_are_400_or_answered_never_500():
+    # json.loads may take a body that json.dumps, called deeper in the stack, cannot write back:
+    # that must be the client's 400, never a 500.
+    env = {"OPENAI_API_KEY": "o", "ANTHROPIC_API_KEY": "a", "GEMINI_API_KEY": "g"}
+    gateway, _ = make_gateway(lambda request: FakeResponse(200, {}, [b"{}"]), env)
+    deepest = deepest_json_here()
+    for depth in range(deepest - 40, deepest + 1, 2):
+        deep = "[" * depth + "]" * depth
+        schema = '{"type": "object", "x": ' + deep + "}"
+        tool = '{"type": "function", "function": {"name": "f", "parameters": ' + schema + "}}"
+        for model in ("openai/gpt-4.1", "anthropic/claude-x", "gemini/gemini-2.5-flash"):
+            raw = (
+                '{"model": "' + model + '", "messages": [{"role": "user", "content": "x"}], '
+                '"tools": [' + tool + "]}"
+            ).encode()
+            response, _ = call(gateway, body=raw)
+            assert response.status in (200, 400, 502), (model, depth, response.body)
+            if response.status == 400:
+                assert "nested too deeply" in error_of(response)["message"]
