@@ -75,4 +75,10 @@ def text_of(content: object) -> str:
 
 def dumps(obj: object) -> bytes:
     """Compact JSON, as chunks are sent on the wire."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON allows the escape "\ud83d" alone) has no UTF-8 form. It can only
+        # sit inside a JSON string, where backslashreplace writes back the very same escape.
+        return text.encode("utf-8", "backslashreplace")

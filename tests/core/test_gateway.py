@@ -255,3 +255,21 @@ def test_deeply_nested_requests_are_400_or_answered_never_500():
             assert response.status in (200, 400, 502), (model, depth, response.body)
             if response.status == 400:
                 assert "nested too deeply" in error_of(response)["message"]
+
+
+def test_a_lone_surrogate_escape_is_carried_as_the_same_escape_never_a_500():
+    # "\ud83d" alone is valid JSON (an escape) but no UTF-8 can hold it: it goes on as written.
+    raw = b'{"model": "%s", "messages": [{"role": "user", "content": "cut \\ud83d"}]}'
+    env = {"OPENAI_API_KEY": "o", "ANTHROPIC_API_KEY": "a", "GEMINI_API_KEY": "g"}
+    gateway, fetch = make_gateway(lambda request: FakeResponse(200, {}, [b"{}"]), env)
+    response, _ = call(gateway, body=raw % b"mock/echo")
+    assert response.status == 200
+    assert json.loads(response.body)["choices"][0]["message"]["content"] == "cut \ud83d"
+    response, chunks = call(gateway, body=raw.replace(b"{", b'{"stream": true, ', 1) % b"mock/echo")
+    assert [json.loads(d) for d in frames(chunks)[:-1]][2]["choices"][0]["delta"] == {
+        "content": " \ud83d"
+    }
+    for model in (b"openai/gpt-4.1", b"anthropic/claude-x", b"gemini/gemini-2.5-flash"):
+        call(gateway, body=raw % model)
+        assert b"cut \\ud83d" in fetch.requests[-1].body
+        assert "cut \ud83d" in json.dumps(json.loads(fetch.requests[-1].body), ensure_ascii=False)
