@@ -110,9 +110,15 @@ def _declaration(tool: object, i: int) -> dict:
     if not isinstance(name, str) or not name:
         raise bad_request(f"`tools[{i}].function.name` is required.", param=f"tools[{i}]")
     declaration = {"name": name}
-    if function.get("description"):
-        declaration["description"] = function["description"]
-    if function.get("parameters") is not None:
+    description, parameters = function.get("description"), function.get("parameters")
+    if not isinstance(description, str | None) or not isinstance(parameters, dict | None):
+        raise bad_request(
+            f"`tools[{i}].function`: `description` must be a string and `parameters` an object.",
+            param=f"tools[{i}]",
+        )
+    if description:
+        declaration["description"] = description
+    if parameters is not None:
         # parametersJsonSchema takes JSON Schema as OpenAI clients write it; the older
         # `parameters` field accepts only an OpenAPI subset.
         declaration["parametersJsonSchema"] = function["parameters"]
@@ -123,7 +129,8 @@ def _tool_choice(choice: object) -> dict:
     if isinstance(choice, str) and choice in _TOOL_MODES:
         return {"mode": _TOOL_MODES[choice]}
     if isinstance(choice, dict) and choice.get("type") == "function":
-        name = (choice.get("function") or {}).get("name")
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
         if isinstance(name, str) and name:
             return {"mode": "ANY", "allowedFunctionNames": [name]}
     raise bad_request(
@@ -159,7 +166,7 @@ def _generation_config(body: dict, model: str) -> dict:
     _response_format(body.get("response_format"), config)
     effort = body.get("reasoning_effort")
     if effort is not None:
-        if effort not in _BUDGETS:
+        if not isinstance(effort, str) or effort not in _BUDGETS:
             allowed = ", ".join(_BUDGETS)
             raise bad_request(
                 f"`reasoning_effort` must be one of: {allowed}.", param="reasoning_effort"
@@ -182,7 +189,11 @@ def _response_format(spec: object, config: dict) -> None:
     if kind == "json_object":
         config["responseMimeType"] = "application/json"
         return
-    if kind == "json_schema" and isinstance(spec.get("json_schema"), dict):
+    if (
+        kind == "json_schema"
+        and isinstance(spec, dict)
+        and isinstance(spec.get("json_schema"), dict)
+    ):
         config["responseMimeType"] = "application/json"
         schema = spec["json_schema"].get("schema")
         if schema is not None:

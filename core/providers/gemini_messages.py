@@ -59,12 +59,13 @@ def _text_parts(content: object, i: int) -> list:
     if isinstance(content, list):
         parts = []
         for j, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") not in ("text", "refusal"):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind not in ("text", "refusal"):
                 raise bad_request(
                     f"`messages[{i}].content[{j}]` must be a text part here.",
                     param=f"messages[{i}].content[{j}]",
                 )
-            parts.append({"text": part.get("text") or part.get("refusal") or ""})
+            parts.append({"text": _string(part, kind, f"messages[{i}].content[{j}]")})
         return parts
     if content is None:
         return []
@@ -81,7 +82,7 @@ def _user_parts(content: object, i: int) -> list:
         kind = part.get("type") if isinstance(part, dict) else None
         param = f"messages[{i}].content[{j}]"
         if kind == "text":
-            parts.append({"text": part.get("text", "")})
+            parts.append({"text": _string(part, "text", param)})
         elif kind == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
@@ -98,16 +99,18 @@ def _user_parts(content: object, i: int) -> list:
                     data = {"mimeType": _IMAGE_TYPES[ext], "fileUri": url}
                 parts.append({"fileData": data})
         elif kind == "input_audio":
-            audio = part.get("input_audio") or {}
-            mime = _AUDIO_TYPES.get(audio.get("format"))
+            audio = part.get("input_audio")
+            audio = audio if isinstance(audio, dict) else {}
+            fmt = audio.get("format")
+            mime = _AUDIO_TYPES.get(fmt) if isinstance(fmt, str) else None
             if mime is None or not isinstance(audio.get("data"), str):
                 raise bad_request(
                     f"`{param}.input_audio` needs `data` and a format of wav or mp3.", param=param
                 )
             parts.append({"inlineData": {"mimeType": mime, "data": audio["data"]}})
         elif kind == "file":
-            file = part.get("file") or {}
-            url = file.get("file_data")
+            file = part.get("file")
+            url = file.get("file_data") if isinstance(file, dict) else None
             if not isinstance(url, str):
                 raise bad_request(f"`{param}.file` needs `file_data` (a data: URL).", param=param)
             parts.append({"inlineData": _data_url(url, param)})
@@ -136,6 +139,10 @@ def _model_parts(message: dict, i: int, names: dict) -> list:
     legacy = message.get("function_call")
     if isinstance(legacy, dict):
         calls = [*calls, {"type": "function", "function": legacy}]
+    elif legacy is not None:
+        raise bad_request(
+            f"`messages[{i}].function_call` must be an object.", param=_p(i, "function_call")
+        )
     for j, call in enumerate(calls):
         param = f"messages[{i}].tool_calls[{j}]"
         function = call.get("function") if isinstance(call, dict) else None
@@ -177,6 +184,7 @@ def _signatures(details: object) -> dict:
                 and d.get("type") == "reasoning.encrypted"
                 and d.get("format") == FORMAT
                 and isinstance(d.get("data"), str)
+                and isinstance(d.get("id"), str | None)
             ):
                 found.setdefault(d.get("id"), d["data"])
     return found
@@ -206,6 +214,13 @@ def _function_response(message: dict, i: int, names: dict) -> dict:
     if not isinstance(response, dict):
         response = {"output": text}  # the key Gemini documents for a plain function output
     return {"functionResponse": {"name": name, "response": response}}
+
+
+def _string(part: dict, key: str, param: str) -> str:
+    value = part.get(key)
+    if not isinstance(value, str):
+        raise bad_request(f"`{param}.{key}` must be a string.", param=f"{param}.{key}")
+    return value
 
 
 def _p(i: int, field: str = "content") -> str:

@@ -336,6 +336,49 @@ def user_part(part):
         (call_with("{oops"), "messages[0].tool_calls[0]"),
         (only({"role": "assistant", "tool_calls": {"x": 1}}), "messages[0].tool_calls"),
         (only({"role": "system", "content": [{"type": "image_url"}]}), "messages[0].content[0]"),
+        # Wrong types anywhere: a 400 naming the field, never a 500.
+        ({"reasoning_effort": []}, "reasoning_effort"),
+        ({"reasoning_effort": {"level": "high"}}, "reasoning_effort"),
+        ({"tool_choice": {"type": "function", "function": "f"}}, "tool_choice"),
+        ({"tool_choice": {"type": "function", "function": ["f"]}}, "tool_choice"),
+        ({"response_format": "json_schema"}, "response_format"),
+        ({"response_format": {"type": ["json_object"]}}, "response_format"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": "{}"}}]},
+            "tools[0]",
+        ),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "description": 7}}]},
+            "tools[0]",
+        ),
+        (user_part({"type": "input_audio", "input_audio": "UklGRg=="}), "messages[0].content[0]"),
+        (
+            user_part({"type": "input_audio", "input_audio": {"data": "x", "format": ["wav"]}}),
+            "messages[0].content[0]",
+        ),
+        (user_part({"type": "file", "file": "data:,x"}), "messages[0].content[0]"),
+        (
+            user_part({"type": "image_url", "image_url": ["https://x/y.png"]}),
+            "messages[0].content[0]",
+        ),
+        (user_part({"type": "text", "text": 5}), "messages[0].content[0].text"),
+        (user_part({"type": "text"}), "messages[0].content[0].text"),
+        (
+            only({"role": "assistant", "content": [{"type": "text", "text": ["a"]}]}),
+            "messages[0].content[0].text",
+        ),
+        (
+            only({"role": "system", "content": [{"type": "refusal", "refusal": {}}]}),
+            "messages[0].content[0].refusal",
+        ),
+        (
+            only({"role": "function", "name": "f", "content": [{"type": "text", "text": 1}]}),
+            "messages[0].content[0].text",
+        ),
+        (
+            only({"role": "assistant", "tool_calls": [CALL], "function_call": "f"}),
+            "messages[0].function_call",
+        ),
     ],
 )
 def test_what_cannot_be_translated_is_a_400_naming_the_field(extra, param):
@@ -344,6 +387,25 @@ def test_what_cannot_be_translated_is_a_400_naming_the_field(extra, param):
         build(body)
     assert raised.value.status == 400
     assert raised.value.param == param
+
+
+def test_signature_items_with_odd_ids_are_left_out():
+    details = [
+        {"type": "reasoning.encrypted", "format": "google-gemini-v1", "data": "s1", "id": ["c1"]},
+        {"type": "reasoning.encrypted", "format": "google-gemini-v1", "data": "s2", "id": {}},
+        {"type": "reasoning.encrypted", "format": "google-gemini-v1", "data": SIG, "id": "c1"},
+    ]
+    message = {
+        "role": "assistant",
+        "content": "x",
+        "tool_calls": [CALL],
+        "reasoning_details": details,
+    }
+    parts = sent({"messages": [user("q"), message]})["contents"][1]["parts"]
+    assert parts == [
+        {"text": "x"},
+        {"functionCall": {"name": "f", "args": {}}, "thoughtSignature": SIG},
+    ]
 
 
 def test_the_tool_name_is_found_only_in_an_earlier_assistant_turn():
