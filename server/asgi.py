@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -132,15 +133,39 @@ async def _read_body(receive, headers: Mapping[str, str], limit: int) -> bytes |
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+# Bytes HTTP/1.1 cannot carry in a header value; uvicorn refuses to write them.
+_UNSENDABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """Header values as bytes: latin-1, ASGI's convention (byte for byte what this adapter
+    decoded from the client); else UTF-8, as the upstream client decoded them (aiohttp keeps
+    undecodable bytes as surrogates). A value HTTP cannot carry is dropped: an upstream's
+    odd request id must not cost the client its answer."""
+    out = []
+    for name, value in headers:
+        if _UNSENDABLE.search(value):
+            continue
+        try:
+            raw = value.encode("latin-1")
+        except UnicodeEncodeError:
+            try:
+                raw = value.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                continue
+        out.append((name.encode("latin-1"), raw))
+    return out
+
+
 async def _send_bytes(response: Response, send) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    headers = _encode_headers(response.headers)
     headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
 
 
 async def _send_stream(response: Response, send) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    headers = _encode_headers(response.headers)
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     async for chunk in response.stream:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
