@@ -188,6 +188,13 @@ def _tools(tools: object) -> list[dict]:
                 f"`tools[{j}].function.name` is required.", param=f"tools[{j}].function.name"
             )
         entry = {"name": function["name"]}
+        for field, kind, what in (
+            ("description", str, "a string"),
+            ("parameters", dict, "an object"),
+        ):
+            if not isinstance(function.get(field), kind | None):
+                where = f"tools[{j}].function.{field}"
+                raise bad_request(f"`{where}` must be {what}.", param=where)
         if function.get("description"):
             entry["description"] = function["description"]
         entry["input_schema"] = function.get("parameters") or _EMPTY_SCHEMA

@@ -60,7 +60,7 @@ def _text_blocks(content: object, where: str, kinds=("text",)) -> list[dict]:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind not in kinds:
             raise bad_request(f"`{where}[{j}]`: only text parts are allowed here.", param=where)
-        text = part.get(kind)  # a "refusal" part keeps its text under "refusal"
+        text = _string(part, kind, f"{where}[{j}]")  # a "refusal" part: under "refusal"
         if text:  # Anthropic refuses empty text blocks
             blocks.append({"type": "text", "text": text})
     return blocks
@@ -71,7 +71,7 @@ def _user_blocks(content: object, where: str) -> list[dict]:
     for j, part in enumerate(_parts(content, where)):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
-            if part.get("text"):
+            if _string(part, "text", f"{where}[{j}]"):
                 blocks.append({"type": "text", "text": part["text"]})
         elif kind == "image_url":
             blocks.append(_image(part.get("image_url"), f"{where}[{j}].image_url"))
@@ -103,11 +103,19 @@ def _assistant_blocks(message: dict, where: str) -> list[dict]:
     # Signed thinking goes back first: Anthropic refuses a tool-use turn continued without it.
     blocks = _reasoning_blocks(message.get("reasoning_details"))
     blocks += _text_blocks(message.get("content"), where + ".content", ("text", "refusal"))
-    for j, call in enumerate(message.get("tool_calls") or ()):
+    calls = message.get("tool_calls")
+    if not isinstance(calls, list | None):
+        raise bad_request(f"`{where}.tool_calls` must be an array.", param=where + ".tool_calls")
+    for j, call in enumerate(calls or ()):
         at = f"{where}.tool_calls[{j}]"
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or call.get("type", "function") != "function":
             raise bad_request(f"`{at}` must be a function tool call.", param=at)
+        for name, value in (("id", call.get("id")), ("function.name", function.get("name"))):
+            if not isinstance(value, str) or not value:
+                raise bad_request(
+                    f"`{at}.{name}` must be a non-empty string.", param=f"{at}.{name}"
+                )
         arguments = function.get("arguments") or ""
         parsed = arguments  # some clients send the object itself, not its JSON: take it
         if isinstance(arguments, str):
@@ -139,6 +147,16 @@ def _reasoning_blocks(details: object) -> list[dict]:
         elif item.get("type") == "reasoning.encrypted" and item.get("data"):
             blocks.append({"type": "redacted_thinking", "data": item["data"]})
     return blocks
+
+
+def _string(part: dict, key: str, where: str) -> str:
+    """A text part's text: absent is empty, anything but a string is the client's 400."""
+    value = part.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise bad_request(f"`{where}.{key}` must be a string.", param=f"{where}.{key}")
+    return value
 
 
 def _tool_result(message: dict, where: str) -> dict:

@@ -347,6 +347,55 @@ def test_thinking_is_kept_across_a_tool_turn_first_and_in_order():
             },
             "messages[1].tool_calls[0].function.arguments",
         ),
+        # Wrong types anywhere: a 400 naming the field, never a 500 or Anthropic's own 400.
+        ({"messages": [USER, {"role": "assistant", "tool_calls": 5}]}, "messages[1].tool_calls"),
+        (
+            {"messages": [USER, {"role": "assistant", "tool_calls": {"id": "t"}}]},
+            "messages[1].tool_calls",
+        ),
+        (
+            {
+                "messages": [
+                    USER,
+                    {"role": "assistant", "tool_calls": [{"function": {"name": "f"}}]},
+                ]
+            },
+            "messages[1].tool_calls[0].id",
+        ),
+        (
+            {
+                "messages": [
+                    USER,
+                    {"role": "assistant", "tool_calls": [{"id": "t", "function": {"name": 3}}]},
+                ]
+            },
+            "messages[1].tool_calls[0].function.name",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
+            "messages[0].content[0].text",
+        ),
+        (
+            {"messages": [{"role": "system", "content": [{"type": "text", "text": ["x"]}]}, USER]},
+            "messages[0].content[0].text",
+        ),
+        (
+            {
+                "messages": [
+                    USER,
+                    {"role": "assistant", "content": [{"type": "refusal", "refusal": {}}]},
+                ]
+            },
+            "messages[1].content[0].refusal",
+        ),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": "{}"}}]},
+            "tools[0].function.parameters",
+        ),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "description": ["d"]}}]},
+            "tools[0].function.description",
+        ),
     ],
 )
 def test_fields_that_cannot_be_honoured_are_400_naming_the_field(body, param):
