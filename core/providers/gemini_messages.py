@@ -217,7 +217,10 @@ def _function_response(message: dict, i: int, names: dict) -> dict:
 
 
 def _string(part: dict, key: str, param: str) -> str:
+    """A text part's text: absent is empty, anything but a string is the client's 400."""
     value = part.get(key)
+    if value is None:
+        return ""
     if not isinstance(value, str):
         raise bad_request(f"`{param}.{key}` must be a string.", param=f"{param}.{key}")
     return value

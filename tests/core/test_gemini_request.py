@@ -362,7 +362,6 @@ def user_part(part):
             "messages[0].content[0]",
         ),
         (user_part({"type": "text", "text": 5}), "messages[0].content[0].text"),
-        (user_part({"type": "text"}), "messages[0].content[0].text"),
         (
             only({"role": "assistant", "content": [{"type": "text", "text": ["a"]}]}),
             "messages[0].content[0].text",
