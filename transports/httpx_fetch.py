@@ -58,7 +58,7 @@ class HttpxFetch:
         built = self.client.build_request(
             request.method,
             request.url,
-            headers=request.headers,
+            headers={name: _header_bytes(value) for name, value in request.headers.items()},
             content=request.body,
             timeout=httpx.Timeout(request.timeout),
         )
@@ -72,6 +72,16 @@ class HttpxFetch:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _header_bytes(value: str) -> bytes:
+    """httpx encodes a str header value as ASCII and raises on anything else. The ASGI adapter
+    decodes the client's header bytes as latin-1, so latin-1 forwards them byte for byte; a
+    Lambda event's JSON may hold any character, which goes as UTF-8."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace")
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -100,3 +100,26 @@ def test_upstream_header_with_a_control_character_is_dropped_not_a_dropped_conne
     assert response.content == b'{"ok":1}'
     assert "x-request-id" not in response.headers
     assert response.headers["x-ratelimit-remaining-requests"] == "7"
+
+
+def test_client_header_bytes_beyond_ascii_reach_a_passthrough_upstream_unchanged(
+    upstream, gateway_for
+):
+    upstream.handler = lambda seen: Reply(200, {"content-type": "application/json"}, [b"{}"])
+    gateway = gateway_for(
+        {"OPENAI_BASE_URL": upstream.url + "/v1", "OPENAI_API_KEY": "sk-up"}, "httpx"
+    )
+    request = (
+        b"POST /openai/v1/embeddings HTTP/1.1\r\nHost: gateway\r\n"
+        b"content-type: application/json\r\nidempotency-key: \xc3\xa9t\xc3\xa9\r\n"
+        b"content-length: 2\r\nconnection: close\r\n\r\n{}"
+    )
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=WAIT) as sock:
+        sock.sendall(request)
+        answer = b""
+        while data := sock.recv(65536):
+            answer += data
+
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    seen = {name.lower(): value for name, value in upstream.seen[-1].headers.items()}
+    assert seen["idempotency-key"] == "été"  # UTF-8 in, UTF-8 out

@@ -118,3 +118,23 @@ def test_set_cookie_from_an_upstream_is_never_sent_back():
     assert run(scenario()) == 0
     assert all("cookie" not in call.request.headers for call in route.calls)
     assert route.call_count == 2
+
+
+@respx.mock
+def test_header_values_beyond_ascii_go_out_as_bytes_instead_of_raising():
+    # httpx encodes str header values as ASCII. The ASGI adapter hands over the client's bytes
+    # decoded as latin-1 (a passthrough forwards e.g. Idempotency-Key); a Lambda event's JSON
+    # may hold any character.
+    route = respx.post(URL).mock(return_value=httpx.Response(200))
+
+    async def scenario():
+        fetch = HttpxFetch()
+        headers = {"idempotency-key": "\xc3\xa9t\xc3\xa9", "accept": "application/json; q=€"}
+        response = await fetch(FetchRequest("POST", URL, headers, b"{}", timeout=5))
+        await response.aclose()
+        await fetch.aclose()
+
+    run(scenario())
+    sent = dict(route.calls.last.request.headers.raw)
+    assert sent[b"idempotency-key"] == "été".encode()  # the client's bytes, unchanged
+    assert sent[b"accept"] == "application/json; q=€".encode()
