@@ -273,3 +273,12 @@ def test_a_lone_surrogate_escape_is_carried_as_the_same_escape_never_a_500():
         call(gateway, body=raw % model)
         assert b"cut \\ud83d" in fetch.requests[-1].body
         assert "cut \ud83d" in json.dumps(json.loads(fetch.requests[-1].body), ensure_ascii=False)
+
+
+def test_mock_echo_takes_only_the_string_texts_of_parts():
+    gateway, _ = make_gateway()
+    parts = [{"type": "text", "text": 5}, {"type": "text", "text": "hi"}, {"type": "text"}]
+    body = {**CHAT, "messages": [{"role": "user", "content": parts}]}
+    response, _ = call(gateway, body=body)
+    assert response.status == 200
+    assert json.loads(response.body)["choices"][0]["message"]["content"] == "hi"
