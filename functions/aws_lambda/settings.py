@@ -42,7 +42,8 @@ def _number(name: str, env: Mapping[str, str], kind: type, default):
         value = kind(raw)
     except ValueError:
         what = "a whole number" if kind is int else "a number"
-        raise ConfigError(name, f"must be {what}, got {raw!r}") from None
+        # Never the value: a key pasted into the wrong variable must not reach a log line.
+        raise ConfigError(name, f"must be {what}") from None
     if not value > 0 or value == float("inf"):
         raise ConfigError(name, "must be a positive finite number")
     return value

@@ -166,6 +166,16 @@ def test_bad_configuration_is_a_503_naming_the_setting_without_secrets(handler_f
     assert "sk-hidden" not in json.dumps(result)
 
 
+def test_a_key_pasted_into_a_lambda_setting_is_never_repeated(handler_for, caplog):
+    misplaced = "sk-proj-pasted-in-the-wrong-box"
+    handler = handler_for({"EDGERELAY_MAX_STREAM_BYTES": misplaced})
+    result = handler(event("http-api-v2", chat()), Context())
+
+    assert result["statusCode"] == 503
+    assert "EDGERELAY_MAX_STREAM_BYTES" in caplog.text  # the setting is named in the log
+    assert misplaced not in json.dumps(result) + caplog.text
+
+
 def test_events_that_are_not_http_get_a_400(handler_for):
     for bad in ({}, {"Records": []}, [], "text", {"version": "2.0"}):
         result = handler_for()(bad, Context())

@@ -197,7 +197,11 @@ def test_ten_invocations_in_a_row_on_one_process(runtime, upstream, start_loop):
 
 @pytest.mark.parametrize(
     ("setting", "value"),
-    [("EDGERELAY_MAX_STREAM_BYTES", "lots"), ("OPENAI_BASE_URL", "ftp://example.invalid")],
+    [
+        ("EDGERELAY_MAX_STREAM_BYTES", "sk-proj-pasted-in-the-wrong-box"),
+        ("EDGERELAY_MAX_STREAM_SECONDS", "sk-ant-pasted-in-the-wrong-box"),
+        ("OPENAI_BASE_URL", "ftp://example.invalid"),
+    ],
 )
 def test_a_bad_setting_is_reported_to_init_error_by_name(runtime, start_loop, setting, value):
     process = start_loop({setting: value, "OPENAI_API_KEY": "sk-never-logged"})
@@ -208,7 +212,9 @@ def test_a_bad_setting_is_reported_to_init_error_by_name(runtime, start_loop, se
     assert headers["lambda-runtime-function-error-type"] == "Edgerelay.ConfigError"
     assert document["errorType"] == "Edgerelay.ConfigError"
     assert setting in document["errorMessage"]
-    assert "sk-never-logged" not in json.dumps(document) + process.output()
+    reported = json.dumps(document) + process.output()
+    assert "sk-never-logged" not in reported
+    assert "pasted-in-the-wrong-box" not in reported  # a bad value is never repeated
     assert runtime.next_calls == 0
 
 
