@@ -124,6 +124,11 @@ class StreamLoop:
                 await response.aclose()
                 response = error_response(_failure(exc))
                 first, iterator = response.body, None
+            else:
+                if len(first) > limits.max_bytes:  # nothing is sent yet: a plain error answer
+                    await response.aclose()
+                    response = error_response(size_cut(self.settings).error)
+                    first, iterator = response.body, None
         sse = iterator is not None and is_text_event_stream(response.headers)
         aligner = EventAligner() if sse else None
         if aligner is not None:

@@ -166,3 +166,18 @@ def test_a_translated_stream_cut_by_the_upstream_is_flagged_in_the_trailers(runt
     assert "broke off" in error_event(outcome.body)["message"]
     assert outcome.trailers["Lambda-Runtime-Function-Error-Type"] == "Edgerelay.UpstreamError"
     assert b"sk-ant-test" not in outcome.raw
+
+
+def test_a_first_chunk_over_the_size_cap_is_never_sent(runtime):
+    # The cap was only checked from the second chunk on: one big first read went out whole.
+    big = b"".join(b'data: {"n":%d}\n\n' % i for i in range(200))  # ~3 KB in one read
+    upstream = FakeResponse(200, SSE, [big, b"data: [DONE]\n\n"])
+    app = create_app({**OPENAI, "EDGERELAY_MAX_STREAM_BYTES": "600"}, FakeFetch(lambda r: upstream))
+    outcome = runtime.invoke(event("function-url", chat("openai/x")))
+    run(runtime, app, 1)
+
+    assert upstream.closed
+    assert outcome.clean_end
+    assert b'{"n":0}' not in outcome.body  # nothing is sent before the first byte is decided
+    assert outcome.prelude["statusCode"] == 502
+    assert json.loads(outcome.body)["error"]["code"] == "stream_size_limit"
