@@ -61,7 +61,8 @@ def _decode_v2(event: dict) -> HttpEvent:
         raise EventError("The 2.0 event has no requestContext.http.method.")
     headers = {k.lower(): v for k, v in _dict(event.get("headers")).items() if isinstance(v, str)}
     # Payload 2.0 moves Cookie headers into a list of their own; put them back for core.
-    cookies = [c for c in event.get("cookies") or () if isinstance(c, str)]
+    cookies = event.get("cookies")
+    cookies = [c for c in cookies if isinstance(c, str)] if isinstance(cookies, list) else []
     if cookies:
         headers["cookie"] = "; ".join(cookies)
     query = event.get("rawQueryString")

@@ -235,6 +235,17 @@ def test_decode_v1_with_null_everything():
         decode_event({"version": "2.0", "rawPath": "/x", "requestContext": {}})
 
 
+@pytest.mark.parametrize(
+    ("cookies", "header"), [(5, None), ("a=1", None), ([1, "a=1", None, "b=2"], "a=1; b=2")]
+)
+def test_v2_cookies_that_are_not_a_list_of_strings_are_ignored_not_a_crash(
+    handler_for, cookies, header
+):
+    malformed = {**event("http-api-v2", chat(stream=False)), "cookies": cookies}
+    assert decode_event(malformed).request.headers.get("cookie") == header
+    assert handler_for()(malformed, Context())["statusCode"] == 200
+
+
 def test_prelude_and_proxy_response_shapes():
     headers = [
         ("content-type", "text/event-stream"),
