@@ -59,8 +59,11 @@ class StreamLoop:
             await self.handle(invocation)
 
     async def handle(self, invocation: Invocation) -> None:
+        # As the managed runtimes do: this invocation's trace id, never the previous one's.
         if invocation.trace_id:
-            os.environ["_X_AMZN_TRACE_ID"] = invocation.trace_id  # as the managed runtimes do
+            os.environ["_X_AMZN_TRACE_ID"] = invocation.trace_id
+        else:
+            os.environ.pop("_X_AMZN_TRACE_ID", None)
         try:
             await self._invoke(invocation)
         except RuntimeAPIError as exc:

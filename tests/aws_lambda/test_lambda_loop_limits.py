@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 
 from core import Response
 from core.fetch import FetchRequest
 from functions.aws_lambda.app import create_app
-from functions.aws_lambda.runtime_api import RuntimeAPI
+from functions.aws_lambda.runtime_api import Invocation, RuntimeAPI
 from functions.aws_lambda.stream_loop import StreamLoop
 from tests.aws_lambda.fake_runtime import WAIT
 from tests.aws_lambda.lambda_events import chat, event
@@ -181,3 +182,23 @@ def test_a_first_chunk_over_the_size_cap_is_never_sent(runtime):
     assert b'{"n":0}' not in outcome.body  # nothing is sent before the first byte is decided
     assert outcome.prelude["statusCode"] == 502
     assert json.loads(outcome.body)["error"]["code"] == "stream_size_limit"
+
+
+def test_an_invocation_without_a_trace_id_does_not_inherit_the_previous_one(runtime, monkeypatch):
+    # As the managed runtime (awslambdaric's update_xray_env_variable): set, or removed.
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-previous-invocation")
+    app = create_app({}, FakeFetch(lambda r: FakeResponse()))
+    loop = StreamLoop(RuntimeAPI(runtime.address), app)
+    body = json.dumps(event("function-url", chat(stream=False))).encode()
+    traced, untraced = (runtime.invoke(body) for _ in range(2))
+    seen = []
+
+    async def scenario():
+        await loop.handle(Invocation(traced.request_id, None, None, "Root=1-this-one", body))
+        seen.append(os.environ.get("_X_AMZN_TRACE_ID"))
+        await loop.handle(Invocation(untraced.request_id, None, None, None, body))
+        seen.append(os.environ.get("_X_AMZN_TRACE_ID"))
+
+    asyncio.run(asyncio.wait_for(scenario(), WAIT))
+    assert seen == ["Root=1-this-one", None]
+    assert runtime.wait(untraced).prelude["statusCode"] == 200
