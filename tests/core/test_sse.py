@@ -52,6 +52,23 @@ def test_event_id_retry_fields():
     ]
 
 
+def test_retry_takes_only_ascii_digits():
+    # str.isdigit() is true for superscripts and Arabic-Indic digits, which int() refuses or
+    # reads: the spec says ASCII digits only, and a parser must never raise on what it is sent.
+    assert parse(b"retry: \xc2\xb2\ndata: x\n\n") == [SSEEvent("x")]
+    assert parse("retry: \u0661\ndata: x\n\n".encode()) == [SSEEvent("x")]
+    assert parse(b"retry: 1a\nretry: 20\ndata: x\n\n") == [SSEEvent("x", retry=20)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.lists(st.integers(0, 200), max_size=8))
+def test_any_bytes_in_any_split_never_raise(stream, cuts):
+    cuts = sorted({c % (len(stream) + 1) for c in cuts})
+    pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    events = parse(*pieces)
+    assert all(isinstance(e.data, str) for e in events)
+
+
 def test_field_without_colon_and_empty_data():
     assert parse(b"data\n\n") == [SSEEvent("")]
     assert parse(b"event: only\n\n") == []  # no data: nothing dispatched
