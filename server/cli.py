@@ -15,6 +15,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
     serve.add_argument("--access-log", action="store_true", help="log each request (uvicorn)")
+    serve.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="on SIGTERM/Ctrl-C, end responses still open after this long (default: 5)",
+    )
     args = parser.parse_args(argv)
 
     from server.asgi import create_app
@@ -39,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         log_level="warning",
         proxy_headers=False,  # trust no X-Forwarded-For unless a deployment sets it up
         server_header=False,
+        # Without it uvicorn waits for every open stream to end, however long: one idle client
+        # kept the server from stopping. Cancelled requests abort their upstream request.
+        timeout_graceful_shutdown=args.graceful_timeout,
     )
     return 0
 

@@ -1,8 +1,15 @@
 """`edgerelay serve` as a user starts it: a bad setting is named at start, never a traceback."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
+
+import httpx
+import pytest
+
+from tests.support.loopback import WAIT, Reply, free_port
 
 
 def serve(env: dict) -> subprocess.CompletedProcess:
@@ -40,3 +47,44 @@ def test_the_banner_says_where_and_which_providers_answer_without_keys():
     assert "sk-ant-secret" not in text
     local = load_config({"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"})
     assert "mock/echo, openai" in banner(local, "0.0.0.0", 80)  # a local server needs no key
+
+
+def test_sigterm_with_a_stream_open_stops_the_server_and_the_upstream(upstream):
+    # uvicorn waits for open responses without limit unless told otherwise: one idle stream
+    # kept `edgerelay serve` from stopping until SIGKILL.
+    sse = {"content-type": "text/event-stream"}
+    chunks = [b'data: {"n":%d}\n\n' % i for i in range(3)]
+    upstream.handler = lambda seen: Reply(200, sse, chunks, lockstep=True)  # never released
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("EDGERELAY_", "OPENAI_"))}
+    env = {**clean, "OPENAI_BASE_URL": upstream.url + "/v1", "OPENAI_API_KEY": "sk-up"}
+    argv = ["serve", "--port", str(port), "--graceful-timeout", "0.2"]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    body = {"model": "gpt-x", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    try:
+        for _ in range(1000):  # bounded: until it listens
+            assert server.poll() is None, "the server did not start"
+            try:
+                httpx.get(url + "/healthz", timeout=WAIT)
+                break
+            except httpx.TransportError:
+                time.sleep(0.01)
+        with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=WAIT) as reply:
+            stream = reply.iter_raw()
+            assert next(stream) == chunks[0]
+            server.send_signal(signal.SIGTERM)
+            # uvicorn re-raises the signal it handled once it has shut down cleanly.
+            assert server.wait(WAIT) == -signal.SIGTERM
+            with pytest.raises(httpx.RemoteProtocolError):  # cut visibly, not a clean end
+                list(stream)
+        assert upstream.cancelled.wait(WAIT)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(WAIT)
