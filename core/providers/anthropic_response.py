@@ -41,10 +41,10 @@ ERROR_STATUS = {
 
 def openai_usage(usage: dict) -> dict:
     """Anthropic usage as OpenAI's: cache reads and writes are prompt tokens too."""
-    cached = usage.get("cache_read_input_tokens") or 0
-    prompt = (usage.get("input_tokens") or 0) + (usage.get("cache_creation_input_tokens") or 0)
+    cached = _count(usage, "cache_read_input_tokens")
+    prompt = _count(usage, "input_tokens") + _count(usage, "cache_creation_input_tokens")
     prompt += cached
-    completion = usage.get("output_tokens") or 0
+    completion = _count(usage, "output_tokens")
     out = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -55,6 +55,12 @@ def openai_usage(usage: dict) -> dict:
     if isinstance(details, dict) and details.get("thinking_tokens") is not None:
         out["completion_tokens_details"] = {"reasoning_tokens": details["thinking_tokens"]}
     return out
+
+
+def _count(usage: dict, key: str) -> int:
+    """A token count; anything but a number (null, a string) counts as 0, never a crash."""
+    value = usage.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def thinking_item(text: str, signature: str | None, index: int) -> dict:
@@ -85,14 +91,18 @@ def error_from(error: object, status: int | None = None) -> GatewayError:
 
 def translate_response(body: bytes, route: Route, ctx: ChatContext) -> bytes:
     try:
-        answer = json.loads(body)
-        blocks = answer["content"]
-        if not isinstance(blocks, list):
-            raise TypeError
-    except (ValueError, LookupError, TypeError):
+        return _completion(json.loads(body), route, ctx)
+    except (ValueError, LookupError, TypeError, AttributeError, RecursionError):
+        # Not JSON, or JSON of another shape (a block's text that is not a string, ...).
         raise GatewayError(
             502, "The Anthropic upstream sent an answer that is not a message.", code="bad_gateway"
         ) from None
+
+
+def _completion(answer: dict, route: Route, ctx: ChatContext) -> bytes:
+    blocks = answer["content"]
+    if not isinstance(blocks, list):
+        raise TypeError
     texts, calls, thinking, details = [], [], [], []
     for block in blocks:
         kind = block.get("type") if isinstance(block, dict) else None
@@ -138,7 +148,7 @@ def translate_error(status: int, body: bytes, headers: Mapping[str, str]) -> Gat
     """Anthropic's message and error type; 529 (overloaded) becomes 503."""
     try:
         error = json.loads(body).get("error")
-    except (ValueError, AttributeError, UnicodeDecodeError):
+    except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
         error = None
     return error_from(error, status)
 

@@ -40,17 +40,23 @@ def finish_reason(reason: str, has_calls: bool) -> str:
 def usage(meta: Mapping | None) -> dict:
     """OpenAI usage from ``usageMetadata``. Thinking tokens are billed as output, so they count
     in completion_tokens and are shown again as reasoning_tokens."""
-    meta = meta or {}
-    prompt = meta.get("promptTokenCount", 0)
-    thoughts = meta.get("thoughtsTokenCount", 0)
-    completion = meta.get("candidatesTokenCount", 0) + thoughts
+    meta = meta if isinstance(meta, Mapping) else {}
+    prompt = _count(meta, "promptTokenCount")
+    thoughts = _count(meta, "thoughtsTokenCount")
+    completion = _count(meta, "candidatesTokenCount") + thoughts
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": meta.get("cachedContentTokenCount", 0)},
+        "prompt_tokens_details": {"cached_tokens": _count(meta, "cachedContentTokenCount")},
         "completion_tokens_details": {"reasoning_tokens": thoughts},
     }
+
+
+def _count(meta: Mapping, key: str) -> int:
+    """A token count; anything but a number (null, a string) counts as 0, never a crash."""
+    value = meta.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def signature(data: str, call_id: str | None, index: int) -> dict:
@@ -66,13 +72,13 @@ def signature(data: str, call_id: str | None, index: int) -> dict:
 def translate_response(body: bytes, route: Route, ctx: ChatContext) -> bytes:
     try:
         answer = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         answer = None
     if not isinstance(answer, dict):
         raise GatewayError(502, "The Gemini upstream answered with a body that is not JSON.")
     try:
         return _completion(answer, route, ctx)
-    except (AttributeError, TypeError, KeyError):  # JSON, but not Gemini's shapes
+    except (AttributeError, TypeError, KeyError, RecursionError):  # JSON, not Gemini's shapes
         raise GatewayError(502, "The Gemini upstream answered in an unexpected shape.") from None
 
 
@@ -130,7 +136,7 @@ def translate_error(status: int, body: bytes, headers: Mapping[str, str]) -> Gat
     Google's message, its status name as the code, RetryInfo kept as ``retry_after``."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         data = None
     if isinstance(data, list) and data:  # streamGenerateContent without alt=sse wraps it
         data = data[0]

@@ -31,7 +31,7 @@ def translate_error(status: int, body: bytes, headers: Mapping[str, str]) -> Gat
     message, kind, code, param = f"The upstream answered with status {status}.", None, None, None
     try:
         error = json.loads(body).get("error")
-    except (ValueError, AttributeError, UnicodeDecodeError):
+    except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
         error = None
     if isinstance(error, dict):
         message = str(error.get("message") or message)

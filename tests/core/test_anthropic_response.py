@@ -149,6 +149,31 @@ def test_an_answer_that_is_not_a_message_is_502():
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        message([{"type": "text", "text": ["not", "a", "string"]}]),
+        message([{"type": "thinking", "thinking": {"x": 1}, "signature": "s"}]),
+        message([{"type": "text", "text": "x"}], stop_reason={"unhashable": True}),
+        message(["a block that is a string"], stop_reason=["x"]),
+        b'{"content": [], "usage": ' + b"[" * 100_000 + b"}",
+    ],
+)
+def test_an_answer_of_the_wrong_shape_is_502_never_500(body):
+    response = complete(body if isinstance(body, bytes) else json.dumps(body).encode())
+    assert response.status == 502, response.body
+    assert "not a message" in error_of(response)["message"]
+
+
+def test_usage_counts_that_are_not_numbers_count_as_zero():
+    usage = {"input_tokens": "12", "output_tokens": {"n": 3}, "cache_read_input_tokens": None}
+    response = complete(json.dumps(message([{"type": "text", "text": "ok"}], usage=usage)).encode())
+    assert response.status == 200
+    answer = json.loads(response.body)
+    assert answer["choices"][0]["message"]["content"] == "ok"
+    assert answer["usage"]["total_tokens"] == 0
+
+
+@pytest.mark.parametrize(
     ("status", "kind", "expected"),
     [
         (400, "invalid_request_error", 400),

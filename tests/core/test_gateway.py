@@ -282,3 +282,13 @@ def test_mock_echo_takes_only_the_string_texts_of_parts():
     response, _ = call(gateway, body=body)
     assert response.status == 200
     assert json.loads(response.body)["choices"][0]["message"]["content"] == "hi"
+
+
+@pytest.mark.parametrize("model", ["gpt-4.1", "claude-x", "gemini-2.5-flash"])
+def test_an_upstream_error_body_nested_too_deeply_still_gives_a_clean_error(model):
+    env = {"OPENAI_API_KEY": "o", "ANTHROPIC_API_KEY": "a", "GEMINI_API_KEY": "g"}
+    body = b'{"error": ' + b"[" * 60_000  # under the 64 KiB read for the message
+    gateway, _ = make_gateway(lambda request: FakeResponse(429, {}, [body]), env)
+    response, _ = call(gateway, body={**CHAT, "model": model})
+    assert response.status == 429
+    assert "429" in error_of(response)["message"]

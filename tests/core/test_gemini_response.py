@@ -152,12 +152,27 @@ def test_a_blocked_prompt_has_no_candidate_and_is_a_content_filter_finish():
 
 
 @pytest.mark.parametrize(
-    "body", [b"<html>", b"[]", b'{"candidates": ["x"]}', b'{"candidates": [{"content": 1}]}']
+    "body",
+    [
+        b"<html>",
+        b"[]",
+        b'{"candidates": ["x"]}',
+        b'{"candidates": [{"content": 1}]}',
+        b'{"candidates": ' + b"[" * 100_000 + b"}",
+        b'{"candidates": [{"content": {"parts": [{"text": ["x"]}]}}]}',
+    ],
 )
 def test_a_body_that_is_not_a_gemini_answer_is_a_502(body):
     with pytest.raises(GatewayError) as raised:
         gemini.translate_response(body, ROUTE, ctx())
     assert raised.value.status == 502
+
+
+def test_usage_counts_that_are_not_numbers_count_as_zero():
+    for meta in ([1], "x", {"promptTokenCount": "3", "candidatesTokenCount": None}):
+        got = translate(answer([{"text": "ok"}], usageMetadata=meta))
+        assert got["choices"][0]["message"]["content"] == "ok"
+        assert got["usage"] == usage(0, 0)
 
 
 FIXTURES = pytest.mark.skipif(
