@@ -247,6 +247,18 @@ async def test_unreachable_upstream_is_502():
 
 
 @timeout(10)
+async def test_upstream_answer_without_a_body_is_passed_on():
+    # 204/304 come with a null body: the JS Response constructor refuses any body with them,
+    # so handing it the pump's stream made the Worker throw (a 500 from the runtime).
+    for status in (204, 304):
+        env = make_env(OPENAI_BASE_URL=f"{UPSTREAM}/status/{status}/v1", OPENAI_API_KEY="sk-x")
+        resp, ctx = await call_fetch(env, make_request(body=chat("openai/gpt-x")))
+        assert resp.status == status
+        assert await resp.text() == ""
+        await settled_ok(ctx)
+
+
+@timeout(10)
 async def test_upstream_request_as_core_built_it():
     env = make_env(OPENAI_BASE_URL=f"{UPSTREAM}/echo", OPENAI_API_KEY="sk-secret")
     resp, _ = await call_fetch(env, make_request(body=chat("openai/gpt-x")))

@@ -24,7 +24,7 @@
 //                       as text/event-stream, in lock-step (acks as above) or all at once.
 //   /slow/<ms>/...      200 JSON after <ms> ms (headers included): for timeouts and aborts.
 //   POST /ack?id=X&k=K  204 ok; 404 unknown id; 409 wrong k (also aborts stream X).
-//   /status/<code>      responds <code> with JSON {"status": code}.
+//   /status/<code>/...  responds <code> with JSON {"status": code} (no body for 204, 304).
 import http from "node:http";
 
 const lockstep = new Map(); // id -> {active, sent, gone, release(k) -> http status}
@@ -152,7 +152,7 @@ async function handle(req, res, body) {
     res.writeHead(status);
     return res.end();
   }
-  m = /^\/status\/(\d{3})$/.exec(url.pathname);
+  m = /^\/status\/(\d{3})(\/.*)?$/.exec(url.pathname);
   if (m) return sendJson(Number(m[1]), { status: Number(m[1]) });
   return sendJson(404, { error: `no route ${url.pathname}` });
 }

@@ -125,14 +125,17 @@ def to_worker_response(response: Response, ctx) -> WorkerResponse:
     """Core's answer as the Worker's ``Response``; see the module docstring for the three ways."""
     headers = js_headers(response.headers)
     status = response.status
+    if status in _NULL_BODY:
+        # The constructor throws on any body here, even an empty stream: an upstream's 204 or
+        # 304 (whose own body is null, so there is nothing to release) is passed on bodiless.
+        return WorkerResponse(None, status=status, headers=headers)
     upstream = response.upstream
     if upstream is not None and upstream.native_body is not None:
         # Zero-copy passthrough: the client reads the upstream's ReadableStream itself. A client
         # that leaves cancels that stream, and the runtime drops the upstream connection.
         return WorkerResponse(upstream.native_body, status=status, headers=headers)
     if response.stream is None:
-        body = response.body if response.body and status not in _NULL_BODY else None
-        return WorkerResponse(body, status=status, headers=headers)
+        return WorkerResponse(response.body or None, status=status, headers=headers)
     return WorkerResponse(start_pump(response, ctx), status=status, headers=headers)
 
 
