@@ -151,7 +151,7 @@ class AnthropicStream:
                 out.append(stream_error_frame(error_from(event.get("error"))).decode())
                 self._done = True
             # Other event types are skipped: Anthropic may add new ones at any time.
-        except (ValueError, LookupError, TypeError, AttributeError):
+        except (ValueError, LookupError, TypeError, AttributeError, RecursionError):
             message = "The Anthropic upstream sent a malformed stream event."
             out.append(stream_error_frame(GatewayError(502, message)).decode())
             self._done = True

@@ -94,7 +94,7 @@ class GeminiStream:
     def _event(self, data: str, out: list[bytes]) -> None:
         try:
             self._frame(data, out)
-        except (AttributeError, TypeError, KeyError):  # JSON, but not Gemini's shapes
+        except (AttributeError, TypeError, KeyError, RecursionError):  # not Gemini's shapes
             message = "The Gemini stream sent a frame of an unexpected shape."
             out.append(self.fail(GatewayError(502, message)))
 
@@ -103,7 +103,7 @@ class GeminiStream:
             return
         try:
             frame = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             frame = None
         if not isinstance(frame, dict):
             out.append(

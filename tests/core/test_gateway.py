@@ -3,7 +3,7 @@ import json
 import pytest
 
 from core.fetch import FetchError
-from tests.core.gateway_helpers import NOW, call, error_of, make_gateway
+from tests.core.gateway_helpers import NOW, call, deepest_json_here, error_of, make_gateway
 from tests.support.fake_fetch import FakeResponse
 
 CHAT = {"model": "mock/echo", "messages": [{"role": "user", "content": "hello brave new world"}]}
@@ -220,20 +220,6 @@ def test_a_bug_becomes_a_clean_500_without_traceback():
     response, _ = call(gateway, body={**CHAT, "model": "gpt-4.1"})
     assert response.status == 500
     assert b"boom" not in response.body and b"Traceback" not in response.body
-
-
-def deepest_json_here() -> int:
-    """The deepest nesting json.loads takes at this stack depth (about 1000 on CPython 3.11,
-    10000 on 3.13)."""
-    lo, hi = 1, 20_000
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        try:
-            json.loads("[" * mid + "]" * mid)
-            lo = mid
-        except RecursionError:
-            hi = mid - 1
-    return lo
 
 
 def test_deeply_nested_requests_are_400_or_answered_never_500():

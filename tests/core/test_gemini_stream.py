@@ -15,7 +15,7 @@ from core.errors import GatewayError
 from core.providers import gemini
 from core.providers.base import ChatContext
 from core.routing import route_model
-from tests.core.gateway_helpers import NOW, call, make_gateway
+from tests.core.gateway_helpers import NOW, call, deepest_json_here, make_gateway
 from tests.support import shared_fixtures
 from tests.support.fake_fetch import FakeResponse, split_every
 
@@ -254,6 +254,29 @@ def test_a_frame_that_is_not_json_or_not_geminis_shape_is_an_error():
     for odd in (b'{"candidates": ["x"]}', b'{"candidates": [{"content": {"parts": [7]}}]}'):
         out = run([TOOL_STREAM[0], b"data: " + odd + b"\r\n\r\n"])
         assert "unexpected shape" in error_of(out)["message"]
+
+
+def test_frames_nested_too_deeply_are_an_error_never_an_exception():
+    out = run([TOOL_STREAM[0], b"data: " + b"[" * 100_000 + b"\r\n\r\n", TOOL_STREAM[1]])
+    assert "not JSON" in error_of(out)["message"]
+    # As deep as json.loads goes: json.dumps, further down the stack, may not write it back.
+    deepest = deepest_json_here()
+    for depth in range(deepest - 30, deepest + 1, 2):
+        args = b"[" * depth + b"]" * depth
+        part = b'{"functionCall": {"name": "f", "args": {"a": ' + args + b"}}}"
+        raw = b'data: {"candidates": [{"content": {"parts": [' + part
+        raw += b']}, "finishReason": "STOP"}]}'
+        out = run([raw + b"\r\n\r\n"])
+        last = parsed(out)[-1]
+        assert last == "[DONE]" or last["error"]["message"].startswith("The Gemini stream sent")
+
+
+def test_usage_that_is_not_counts_is_zero_and_never_breaks_the_end():
+    for usage_meta in ([1], "x", {"promptTokenCount": None, "candidatesTokenCount": "3"}):
+        body = frame([{"text": "ok"}], "STOP", usage=usage_meta)
+        out = parsed(run([body, b'data: {"usageMetadata": [2]}\r\n\r\n', b"data: null\r\n\r\n"]))
+        assert out[-1] == "[DONE]"
+        assert out[-2]["usage"]["total_tokens"] == 0
 
 
 def test_fail_after_a_cut_sends_one_error_frame_and_nothing_more():
