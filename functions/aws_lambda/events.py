@@ -107,7 +107,7 @@ def _decode_v1(event: dict) -> HttpEvent:
     request = Request(
         event["httpMethod"].upper(),
         event["path"] or "/",
-        urlencode(pairs),
+        urlencode(pairs, errors="surrogatepass"),  # as the body: a JSON string may hold one
         headers,
         b"",
         source_ip if isinstance(source_ip, str) else None,

@@ -246,6 +246,14 @@ def test_v2_cookies_that_are_not_a_list_of_strings_are_ignored_not_a_crash(
     assert handler_for()(malformed, Context())["statusCode"] == 200
 
 
+def test_v1_query_value_with_a_lone_surrogate_is_encoded_not_a_crash(handler_for):
+    # A JSON string may hold one ("\ud800"); the body already goes through "surrogatepass".
+    malformed = event("rest-api-v1", chat(stream=False))
+    malformed["multiValueQueryStringParameters"] = {"x": ["a\ud800"]}
+    assert decode_event(malformed).request.query == "x=a%ED%A0%80"
+    assert handler_for()(malformed, Context())["statusCode"] == 200
+
+
 def test_prelude_and_proxy_response_shapes():
     headers = [
         ("content-type", "text/event-stream"),
