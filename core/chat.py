@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
+from . import safejson
 from .errors import bad_request
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -20,11 +21,13 @@ class ChatRequest(NamedTuple):
 def parse_chat_request(raw: bytes) -> ChatRequest:
     """Decode and check the fields every provider relies on; 400 naming the field otherwise."""
     try:
-        body = json.loads(raw, parse_constant=_no_constant)
+        body = safejson.loads(raw, parse_constant=_no_constant)
+    except safejson.TooDeep:
+        raise bad_request(
+            f"The request body is nested too deeply (more than {safejson.MAX_DEPTH} levels)."
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"The request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise bad_request("The request body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
     model = body.get("model")

@@ -13,7 +13,7 @@ from . import routing
 from .chat import dumps, parse_chat_request
 from .config import Config
 from .cors import CorsPolicy
-from .errors import GatewayError, bad_request
+from .errors import GatewayError
 from .fetch import Fetch, FetchError, FetchRequest, FetchResponse
 from .http import Request, Response
 from .providers import mock, openai, translation
@@ -127,16 +127,14 @@ class Gateway:
                 code="provider_not_configured",
             )
         if route.kind == "openai":
-            outbound = _build(
-                openai.build_request, chat, route, request.body, self.config.upstream_timeout
-            )
+            outbound = openai.build_request(chat, route, request.body, self.config.upstream_timeout)
             upstream = await self._send(outbound, route)
             if upstream.status >= 400:
                 raise await _upstream_error(upstream, openai.translate_error)
             return passthrough(upstream)
         translator = translation(route.kind)
         ctx = self._context(chat)
-        outbound = _build(translator.build_request, chat, route, self.config, ctx)
+        outbound = translator.build_request(chat, route, self.config, ctx)
         upstream = await self._send(outbound, route)
         if upstream.status >= 400:
             raise await _upstream_error(upstream, translator.translate_error)
@@ -166,15 +164,6 @@ class Gateway:
             return await self.fetch(outbound)
         except FetchError as exc:
             raise _unreachable(route, exc) from None
-
-
-def _build(build, *args) -> FetchRequest:
-    """The upstream request. json.loads may take a body nested deeper than json.dumps, called
-    further down the stack, can write again: that is the client's 400, not a 500."""
-    try:
-        return build(*args)
-    except RecursionError:
-        raise bad_request("The request body is nested too deeply.") from None
 
 
 def _unreachable(route: routing.Route, exc: FetchError) -> GatewayError:

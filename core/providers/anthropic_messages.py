@@ -3,8 +3,7 @@ fields"). Each refusal is a 400 naming the exact field, e.g. ``messages[2].conte
 
 from __future__ import annotations
 
-import json
-
+from .. import safejson
 from ..errors import bad_request
 from .anthropic_response import FORMAT
 
@@ -120,7 +119,7 @@ def _assistant_blocks(message: dict, where: str) -> list[dict]:
         parsed = arguments  # some clients send the object itself, not its JSON: take it
         if isinstance(arguments, str):
             try:
-                parsed = json.loads(arguments) if arguments.strip() else {}
+                parsed = safejson.loads(arguments) if arguments.strip() else {}
             except ValueError:
                 parsed = None
         if not isinstance(parsed, dict):

@@ -3,9 +3,9 @@ the finish reasons, the usage arithmetic and the reasoning_details items (docs/e
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
+from .. import safejson
 from ..chat import dumps
 from ..errors import GatewayError
 from ..routing import Route
@@ -91,7 +91,7 @@ def error_from(error: object, status: int | None = None) -> GatewayError:
 
 def translate_response(body: bytes, route: Route, ctx: ChatContext) -> bytes:
     try:
-        return _completion(json.loads(body), route, ctx)
+        return _completion(safejson.loads(body), route, ctx)
     except (ValueError, LookupError, TypeError, AttributeError, RecursionError):
         # Not JSON, or JSON of another shape (a block's text that is not a string, ...).
         raise GatewayError(
@@ -147,7 +147,7 @@ def _completion(answer: dict, route: Route, ctx: ChatContext) -> bytes:
 def translate_error(status: int, body: bytes, headers: Mapping[str, str]) -> GatewayError:
     """Anthropic's message and error type; 529 (overloaded) becomes 503."""
     try:
-        error = json.loads(body).get("error")
+        error = safejson.loads(body).get("error")
     except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
         error = None
     return error_from(error, status)

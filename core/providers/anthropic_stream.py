@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 
+from .. import safejson
 from ..errors import GatewayError, stream_error_frame
 from ..sse import SSEParser
 from .anthropic_response import (
@@ -128,7 +129,7 @@ class AnthropicStream:
 
     def _on(self, data: str, out: list[str]) -> None:
         try:
-            event = json.loads(data)
+            event = safejson.loads(data)
             kind = event["type"]
             if kind == "content_block_delta":
                 self._delta(event, out)

@@ -8,8 +8,7 @@ go back onto the parts Gemini put them on (docs/extensions.md).
 
 from __future__ import annotations
 
-import json
-
+from .. import safejson
 from ..errors import bad_request
 from .gemini_response import FORMAT
 
@@ -152,7 +151,7 @@ def _model_parts(message: dict, i: int, names: dict) -> list:
         args = function.get("arguments")
         if isinstance(args, str):
             try:
-                args = json.loads(args) if args.strip() else {}
+                args = safejson.loads(args) if args.strip() else {}
             except ValueError:
                 args = "not JSON"
         if args is None:
@@ -208,7 +207,7 @@ def _function_response(message: dict, i: int, names: dict) -> dict:
     response = None
     if text.lstrip()[:1] == "{":
         try:
-            response = json.loads(text)
+            response = safejson.loads(text)
         except ValueError:
             pass
     if not isinstance(response, dict):

@@ -3,9 +3,9 @@ stream shares, and Google's error bodies as ``GatewayError``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
+from .. import safejson
 from ..chat import dumps
 from ..errors import GatewayError
 from ..routing import Route
@@ -71,7 +71,7 @@ def signature(data: str, call_id: str | None, index: int) -> dict:
 
 def translate_response(body: bytes, route: Route, ctx: ChatContext) -> bytes:
     try:
-        answer = json.loads(body)
+        answer = safejson.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         answer = None
     if not isinstance(answer, dict):
@@ -135,7 +135,7 @@ def translate_error(status: int, body: bytes, headers: Mapping[str, str]) -> Gat
     """Google's ``{"error": {"code", "message", "status", "details"}}``: same HTTP status,
     Google's message, its status name as the code, RetryInfo kept as ``retry_after``."""
     try:
-        data = json.loads(body)
+        data = safejson.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         data = None
     if isinstance(data, list) and data:  # streamGenerateContent without alt=sse wraps it

@@ -12,8 +12,7 @@ delta is serialised.
 
 from __future__ import annotations
 
-import json
-
+from .. import safejson
 from ..chat import dumps
 from ..errors import GatewayError, stream_error_frame
 from ..routing import Route
@@ -102,7 +101,7 @@ class GeminiStream:
         if self._done:
             return
         try:
-            frame = json.loads(data)
+            frame = safejson.loads(data)
         except (ValueError, RecursionError):
             frame = None
         if not isinstance(frame, dict):

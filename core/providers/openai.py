@@ -3,9 +3,9 @@ the answer comes back byte for byte (no parsing, no re-serialising)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
+from .. import safejson
 from ..chat import ChatRequest, dumps
 from ..errors import GatewayError
 from ..fetch import FetchRequest
@@ -30,7 +30,7 @@ def translate_error(status: int, body: bytes, headers: Mapping[str, str]) -> Gat
     """An upstream error in OpenAI's format keeps its message, type and code."""
     message, kind, code, param = f"The upstream answered with status {status}.", None, None, None
     try:
-        error = json.loads(body).get("error")
+        error = safejson.loads(body).get("error")
     except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
         error = None
     if isinstance(error, dict):

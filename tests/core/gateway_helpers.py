@@ -32,17 +32,3 @@ def call(gateway, method="POST", path="/v1/chat/completions", body=None, headers
 
 def error_of(response) -> dict:
     return json.loads(response.body)["error"]
-
-
-def deepest_json_here() -> int:
-    """The deepest nesting json.loads takes at this stack depth (about 1000 on CPython 3.11,
-    10000 on 3.13): input that deep may still be too deep for json.dumps further down."""
-    lo, hi = 1, 20_000
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        try:
-            json.loads("[" * mid + "]" * mid)
-            lo = mid
-        except RecursionError:
-            hi = mid - 1
-    return lo

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from core.providers import anthropic
+from core.safejson import MAX_DEPTH
 from tests.core.gateway_helpers import call, error_of, make_gateway
 from tests.support import anthropic_wire as wire
 from tests.support.fake_fetch import FakeResponse
@@ -423,3 +424,10 @@ def test_tool_call_arguments_sent_as_an_object_are_taken_as_they_are():
     ]
     error = rejected({"tools": TOOLS, "tool_choice": {"type": "function", "function": "now"}})
     assert error["param"] == "tool_choice"
+
+
+def test_tool_call_arguments_nested_deeper_than_the_limit_are_400_before_they_are_parsed():
+    deep = '{"a": ' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}"
+    call_ = {"id": "toolu_1", "type": "function", "function": {"name": "now", "arguments": deep}}
+    error = rejected({"messages": [USER, {"role": "assistant", "tool_calls": [call_]}]})
+    assert error["param"] == "messages[1].tool_calls[0].function.arguments"

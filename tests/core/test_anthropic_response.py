@@ -5,12 +5,16 @@ import json
 import pytest
 
 from core.providers import anthropic
+from core.safejson import MAX_DEPTH
 from tests.core.gateway_helpers import NOW, call, error_of, make_gateway
 from tests.support import anthropic_wire as wire
 from tests.support import shared_fixtures
 from tests.support.fake_fetch import FakeResponse
 
 ENV = {"ANTHROPIC_API_KEY": "sk-ant-secret"}
+DEEP = json.loads(
+    "[" * (MAX_DEPTH - 3) + "]" * (MAX_DEPTH - 3)
+)  # with the answer's own levels: 1 too many
 CHAT = {"model": "anthropic/claude-x", "messages": [{"role": "user", "content": "Hi"}]}
 
 
@@ -156,6 +160,7 @@ def test_an_answer_that_is_not_a_message_is_502():
         message([{"type": "text", "text": "x"}], stop_reason={"unhashable": True}),
         message(["a block that is a string"], stop_reason=["x"]),
         b'{"content": [], "usage": ' + b"[" * 100_000 + b"}",
+        message([{"type": "tool_use", "id": "t", "name": "f", "input": {"a": DEEP}}]),
     ],
 )
 def test_an_answer_of_the_wrong_shape_is_502_never_500(body):

@@ -9,6 +9,7 @@ from core.chat import parse_chat_request
 from core.providers import gemini
 from core.providers.base import ChatContext
 from core.routing import route_model
+from core.safejson import MAX_DEPTH
 from tests.core.gateway_helpers import call, error_of, make_gateway
 from tests.support.fake_fetch import FakeResponse
 
@@ -453,3 +454,17 @@ def test_consecutive_messages_of_one_role_form_one_turn():
         {"role": "user", "parts": [{"text": "a"}, {"text": "b"}]},
         {"role": "model", "parts": [{"text": "c"}, {"text": "d"}]},
     ]
+
+
+def test_json_in_strings_nested_deeper_than_the_limit_is_never_parsed():
+    deep = '{"a": ' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}"
+    with pytest.raises(GatewayError) as raised:
+        build(call_with(deep))
+    assert raised.value.param == "messages[0].tool_calls[0]"
+    messages = [
+        user("q"),
+        {"role": "assistant", "tool_calls": [CALL]},
+        {"role": "tool", "tool_call_id": "c1", "content": deep},
+    ]
+    response = sent({"messages": messages})["contents"][2]["parts"][0]["functionResponse"]
+    assert response == {"name": "f", "response": {"output": deep}}

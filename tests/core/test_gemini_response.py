@@ -9,6 +9,7 @@ from core import GatewayError, load_config
 from core.providers import gemini
 from core.providers.base import ChatContext
 from core.routing import route_model
+from core.safejson import MAX_DEPTH
 from tests.core.gateway_helpers import NOW, call, error_of, make_gateway
 from tests.support import shared_fixtures
 from tests.support.fake_fetch import FakeResponse
@@ -159,6 +160,11 @@ def test_a_blocked_prompt_has_no_candidate_and_is_a_content_filter_finish():
         b'{"candidates": ["x"]}',
         b'{"candidates": [{"content": 1}]}',
         b'{"candidates": ' + b"[" * 100_000 + b"}",
+        # One level deeper than the limit, with the answer's own levels.
+        b'{"candidates": [{"content": {"parts": [{"functionCall": {"name": "f", "args": {"a": '
+        + b"[" * (MAX_DEPTH - 7)
+        + b"]" * (MAX_DEPTH - 7)
+        + b"}}}]}}]}",
         b'{"candidates": [{"content": {"parts": [{"text": ["x"]}]}}]}',
     ],
 )

@@ -1,0 +1,70 @@
+"""The JSON nesting limit: measured outside strings, exactly, before anything is parsed (under
+Pyodide a deep document is a fatal stack overflow, not a RecursionError)."""
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core import safejson
+from core.safejson import MAX_DEPTH, TooDeep, depth, loads
+
+
+def nested(n: int) -> str:
+    return '{"a": ' * (n // 2) + "[" * (n - n // 2) + "]" * (n - n // 2) + "}" * (n // 2)
+
+
+def true_depth(value) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(true_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(true_depth, value), default=0)
+    return 0
+
+
+def test_at_the_limit_parses_one_more_is_refused_before_parsing():
+    assert loads(nested(MAX_DEPTH)) == json.loads(nested(MAX_DEPTH))
+    with pytest.raises(TooDeep):
+        loads(nested(MAX_DEPTH + 1))
+    with pytest.raises(ValueError):  # TooDeep is a ValueError, as any invalid JSON
+        loads(b"[" * 1_000_000)
+
+
+def test_brackets_inside_strings_do_not_count_and_cannot_hide_nesting():
+    lots = "[{" * MAX_DEPTH
+    assert loads(json.dumps({"text": lots})) == {"text": lots}
+    # Closers in a string must not offset the real nesting that follows.
+    hiding = json.dumps({"t": "]}" * 1000, "escaped": 'a\\"]]]\\\\'})[:-1] + ', "x": '
+    with pytest.raises(TooDeep):
+        loads(hiding + nested(MAX_DEPTH + 1) + "}")
+    with pytest.raises(TooDeep):  # UTF-16 bodies, which json.loads also takes
+        loads(("[" + '"\\"]]]]",' + nested(MAX_DEPTH + 1) + "]").encode("utf-16"))
+
+
+def test_unterminated_and_invalid_input_is_still_measured_or_fails_cleanly():
+    with pytest.raises(TooDeep):
+        loads("[" * (MAX_DEPTH + 1) + '"unterminated')
+    with pytest.raises(ValueError):  # inside a string that never ends: the decoder stops there
+        loads('["unterminated' + "[" * MAX_DEPTH)
+    with pytest.raises(ValueError):
+        loads(b"\xff\xfe\x00" + b"[" * 1000)
+
+
+json_values = st.recursive(
+    st.none() | st.integers() | st.text(alphabet='[]{}"\\ab'),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_the_measure_is_exact_outside_strings(value):
+    original = safejson.MAX_DEPTH
+    safejson.MAX_DEPTH = 0  # always measure, never the shortcut
+    try:
+        assert depth(json.dumps(value)) == true_depth(value)
+        assert depth(json.dumps(value).encode()) == true_depth(value)
+    finally:
+        safejson.MAX_DEPTH = original
