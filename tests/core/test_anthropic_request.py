@@ -212,6 +212,25 @@ def test_tool_conversation_tool_use_and_merged_tool_results():
     ]
 
 
+def test_an_assistant_message_with_nothing_in_it_is_left_out():
+    # Anthropic refuses a turn without content anywhere but last; OpenAI clients replay such
+    # messages (an empty answer, content null without tool calls). Gemini leaves them out too.
+    messages = [
+        USER,
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "Hello?"},
+        {"role": "assistant", "content": None, "tool_calls": []},
+        {"role": "assistant", "content": [{"type": "text", "text": ""}]},
+    ]
+    _, sent = send({"messages": messages})
+    assert sent["messages"] == [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "Hello?"}],
+        }
+    ]
+
+
 def test_images_data_urls_and_http_urls():
     content = [
         {"type": "text", "text": "What is this?"},
