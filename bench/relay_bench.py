@@ -66,9 +66,13 @@ def rss_mib(pid: int) -> float:
     return int(match.group(1)) / 1024
 
 
+# As deployed: bytecode cached (a shell may set PYTHONDONTWRITEBYTECODE; a server does not).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def start_gateway(port: int, upstream: str, client: str) -> tuple[subprocess.Popen, float]:
     env = {
-        **os.environ,
+        **ENV,
         "OPENAI_BASE_URL": upstream + "/v1",
         "OPENAI_API_KEY": "sk-bench",
         "EDGERELAY_HTTP_CLIENT": client,
@@ -149,7 +153,12 @@ async def measure(targets: dict[str, str], pids: dict[str, int], rounds: int) ->
 def _top_level_imports(code: str) -> dict[str, int]:
     """Cumulative microseconds of each top-level import of a fresh ``python -X importtime``."""
     proc = subprocess.run(
-        [PY, "-X", "importtime", "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        [PY, "-X", "importtime", "-c", code],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     found = {}
     for line in proc.stderr.splitlines():
@@ -162,6 +171,7 @@ def _top_level_imports(code: str) -> dict[str, int]:
 def import_ms(modules: str, runs: int = 5) -> float:
     """What importing ``modules`` adds to a bare interpreter's start, median of runs (ms)."""
     baseline = set(_top_level_imports("pass"))
+    _top_level_imports(f"import {modules}")  # writes the bytecode caches, as an install does
     times = []
     for _ in range(runs):
         found = _top_level_imports(f"import {modules}")
@@ -266,7 +276,7 @@ def report(results: dict, startup: dict, idle: dict, pinned: bool) -> None:
     row("process", "startup to first 200 s", "", f"{startup['aiohttp']:.3f}", "",
         f"{startup['httpx']:.3f}", "")  # fmt: skip
     print()
-    print(f"import core: {import_ms('core'):.1f} ms (-X importtime, median of 5)")
+    print(f"import core: {import_ms('core'):.1f} ms (-X importtime, bytecode cached, median of 5)")
     serve = "server.asgi, transports.aiohttp_fetch, uvicorn, uvloop, httptools"
     print(f"import {serve}: {import_ms(serve):.1f} ms")
 
