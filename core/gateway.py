@@ -86,11 +86,13 @@ class Gateway:
             if response is not None:
                 return response
             raise GatewayError(404, f"Unknown route: {request.method} {request.path}")
-        if request.method != method:
+        # HEAD is GET without the body (health checkers use it); the servers drop the body.
+        if request.method != method and not (request.method == "HEAD" and method == "GET"):
+            allow = "GET, HEAD" if method == "GET" else method
             raise GatewayError(
                 405,
                 f"{request.method} is not allowed on {request.path}; use {method}.",
-                headers=(("allow", method),),
+                headers=(("allow", allow),),
             )
         if request.path == "/v1/chat/completions":
             return await self.chat_completions(request)

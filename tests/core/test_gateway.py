@@ -92,6 +92,9 @@ def test_routes_methods_and_size_limit():
     assert response.status == 405
     assert ("allow", "POST") in response.headers
     assert call(gateway, "GET", "/healthz")[0].status == 200
+    assert call(gateway, "HEAD", "/healthz")[0].status == 200  # health checkers use HEAD
+    response, _ = call(gateway, "POST", "/v1/models")
+    assert (response.status, dict(response.headers)["allow"]) == (405, "GET, HEAD")
     big = {**CHAT, "messages": [{"role": "user", "content": "x" * 200}]}
     response, _ = call(gateway, body=big)
     assert response.status == 413

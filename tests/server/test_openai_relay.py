@@ -248,3 +248,10 @@ def test_an_upstream_that_never_answers_is_a_504_after_the_timeout(gateway_for, 
         response = httpx.post(gateway.url + "/v1/chat/completions", json=body, timeout=WAIT)
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "timeout"
+
+
+def test_head_healthz_for_health_checkers(gateway_for):
+    gateway = gateway_for({})
+    response = httpx.head(gateway.url + "/healthz")
+    assert response.status_code == 200
+    assert response.content == b""
