@@ -14,7 +14,11 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the gateway on uvicorn")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
-    serve.add_argument("--access-log", action="store_true", help="log each request (uvicorn)")
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="one JSON line per request on stderr (never the query, headers or body)",
+    )
     serve.add_argument(
         "--graceful-timeout",
         type=float,
@@ -35,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     print(banner(app.gateway.config, args.host, args.port), file=sys.stderr, flush=True)
+    if args.access_log:
+        from server.access_log import AccessLog
+
+        app = AccessLog(app)
     uvicorn.run(
         app,
         host=args.host,
@@ -42,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         loop="uvloop",
         http="httptools",
         lifespan="on",
-        access_log=args.access_log,
+        access_log=False,  # uvicorn's prints the query string; ours (above) does not
         log_level="warning",
         proxy_headers=False,  # trust no X-Forwarded-For unless a deployment sets it up
         server_header=False,

@@ -88,3 +88,40 @@ def test_sigterm_with_a_stream_open_stops_the_server_and_the_upstream(upstream):
         if server.poll() is None:
             server.kill()
             server.wait(WAIT)
+
+
+def test_the_access_log_is_one_json_line_without_query_headers_or_body():
+    import asyncio
+    import io
+    import json
+
+    from server.access_log import AccessLog
+    from server.asgi import create_app
+
+    stream = io.StringIO()
+    app = AccessLog(create_app({}), stream)
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/v1/models",
+        "raw_path": b"/v1/models",
+        "query_string": b"key=AIza-client-secret",
+        "headers": [(b"authorization", b"Bearer sk-client-secret")],
+        "client": ("127.0.0.1", 5),
+    }
+    messages = iter([{"type": "http.request", "body": b"", "more_body": False}])
+    sent = []
+
+    async def receive():
+        return next(messages, {"type": "http.disconnect"})
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    (line,) = stream.getvalue().splitlines()
+    entry = json.loads(line)
+    assert (entry["method"], entry["path"], entry["status"]) == ("GET", "/v1/models", 200)
+    assert entry["ms"] >= 0
+    assert "secret" not in line
+    assert sent[0]["status"] == 200
