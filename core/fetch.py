@@ -17,7 +17,7 @@ class FetchRequest(NamedTuple):
     method: str
     url: str
     headers: Mapping[str, str] = {}  # never mutated
-    body: bytes | None = None
+    body: bytes | AsyncIterator[bytes] | None = None  # an iterator: forwarded as it arrives
     timeout: float | None = None  # seconds for the whole exchange up to the response headers
 
 

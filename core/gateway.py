@@ -68,6 +68,13 @@ class Gateway:
             self.cors.decorate(response, request.headers)
         return response
 
+    def streams_upload(self, request: Request) -> bool:
+        """Whether the adapter should pass this request's body on as it arrives
+        (``Request.body_stream``, counted against EDGERELAY_MAX_BODY_BYTES by the adapter)
+        rather than read it first: true for the allowed POSTs of the passthrough routes, whose
+        bodies go upstream unchanged. Other routes parse the body, so they need it whole."""
+        return native.streams_upload(request, self.config)
+
     def too_large_response(self, request: Request) -> Response:
         """For adapters that stop reading a body over the limit: a 413 in the error format of
         the route's API (a provider's own on its passthrough route)."""

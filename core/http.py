@@ -14,7 +14,7 @@ from .fetch import FetchResponse
 
 
 class Request:
-    __slots__ = ("body", "client_ip", "headers", "method", "path", "query")
+    __slots__ = ("body", "body_stream", "client_ip", "headers", "method", "path", "query")
 
     def __init__(
         self,
@@ -24,6 +24,7 @@ class Request:
         headers: Mapping[str, str] | None = None,
         body: bytes = b"",
         client_ip: str | None = None,
+        body_stream: AsyncIterator[bytes] | None = None,
     ) -> None:
         self.method = method
         self.path = path  # raw path as received, still percent-encoded
@@ -31,6 +32,9 @@ class Request:
         self.headers = {} if headers is None else headers  # lower-case names
         self.body = body
         self.client_ip = client_ip
+        # The upload still arriving, for routes that forward it as it comes
+        # (``Gateway.streams_upload``); ``body`` is then empty.
+        self.body_stream = body_stream
 
     def __repr__(self) -> str:  # never the headers or body: they may hold secrets
         return f"Request({self.method} {self.path})"

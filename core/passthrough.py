@@ -14,6 +14,7 @@ backslashes, empty segments) is refused, and the upstream gets the validated can
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import NamedTuple
 
 from .config import Config, ProviderConfig
@@ -183,13 +184,37 @@ def build_request(request: Request, native: Native, config: Config) -> FetchRequ
     query = forwarded_query(request.query)
     if query:
         url += "?" + query
+    headers = forwarded_headers(request.headers, provider)
+    body: bytes | AsyncIterator[bytes] | None = request.body
+    if request.body_stream is not None:
+        # The upload goes on as it arrives, framed as the client framed it.
+        body = request.body_stream
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit():
+            headers["content-length"] = length
     return FetchRequest(
         request.method,
         url,
-        forwarded_headers(request.headers, provider),
-        request.body if request.method != "GET" else None,
+        headers,
+        body if request.method != "GET" else None,
         timeout=config.upstream_timeout,
     )
+
+
+def streams_upload(request: Request, config: Config) -> bool:
+    """Whether an adapter may hand this request's body on as it arrives (``body_stream``)
+    instead of reading it first: an allowed POST to a passthrough route."""
+    if request.method != "POST":
+        return False
+    native = find(request.path, config)
+    if native is None:
+        return False
+    prefix = _SDK_PREFIX[native.provider.kind]
+    try:
+        path = canonical_path(native.rest)
+    except GatewayError:
+        return False
+    return path.startswith(prefix) and allowed(native.provider.kind, "POST", path[len(prefix) :])
 
 
 async def relay(request: Request, config: Config, fetch: Fetch) -> Response | None:

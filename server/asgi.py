@@ -12,6 +12,7 @@ from pathlib import Path
 
 from core import Config, Gateway, Request, Response, load_config
 from core.fetch import Fetch
+from server.upload import Upload
 
 # The browser demo, served at / by the local server when run from a checkout (make dev).
 DEMO_PAGE = Path(__file__).resolve().parents[1] / "examples" / "browser" / "index.html"
@@ -67,19 +68,32 @@ class EdgerelayASGI:
             b"",
             client[0] if client else None,
         )
-        body = await _read_body(receive, request.headers, self.max_body)
-        if body is None:  # the client left while sending
-            return
-        if body is TOO_LARGE:
-            await _send_bytes(self.gateway.too_large_response(request), send)
-            return
-        request.body = body
+        upload = None
+        if self.gateway.streams_upload(request):  # forwarded as it arrives, not read first
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_body:
+                await _send_bytes(self.gateway.too_large_response(request), send)
+                return
+            upload = request.body_stream = Upload(receive, self.max_body)
+        else:
+            body = await _read_body(receive, request.headers, self.max_body)
+            if body is None:  # the client left while sending
+                return
+            if body is TOO_LARGE:
+                await _send_bytes(self.gateway.too_large_response(request), send)
+                return
+            request.body = body
         # From here on, a client that goes away cancels this task wherever it is: waiting for
         # the upstream's headers (a long non-stream answer) or between stream chunks.
-        guard = DisconnectGuard(receive)
+        guard = DisconnectGuard(receive, upload)
         response = None
         try:
             response = await self.gateway.handle(request)
+            if upload is not None and (upload.too_large or upload.gone):
+                await response.aclose()  # the upstream call failed because of the upload
+                if upload.gone:
+                    return
+                response = self.gateway.too_large_response(request)
             if response.stream is None:
                 await _send_bytes(response, send)
             else:
@@ -180,16 +194,22 @@ class DisconnectGuard:
 
     DELAY = 0.05
 
-    __slots__ = ("_receive", "_timer", "_watcher", "gone", "task")
+    __slots__ = ("_receive", "_timer", "_upload", "_watcher", "gone", "task")
 
-    def __init__(self, receive) -> None:
+    def __init__(self, receive, upload: Upload | None = None) -> None:
         self._receive = receive
+        self._upload = upload  # while an upload is being forwarded, it owns receive()
         self.task = asyncio.current_task()
         self.gone = False
         self._watcher: asyncio.Task | None = None
         self._timer = asyncio.get_running_loop().call_later(self.DELAY, self._start)
 
     def _start(self) -> None:
+        if self._upload is not None and not self._upload.finished:
+            # Not yet: two readers of receive() would steal each other's messages. The upload
+            # notices a client that leaves mid-way itself.
+            self._timer = asyncio.get_running_loop().call_later(self.DELAY, self._start)
+            return
         self._watcher = asyncio.ensure_future(self._watch())
 
     async def _watch(self) -> None:

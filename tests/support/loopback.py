@@ -4,13 +4,14 @@ real gateway on uvicorn, each on a free 127.0.0.1 port in its own thread and eve
 from __future__ import annotations
 
 import asyncio
+import queue
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 
 WAIT = 10.0  # generous: only a deadlock (a buffering relay) ever reaches it
 
@@ -49,6 +50,7 @@ class FakeUpstream:
         self.seen: list[Seen] = []
         self.cancelled = threading.Event()  # set when a client went away mid-body
         self.finished = threading.Event()
+        self.uploaded: queue.Queue[bytes] = queue.Queue()  # request body pieces as they arrive
         self._released = threading.Semaphore(0)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -84,7 +86,15 @@ class FakeUpstream:
         self._loop.run_until_complete(runner.cleanup())
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        seen = Seen(request.method, request.raw_path, dict(request.headers), await request.read())
+        pieces = []
+        try:
+            async for piece in request.content.iter_any():
+                self.uploaded.put(piece)
+                pieces.append(piece)
+        except (ConnectionError, asyncio.CancelledError, web.HTTPException, ClientPayloadError):
+            self.cancelled.set()  # the upload was abandoned mid-way
+            raise
+        seen = Seen(request.method, request.raw_path, dict(request.headers), b"".join(pieces))
         self.seen.append(seen)
         reply = self.handler(seen)
         response = web.StreamResponse(status=reply.status, headers=dict(reply.headers))
