@@ -87,3 +87,14 @@ def dumps(obj: object) -> bytes:
         # A lone surrogate (JSON allows the escape "\ud83d" alone) has no UTF-8 form. It can only
         # sit inside a JSON string, where backslashreplace writes back the very same escape.
         return text.encode("utf-8", "backslashreplace")
+
+
+def part_text(part: dict, key: str, where: str) -> str:
+    """A content part's text under ``key``: absent is empty, anything but a string is the
+    client's 400 naming ``where.key``."""
+    value = part.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise bad_request(f"`{where}.{key}` must be a string.", param=f"{where}.{key}")
+    return value

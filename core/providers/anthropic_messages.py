@@ -4,6 +4,7 @@ fields"). Each refusal is a 400 naming the exact field, e.g. ``messages[2].conte
 from __future__ import annotations
 
 from .. import safejson
+from ..chat import part_text
 from ..errors import bad_request
 from .anthropic_response import FORMAT
 
@@ -61,7 +62,7 @@ def _text_blocks(content: object, where: str, kinds=("text",)) -> list[dict]:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind not in kinds:
             raise bad_request(f"`{where}[{j}]`: only text parts are allowed here.", param=where)
-        text = _string(part, kind, f"{where}[{j}]")  # a "refusal" part: under "refusal"
+        text = part_text(part, kind, f"{where}[{j}]")  # a "refusal" part: under "refusal"
         if text:  # Anthropic refuses empty text blocks
             blocks.append({"type": "text", "text": text})
     return blocks
@@ -72,7 +73,7 @@ def _user_blocks(content: object, where: str) -> list[dict]:
     for j, part in enumerate(_parts(content, where)):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
-            if _string(part, "text", f"{where}[{j}]"):
+            if part_text(part, "text", f"{where}[{j}]"):
                 blocks.append({"type": "text", "text": part["text"]})
         elif kind == "image_url":
             blocks.append(_image(part.get("image_url"), f"{where}[{j}].image_url"))
@@ -148,16 +149,6 @@ def _reasoning_blocks(details: object) -> list[dict]:
         elif item.get("type") == "reasoning.encrypted" and item.get("data"):
             blocks.append({"type": "redacted_thinking", "data": item["data"]})
     return blocks
-
-
-def _string(part: dict, key: str, where: str) -> str:
-    """A text part's text: absent is empty, anything but a string is the client's 400."""
-    value = part.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise bad_request(f"`{where}.{key}` must be a string.", param=f"{where}.{key}")
-    return value
 
 
 def _tool_result(message: dict, where: str) -> dict:

@@ -9,6 +9,7 @@ go back onto the parts Gemini put them on (docs/extensions.md).
 from __future__ import annotations
 
 from .. import safejson
+from ..chat import part_text
 from ..errors import bad_request
 from .gemini_response import FORMAT
 
@@ -64,7 +65,7 @@ def _text_parts(content: object, i: int) -> list:
                     f"`messages[{i}].content[{j}]` must be a text part here.",
                     param=f"messages[{i}].content[{j}]",
                 )
-            parts.append({"text": _string(part, kind, f"messages[{i}].content[{j}]")})
+            parts.append({"text": part_text(part, kind, f"messages[{i}].content[{j}]")})
         return parts
     if content is None:
         return []
@@ -81,7 +82,7 @@ def _user_parts(content: object, i: int) -> list:
         kind = part.get("type") if isinstance(part, dict) else None
         param = f"messages[{i}].content[{j}]"
         if kind == "text":
-            parts.append({"text": _string(part, "text", param)})
+            parts.append({"text": part_text(part, "text", param)})
         elif kind == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
@@ -213,16 +214,6 @@ def _function_response(message: dict, i: int, names: dict) -> dict:
     if not isinstance(response, dict):
         response = {"output": text}  # the key Gemini documents for a plain function output
     return {"functionResponse": {"name": name, "response": response}}
-
-
-def _string(part: dict, key: str, param: str) -> str:
-    """A text part's text: absent is empty, anything but a string is the client's 400."""
-    value = part.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise bad_request(f"`{param}.{key}` must be a string.", param=f"{param}.{key}")
-    return value
 
 
 def _p(i: int, field: str = "content") -> str:

@@ -10,6 +10,7 @@ from tests.core.gateway_helpers import NOW, call, error_of, make_gateway
 from tests.support import anthropic_wire as wire
 from tests.support import shared_fixtures
 from tests.support.fake_fetch import FakeResponse
+from tests.support.splits import random_splits
 
 ENV = {"ANTHROPIC_API_KEY": "sk-ant-secret"}
 DEEP = json.loads(
@@ -211,7 +212,7 @@ def test_an_error_body_that_is_not_json_still_gives_a_clean_error():
 
 def test_stream_through_the_gateway_and_a_broken_upstream_gets_an_error_chunk():
     raw = wire.text_stream("Hel", "lo")
-    pieces = wire.random_splits(raw, 1)
+    pieces = random_splits(raw, 1)
     gateway, fetch = make_gateway(lambda request: FakeResponse(200, {}, pieces), ENV)
     response, chunks = call(gateway, body={**CHAT, "stream": True})
     assert response.status == 200
@@ -222,7 +223,7 @@ def test_stream_through_the_gateway_and_a_broken_upstream_gets_an_error_chunk():
     assert parsed[-1] == "[DONE]"
     assert fetch.responses[0].closed
 
-    cut = FakeResponse(200, {}, wire.random_splits(raw, 2), error_after=3)
+    cut = FakeResponse(200, {}, random_splits(raw, 2), error_after=3)
     gateway, fetch = make_gateway(lambda request: cut, ENV)
     _, chunks = call(gateway, body={**CHAT, "stream": True})
     last = wire.frames(b"".join(chunks))[-1]

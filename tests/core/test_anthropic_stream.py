@@ -13,6 +13,7 @@ from core.providers.anthropic_stream import AnthropicStream
 from core.safejson import MAX_DEPTH
 from tests.support import anthropic_wire as wire
 from tests.support import shared_fixtures
+from tests.support.splits import random_splits
 
 CREATED = 1_760_000_000
 
@@ -318,7 +319,7 @@ def test_recorded_streams_translate_exactly_in_any_split(name):
     raw = shared_fixtures.body(name)
     reference = translate([raw], include_usage=True)
     for seed in range(20):
-        assert translate(wire.random_splits(raw, seed), include_usage=True) == reference
+        assert translate(random_splits(raw, seed), include_usage=True) == reference
     parsed = wire.frames(reference)
     source = source_events(raw)
     start = source[0]["message"]

@@ -19,6 +19,7 @@ from core.safejson import MAX_DEPTH
 from tests.core.gateway_helpers import NOW, call, make_gateway
 from tests.support import shared_fixtures
 from tests.support.fake_fetch import FakeResponse, split_every
+from tests.support.splits import random_splits
 
 ROUTE = route_model("gemini-2.5-flash", load_config({}))
 CREATED = int(NOW)
@@ -162,11 +163,6 @@ SAFETY_EXPECTED = [
 )
 def test_own_streams_whole_frames_give_the_exact_openai_bytes(stream, expected):
     assert run(stream) == wire(expected)
-
-
-def random_splits(data: bytes, rng: random.Random) -> list[bytes]:
-    cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 60))))
-    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
 
 
 @pytest.mark.parametrize("seed", range(30))

@@ -10,6 +10,7 @@ import pytest
 from tests.support import anthropic_wire as wire
 from tests.support import shared_fixtures
 from tests.support.loopback import WAIT, Reply
+from tests.support.splits import random_splits
 
 SSE = {"content-type": "text/event-stream; charset=utf-8"}
 JSON = {"content-type": "application/json"}
@@ -44,7 +45,7 @@ def serve(upstream, stream_events=None, answer=None, status=200):
         if status != 200:
             return Reply(status, JSON, [json.dumps(answer).encode()])
         if json.loads(seen.body).get("stream"):
-            return Reply(200, SSE, wire.random_splits(wire.stream(stream_events), 5))
+            return Reply(200, SSE, random_splits(wire.stream(stream_events), 5))
         return Reply(200, JSON, [json.dumps(answer, indent=2).encode()])
 
     upstream.handler = handler
@@ -389,7 +390,7 @@ def test_translated_stream_is_relayed_in_lockstep(upstream, gateway_for):
 @pytest.mark.parametrize("name", shared_fixtures.names("anthropic", "stream-") or ["none"])
 def test_recorded_streams_through_the_sdk(upstream, client, name):
     raw = shared_fixtures.body(name)
-    upstream.handler = lambda seen: Reply(200, SSE, wire.random_splits(raw, 11))
+    upstream.handler = lambda seen: Reply(200, SSE, random_splits(raw, 11))
     got = collect(
         client.chat.completions.create(
             model=MODEL, messages=[USER], stream=True, stream_options={"include_usage": True}

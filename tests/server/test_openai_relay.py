@@ -2,7 +2,6 @@
 with a loopback fake OpenAI upstream."""
 
 import json
-import random
 
 import httpx
 import openai
@@ -10,6 +9,7 @@ import pytest
 
 from tests.support import shared_fixtures
 from tests.support.loopback import WAIT, Reply
+from tests.support.splits import random_splits
 
 SSE = {"content-type": "text/event-stream; charset=utf-8"}
 
@@ -27,12 +27,6 @@ def sse_stream(n: int = 6) -> bytes:
         }
         chunks.append(b"data: " + json.dumps(body).encode() + b"\n\n")
     return b"".join(chunks) + b"data: [DONE]\n\n"
-
-
-def random_splits(data: bytes, seed: int) -> list[bytes]:
-    rng = random.Random(seed)
-    cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 40))))
-    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
 
 
 @pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])

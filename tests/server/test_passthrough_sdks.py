@@ -4,7 +4,6 @@ that do not normalise paths, trying to reach what the allowlist forbids."""
 
 import http.client
 import json
-import random
 
 import anthropic
 import httpx
@@ -16,6 +15,7 @@ from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 
 from tests.support.loopback import WAIT, Reply
+from tests.support.splits import random_splits
 
 SECRET = "client-secret"  # what every client sends as its key: the upstream must never see it
 JSON = {"content-type": "application/json"}
@@ -34,12 +34,6 @@ def env_for(upstream) -> dict:
         "GEMINI_BASE_URL": upstream.url,
         "GEMINI_API_KEY": "g-gateway",
     }
-
-
-def random_splits(data: bytes, seed: int) -> list[bytes]:
-    rng = random.Random(seed)
-    cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 30))))
-    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
 
 
 def sse(events: list[tuple[str | None, dict]], newline: bytes = b"\n") -> bytes:

@@ -6,7 +6,6 @@ Standard library only: the core tests that use it also run inside Pyodide."""
 from __future__ import annotations
 
 import json
-import random
 
 from core.sse import SSEParser
 
@@ -97,13 +96,6 @@ def text_stream(*pieces: str, stop_reason: str = "end_turn") -> bytes:
     """A text answer with a ping after the block start, as Anthropic sends it."""
     start, *rest = text_block(0, *pieces)
     return stream([message_start(), start, PING, *rest, *message_end(stop_reason)])
-
-
-def random_splits(data: bytes, seed: int, most: int = 60) -> list[bytes]:
-    rng = random.Random(seed)
-    count = min(len(data) - 1, rng.randint(1, most))
-    cuts = sorted(rng.sample(range(1, len(data)), count))
-    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
 
 
 def frames(raw: bytes) -> list:
