@@ -40,6 +40,9 @@ class Config(NamedTuple):
     upstream_timeout: float = 600.0  # seconds to the upstream's response headers
     anthropic_default_max_tokens: int = 4096
     cors_origins: str = "*"  # "*" or comma-separated exact origins
+    # Let the upstream client read HTTP(S)_PROXY, NO_PROXY and .netrc (off: a gateway holding
+    # keys should not pick up a proxy or credentials from whatever environment it runs in).
+    trust_env: bool = False
 
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
@@ -122,7 +125,8 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         o.strip() == "*" or o.strip().startswith(("https://", "http://")) for o in cors.split(",")
     ):
         raise ConfigError("EDGERELAY_CORS_ORIGINS", "must be * or comma-separated http(s) origins")
-    return Config(providers, dict(aliases), max_body, timeout, max_tokens, cors)
+    trust_env = _boolean("EDGERELAY_TRUST_ENV", get("EDGERELAY_TRUST_ENV"))
+    return Config(providers, dict(aliases), max_body, timeout, max_tokens, cors, trust_env)
 
 
 def _table(settings: dict, name: str) -> dict:
@@ -183,6 +187,16 @@ def _url(setting: str, value: str) -> str:
     if not (value.startswith("https://") or value.startswith("http://")):
         raise ConfigError(setting, "must be an http(s) URL")
     return value.rstrip("/")
+
+
+def _boolean(setting: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(setting, "must be true or false")
 
 
 def _positive_int(setting: str, value: object, default: int) -> int:

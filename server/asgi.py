@@ -27,15 +27,15 @@ def read_file(path: str) -> str:
         return f.read()
 
 
-def default_fetch(env: Mapping[str, str]) -> Fetch:
+def default_fetch(env: Mapping[str, str], trust_env: bool = False) -> Fetch:
     """aiohttp unless EDGERELAY_HTTP_CLIENT=httpx; both measured in bench/."""
     if env.get("EDGERELAY_HTTP_CLIENT", "aiohttp") == "httpx":
         from transports.httpx_fetch import HttpxFetch
 
-        return HttpxFetch()
+        return HttpxFetch(trust_env=trust_env)
     from transports.aiohttp_fetch import AiohttpFetch
 
-    return AiohttpFetch()
+    return AiohttpFetch(trust_env=trust_env)
 
 
 class EdgerelayASGI:
@@ -228,4 +228,4 @@ def create_app(env: Mapping[str, str] | None = None, fetch: Fetch | None = None)
     """Build the app from the environment; raises ``ConfigError`` naming a bad setting."""
     env = os.environ if env is None else env
     config = load_config(env, read_file)
-    return EdgerelayASGI(config, fetch or default_fetch(env))
+    return EdgerelayASGI(config, fetch or default_fetch(env, config.trust_env))

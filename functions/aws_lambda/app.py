@@ -40,6 +40,6 @@ def create_app(env: Mapping[str, str] | None = None, fetch: Fetch | None = None)
         # Imported here so a bad configuration is reported without paying for httpx first.
         from transports.httpx_fetch import HttpxFetch
 
-        fetch = HttpxFetch()
+        fetch = HttpxFetch(trust_env=config.trust_env)
     gateway = Gateway(config, fetch, clock=time.time, new_id=new_id)
     return LambdaApp(gateway, fetch, settings)

@@ -101,3 +101,11 @@ def test_errors_name_the_setting_but_never_quote_its_value():
             load_config(env)
         assert "sk-proj-misplaced" not in str(raised.value)
         assert next(iter(env)) in str(raised.value)
+
+
+def test_trust_env_is_off_unless_set():
+    assert load_config({}).trust_env is False
+    assert load_config({"EDGERELAY_TRUST_ENV": "true"}).trust_env is True
+    assert load_config({"EDGERELAY_TRUST_ENV": "0"}).trust_env is False
+    with pytest.raises(ConfigError, match="EDGERELAY_TRUST_ENV"):
+        load_config({"EDGERELAY_TRUST_ENV": "maybe"})

@@ -170,6 +170,22 @@ def test_proxy_variables_in_the_environment_are_ignored(upstream, gateway_for, m
         assert response.status_code == 200
 
 
+def test_proxy_variables_are_used_when_configured(upstream, gateway_for, monkeypatch):
+    # EDGERELAY_TRUST_ENV=true: the (dead) proxy is used, so the upstream is never reached.
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    upstream.handler = lambda seen: Reply(200, {"content-type": "application/json"}, [b"{}"])
+    for client in ("aiohttp", "httpx"):
+        env = {"OPENAI_BASE_URL": upstream.url + "/v1", "EDGERELAY_TRUST_ENV": "true"}
+        gateway = gateway_for(env, client)
+        body = {"model": "gpt-x", "messages": [{"role": "user", "content": "x"}]}
+        response = httpx.post(gateway.url + "/v1/chat/completions", json=body, trust_env=False)
+        assert response.status_code == 502, client
+    assert upstream.seen == []
+
+
 def test_errors_over_http(upstream, gateway_for):
     gateway = gateway_for(
         {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "EDGERELAY_MAX_BODY_BYTES": "1000"}
