@@ -17,24 +17,10 @@ from tests.aws_lambda.conftest import WRAPPER
 from tests.aws_lambda.fake_runtime import WAIT
 from tests.aws_lambda.lambda_events import chat, event
 from tests.support.loopback import Reply
+from tests.support.openai_wire import openai_chunks
 
 SSE = {"content-type": "text/event-stream; charset=utf-8"}
 PRELUDE_TYPE = "application/vnd.awslambda.http-integration-response"
-
-
-def sse_chunks(n: int = 6) -> list[bytes]:
-    chunks = []
-    for i in range(n):
-        delta = {"role": "assistant", "content": ""} if i == 0 else {"content": f" w{i}"}
-        body = {
-            "id": "chatcmpl-up",
-            "object": "chat.completion.chunk",
-            "created": 1,
-            "model": "gpt-4.1-mini",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
-        }
-        chunks.append(b"data: " + json.dumps(body).encode() + b"\n\n")
-    return [*chunks, b"data: [DONE]\n\n"]
 
 
 def upstream_env(upstream) -> dict[str, str]:
@@ -63,7 +49,7 @@ def lockstep(runtime, upstream, chunks: list[bytes]) -> list[bytes]:
 
 @pytest.mark.parametrize("kind", ["function-url", "rest-api-v1"])
 def test_streams_prelude_then_each_chunk_as_it_arrives(runtime, upstream, start_loop, kind):
-    chunks = sse_chunks()
+    chunks = openai_chunks()
     upstream.handler = lambda seen: Reply(200, SSE, chunks, lockstep=True)
     held = lockstep(runtime, upstream, chunks)
     start_loop(upstream_env(upstream))
@@ -114,7 +100,7 @@ def test_error_decided_before_the_first_byte_is_a_normal_response(runtime, upstr
 def test_upstream_cut_mid_stream_ends_with_an_error_event_and_trailers(
     runtime, upstream, start_loop
 ):
-    chunks = sse_chunks()
+    chunks = openai_chunks()
     # Three whole events, then half of the fourth, then the connection drops.
     upstream.handler = lambda seen: Reply(
         200, SSE, [*chunks[:3], chunks[3][:20], b"never sent"], cut_after=4
@@ -153,7 +139,7 @@ def test_an_event_that_is_not_http_is_reported_to_error_and_the_loop_goes_on(run
 
 
 def test_stops_the_upstream_and_ends_cleanly_before_the_deadline(runtime, upstream, start_loop):
-    chunks = sse_chunks()
+    chunks = openai_chunks()
     # Lock-step and never released: the upstream sends one event, then waits for ever.
     upstream.handler = lambda seen: Reply(200, SSE, chunks, lockstep=True)
     start_loop({**upstream_env(upstream), "EDGERELAY_DEADLINE_MARGIN_MS": "3000"})
@@ -173,7 +159,7 @@ def test_stops_the_upstream_and_ends_cleanly_before_the_deadline(runtime, upstre
 
 
 def test_ten_invocations_in_a_row_on_one_process(runtime, upstream, start_loop):
-    chunks = sse_chunks(3)
+    chunks = openai_chunks(3)
     upstream.handler = lambda seen: Reply(200, SSE, chunks)
     process = start_loop(upstream_env(upstream))
 

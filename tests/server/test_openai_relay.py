@@ -9,24 +9,14 @@ import pytest
 
 from tests.support import shared_fixtures
 from tests.support.loopback import WAIT, Reply
+from tests.support.openai_wire import openai_chunks
 from tests.support.splits import random_splits
 
 SSE = {"content-type": "text/event-stream; charset=utf-8"}
 
 
 def sse_stream(n: int = 6) -> bytes:
-    chunks = []
-    for i in range(n):
-        delta = {"role": "assistant", "content": ""} if i == 0 else {"content": f" w{i}"}
-        body = {
-            "id": "chatcmpl-up",
-            "object": "chat.completion.chunk",
-            "created": 1,
-            "model": "gpt-4.1-mini",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
-        }
-        chunks.append(b"data: " + json.dumps(body).encode() + b"\n\n")
-    return b"".join(chunks) + b"data: [DONE]\n\n"
+    return b"".join(openai_chunks(n))
 
 
 @pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
