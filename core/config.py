@@ -77,11 +77,12 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
     )
     # google-genai prefers GOOGLE_API_KEY when both are set.
     gemini_key_env = "GOOGLE_API_KEY" if get("GOOGLE_API_KEY") else "GEMINI_API_KEY"
-    gemini_url = get("GEMINI_BASE_URL") or get("GOOGLE_GEMINI_BASE_URL") or GEMINI_DEFAULT_URL
+    gemini_url_env = "GOOGLE_GEMINI_BASE_URL" if not get("GEMINI_BASE_URL") else "GEMINI_BASE_URL"
+    gemini_url = get(gemini_url_env) or GEMINI_DEFAULT_URL
     providers["gemini"] = ProviderConfig(
         "gemini",
         "gemini",
-        _url("GEMINI_BASE_URL", gemini_url),
+        _url(gemini_url_env, gemini_url),
         get(gemini_key_env),
         gemini_key_env,
     )

@@ -194,6 +194,10 @@ async def _upstream_error(upstream: FetchResponse, translate) -> GatewayError:
     finally:
         await upstream.aclose()
     error = translate(upstream.status, body, upstream.headers)
+    # The client sees the upstream's request id, rate-limit state and retry-after (seconds or
+    # an HTTP date, as sent) on errors too: SDKs read them to back off.
+    kept = translated_headers(JSON, upstream)[1:]
+    error.headers = (*error.headers, *kept)
     if error.retry_after is None:
         error.retry_after = _retry_after(upstream.headers)
     return error
@@ -204,7 +208,7 @@ def _retry_after(headers) -> float | None:
     try:
         return float(value) if value is not None else None
     except ValueError:
-        return None  # an HTTP date: the header itself is forwarded by the allowlist
+        return None  # an HTTP date: passed on as sent (above), not understood here
 
 
 async def _translate(

@@ -14,7 +14,7 @@ EVENT_STREAM = ("content-type", "text/event-stream; charset=utf-8")
 def error_response(error: GatewayError, flavor: Flavor = "openai") -> Response:
     """The gateway's own error, in the error format of the API being spoken."""
     headers = [JSON, *error.headers]
-    if error.retry_after is not None:
+    if error.retry_after is not None and not any(k == "retry-after" for k, _ in headers):
         headers.append(("retry-after", str(max(0, round(error.retry_after)))))
     return Response(error.status, headers, error.render(flavor))
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from core import Config, Gateway, Request, Response, load_config
+from core import Config, ConfigError, Gateway, Request, Response, load_config
 from core.fetch import Fetch
 from server.upload import Upload
 
@@ -29,7 +29,10 @@ def read_file(path: str) -> str:
 
 def default_fetch(env: Mapping[str, str], trust_env: bool = False) -> Fetch:
     """aiohttp unless EDGERELAY_HTTP_CLIENT=httpx; both measured in bench/."""
-    if env.get("EDGERELAY_HTTP_CLIENT", "aiohttp") == "httpx":
+    client = env.get("EDGERELAY_HTTP_CLIENT", "").strip() or "aiohttp"
+    if client not in ("aiohttp", "httpx"):
+        raise ConfigError("EDGERELAY_HTTP_CLIENT", "must be aiohttp or httpx")
+    if client == "httpx":
         from transports.httpx_fetch import HttpxFetch
 
         return HttpxFetch(trust_env=trust_env)

@@ -25,7 +25,7 @@ def convert(messages: list) -> tuple[list[dict], list[dict]]:
             blocks = _user_blocks(message.get("content"), where + ".content")
         elif role == "assistant":
             blocks = _assistant_blocks(message, where)
-            if not blocks:  # Anthropic refuses a turn with no content (but for a last one)
+            if not blocks:  # Anthropic refuses an assistant turn with no content: leave it out
                 continue
         elif role == "tool":
             blocks = [_tool_result(message, where)]

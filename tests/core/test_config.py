@@ -109,3 +109,8 @@ def test_trust_env_is_off_unless_set():
     assert load_config({"EDGERELAY_TRUST_ENV": "0"}).trust_env is False
     with pytest.raises(ConfigError, match="EDGERELAY_TRUST_ENV"):
         load_config({"EDGERELAY_TRUST_ENV": "maybe"})
+
+
+def test_a_bad_google_gemini_base_url_is_named_as_set():
+    with pytest.raises(ConfigError, match="GOOGLE_GEMINI_BASE_URL"):
+        load_config({"GOOGLE_GEMINI_BASE_URL": "generativelanguage.googleapis.com"})

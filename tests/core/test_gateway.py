@@ -285,3 +285,24 @@ def test_an_upstream_error_body_nested_too_deeply_still_gives_a_clean_error(mode
     response, _ = call(gateway, body={**CHAT, "model": model})
     assert response.status == 429
     assert "429" in error_of(response)["message"]
+
+
+def test_upstream_errors_keep_rate_limit_headers_and_an_http_date_retry_after():
+    headers = {
+        "retry-after": "Wed, 21 Oct 2026 07:28:00 GMT",
+        "x-ratelimit-remaining-requests": "0",
+        "x-request-id": "req-9",
+        "set-cookie": "a=b",
+        "openai-organization": "org-1",
+    }
+    body = json.dumps({"error": {"message": "slow down", "type": "requests"}}).encode()
+    gateway, _ = make_gateway(openai_upstream([body], 429, headers), OPENAI_ENV)
+    response, _ = call(gateway, body={**CHAT, "model": "gpt-4.1"})
+    got = response.headers
+    assert response.status == 429
+    assert ("retry-after", "Wed, 21 Oct 2026 07:28:00 GMT") in got
+    assert [k for k, _ in got].count("retry-after") == 1
+    assert ("x-ratelimit-remaining-requests", "0") in got
+    assert ("x-request-id", "req-9") in got
+    assert all(k not in ("set-cookie", "openai-organization") for k, _ in got)
+    assert dict(got)["content-type"] == "application/json"

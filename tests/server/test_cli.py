@@ -125,3 +125,9 @@ def test_the_access_log_is_one_json_line_without_query_headers_or_body():
     assert entry["ms"] >= 0
     assert "secret" not in line
     assert sent[0]["status"] == 200
+
+
+def test_an_unknown_http_client_is_named_at_start():
+    done = serve({"EDGERELAY_HTTP_CLIENT": "requests"})
+    assert done.returncode == 2
+    assert "EDGERELAY_HTTP_CLIENT" in done.stderr and "Traceback" not in done.stderr
