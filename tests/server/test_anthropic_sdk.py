@@ -9,7 +9,7 @@ import pytest
 
 from tests.support import anthropic_wire as wire
 from tests.support import shared_fixtures
-from tests.support.loopback import WAIT, Reply
+from tests.support.loopback import WAIT, Reply, sse_frames
 from tests.support.splits import random_splits
 
 SSE = {"content-type": "text/event-stream; charset=utf-8"}
@@ -372,13 +372,9 @@ def test_translated_stream_is_relayed_in_lockstep(upstream, gateway_for):
         "POST", gateway.url + "/v1/chat/completions", json=body, timeout=WAIT
     ) as response:
         assert response.status_code == 200
-        pending = b""
-        for piece in response.iter_raw():
-            pending += piece
-            while b"\n\n" in pending:
-                frame, pending = pending.split(b"\n\n", 1)
-                got.append(frame)
-                upstream.release()
+        for frame in sse_frames(response):
+            got.append(frame)
+            upstream.release()
     assert len(got) == len(chunks)
     assert got[1] == b": ping"
     assert got[-1] == b"data: [DONE]"

@@ -7,7 +7,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.loopback import WAIT, Reply
+from tests.support.loopback import WAIT, Reply, sse_frames
 
 KEY = "gk-upstream-key"
 CLIENT_KEY = "sk-client-key-never-forwarded"
@@ -321,18 +321,14 @@ def test_lockstep_every_upstream_frame_reaches_the_client_before_the_next_is_sen
     with httpx.stream(
         "POST", gateway.url + "/v1/chat/completions", json=body, timeout=WAIT
     ) as response:
-        pending = b""
-        for piece in response.iter_raw():
-            pending += piece
-            while b"\n\n" in pending:
-                raw, pending = pending.split(b"\n\n", 1)
-                if raw == b"data: [DONE]":
-                    done = True
-                    continue
-                choice = json.loads(raw[len(b"data: ") :])["choices"][0]
-                finish = choice["finish_reason"] or finish
-                if choice["delta"].get("content"):  # each upstream frame's own output frame
-                    got.append(choice["delta"]["content"])
-                    upstream.release()
+        for raw in sse_frames(response):
+            if raw == b"data: [DONE]":
+                done = True
+                continue
+            choice = json.loads(raw[len(b"data: ") :])["choices"][0]
+            finish = choice["finish_reason"] or finish
+            if choice["delta"].get("content"):  # each upstream frame's own output frame
+                got.append(choice["delta"]["content"])
+                upstream.release()
     assert got == words
     assert (finish, done) == ("stop", True)

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from tests.support import shared_fixtures
-from tests.support.loopback import WAIT, Reply
+from tests.support.loopback import WAIT, Reply, sse_frames
 from tests.support.openai_wire import openai_chunks
 from tests.support.splits import random_splits
 
@@ -96,13 +96,9 @@ def test_lockstep_upstream_proves_chunks_are_relayed_as_they_arrive(upstream, ga
     with httpx.stream(
         "POST", gateway.url + "/v1/chat/completions", json=body, timeout=WAIT
     ) as response:
-        pending = b""
-        for piece in response.iter_raw():
-            pending += piece
-            while b"\n\n" in pending:
-                frame, pending = pending.split(b"\n\n", 1)
-                got.append(frame + b"\n\n")
-                upstream.release()
+        for frame in sse_frames(response):
+            got.append(frame + b"\n\n")
+            upstream.release()
     assert got == frames
 
 

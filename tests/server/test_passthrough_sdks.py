@@ -14,7 +14,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 
-from tests.support.loopback import WAIT, Reply
+from tests.support.loopback import WAIT, Reply, sse_frames
 from tests.support.splits import random_splits
 
 SECRET = "client-secret"  # what every client sends as its key: the upstream must never see it
@@ -369,13 +369,9 @@ def test_a_passthrough_stream_is_relayed_as_it_arrives(upstream, gateway_for):
     with httpx.stream(
         "POST", gateway.url + "/anthropic/v1/messages", content=b"{}", timeout=WAIT
     ) as response:
-        pending = b""
-        for piece in response.iter_raw():
-            pending += piece
-            while b"\n\n" in pending:
-                frame, pending = pending.split(b"\n\n", 1)
-                got.append(frame + b"\n\n")
-                upstream.release()
+        for frame in sse_frames(response):
+            got.append(frame + b"\n\n")
+            upstream.release()
     assert got == frames
 
 

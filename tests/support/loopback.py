@@ -161,3 +161,14 @@ class GatewayServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self._thread.join(WAIT)
+
+
+def sse_frames(response) -> Iterable[bytes]:
+    """Each SSE frame of a streaming httpx response (without its blank line) as soon as it is
+    complete: lock-step tests release the upstream's next chunk from this loop."""
+    pending = b""
+    for piece in response.iter_raw():
+        pending += piece
+        while b"\n\n" in pending:
+            frame, pending = pending.split(b"\n\n", 1)
+            yield frame
