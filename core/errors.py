@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Literal
 
+from .sse import encode_data
+
 Flavor = Literal["openai", "anthropic", "gemini"]
 
 # OpenAI's `type` strings by status, as its API uses them.
@@ -98,4 +100,4 @@ def bad_request(message: str, *, param: str | None = None, code: str | None = No
 
 def stream_error_frame(error: GatewayError) -> bytes:
     """An OpenAI-style error inside an SSE stream, after a 200 was sent: the SDKs raise on it."""
-    return b"data: " + error.render("openai") + b"\n\n"
+    return encode_data(error.render("openai"))

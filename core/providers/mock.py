@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncIterator
 
 from ..chat import ChatRequest, dumps, text_of
-from ..sse import DONE
+from ..sse import DONE, encode_data
 
 _WORDS = re.compile(r"\s*\S+")
 
@@ -60,12 +60,12 @@ async def stream(chat: ChatRequest, completion_id: str, created: int) -> AsyncIt
         body = {**head, "choices": [choice]}
         if chat.include_usage:
             body["usage"] = None
-        return b"data: " + dumps(body) + b"\n\n"
+        return encode_data(dumps(body))
 
     yield chunk({"role": "assistant", "content": "", "refusal": None})
     for word in words:
         yield chunk({"content": word})
     yield chunk({}, finish)
     if chat.include_usage:
-        yield b"data: " + dumps({**head, "choices": [], "usage": usage}) + b"\n\n"
+        yield encode_data(dumps({**head, "choices": [], "usage": usage}))
     yield DONE
