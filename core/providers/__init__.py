@@ -12,7 +12,6 @@ from importlib import import_module
 from .base import ChatTranslation
 
 _MODULES = {"anthropic": "core.providers.anthropic", "gemini": "core.providers.gemini"}
-KINDS = tuple(_MODULES)
 
 
 def translation(kind: str) -> ChatTranslation | None:
