@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import Request  # noqa: E402
+from edgerelay.core import Request  # noqa: E402
 from functions.aws_lambda.app import create_app  # noqa: E402
 from functions.aws_lambda.runtime_api import RuntimeAPI  # noqa: E402
 from functions.aws_lambda.stream_loop import StreamLoop  # noqa: E402

@@ -77,7 +77,7 @@ def start_gateway(port: int, upstream: str, client: str) -> tuple[subprocess.Pop
         "OPENAI_API_KEY": "sk-bench",
         "EDGERELAY_HTTP_CLIENT": client,
     }
-    cmd = [PY, "-m", "server.cli", "serve", "--port", str(port)]
+    cmd = [PY, "-m", "edgerelay.server.cli", "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     return proc, wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
 
@@ -277,7 +277,7 @@ def report(results: dict, startup: dict, idle: dict, pinned: bool) -> None:
         f"{startup['httpx']:.3f}", "")  # fmt: skip
     print()
     print(f"import core: {import_ms('core'):.1f} ms (-X importtime, bytecode cached, median of 5)")
-    serve = "server.asgi, transports.aiohttp_fetch, uvicorn, uvloop, httptools"
+    serve = "edgerelay.server.asgi, edgerelay.transports.aiohttp_fetch, uvicorn, uvloop, httptools"
     print(f"import {serve}: {import_ms(serve):.1f} ms")
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.providers.anthropic_stream import AnthropicStream
-from core.providers.base import ChatContext
-from core.providers.gemini_stream import GeminiStream
-from core.routing import Route
+from edgerelay.core.providers.anthropic_stream import AnthropicStream
+from edgerelay.core.providers.base import ChatContext
+from edgerelay.core.providers.gemini_stream import GeminiStream
+from edgerelay.core.routing import Route
 
 TARGET_US = 50.0
 

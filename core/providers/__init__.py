@@ -11,9 +11,9 @@ from importlib import import_module
 
 from .base import ChatTranslation
 
-_MODULES = {"anthropic": "core.providers.anthropic", "gemini": "core.providers.gemini"}
+_MODULES = {"anthropic": ".anthropic", "gemini": ".gemini"}
 
 
 def translation(kind: str) -> ChatTranslation | None:
     name = _MODULES.get(kind)
-    return import_module(name) if name is not None else None  # type: ignore[return-value]
+    return import_module(name, __package__) if name is not None else None  # type: ignore[return-value]

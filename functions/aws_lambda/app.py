@@ -9,8 +9,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core import Gateway, load_config
-from core.fetch import Fetch
+from edgerelay.core import Gateway, load_config
+from edgerelay.core.fetch import Fetch
 
 from .settings import LambdaSettings, load_settings
 
@@ -38,7 +38,7 @@ def create_app(env: Mapping[str, str] | None = None, fetch: Fetch | None = None)
     settings = load_settings(env)
     if fetch is None:
         # Imported here so a bad configuration is reported without paying for httpx first.
-        from transports.httpx_fetch import HttpxFetch
+        from edgerelay.transports.httpx_fetch import HttpxFetch
 
         fetch = HttpxFetch(trust_env=config.trust_env)
     gateway = Gateway(config, fetch, clock=time.time, new_id=new_id)

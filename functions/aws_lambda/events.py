@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from core import GatewayError, Request
+from edgerelay.core import GatewayError, Request
 
 # The prelude of a streamed HTTP response: JSON metadata, then this delimiter, then the body.
 PRELUDE_DELIMITER = b"\x00" * 8

@@ -15,9 +15,9 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from core import ConfigError, GatewayError, Response, error_response
-from core.errors import stream_error_frame
-from core.fetch import Fetch, FetchError
+from edgerelay.core import ConfigError, GatewayError, Response, error_response
+from edgerelay.core.errors import stream_error_frame
+from edgerelay.core.fetch import Fetch, FetchError
 
 from .app import LambdaApp, create_app
 from .events import EventError, HttpEvent, decode_event, proxy_response

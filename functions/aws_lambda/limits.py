@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from core import GatewayError
+from edgerelay.core import GatewayError
 
 from .settings import LambdaSettings
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core import ConfigError
+from edgerelay.core import ConfigError
 
 # Lambda's hard limit on a streamed response is 200 MB; stay clearly below it by default.
 DEFAULT_MAX_STREAM_BYTES = 100 * 1024 * 1024

@@ -28,9 +28,9 @@ import sys
 import time
 from collections.abc import Callable
 
-from core import ConfigError, GatewayError, Response, error_response
-from core.errors import stream_error_frame
-from core.fetch import FetchError
+from edgerelay.core import ConfigError, GatewayError, Response, error_response
+from edgerelay.core.errors import stream_error_frame
+from edgerelay.core.fetch import FetchError
 
 from .app import LambdaApp, create_app
 from .events import EventError, HttpEvent, decode_event_bytes, prelude

@@ -9,8 +9,8 @@ import base64
 import json
 import os
 
-from core import Response
-from core.fetch import FetchRequest
+from edgerelay.core import Response
+from edgerelay.core.fetch import FetchRequest
 from functions.aws_lambda.app import create_app
 from functions.aws_lambda.runtime_api import Invocation, RuntimeAPI
 from functions.aws_lambda.stream_loop import StreamLoop

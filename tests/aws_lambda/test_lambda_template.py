@@ -175,11 +175,14 @@ def test_the_package_holds_only_our_code_and_runs(tmp_path):
     )
     assert done.returncode == 0, done.stderr.decode()
     files = {p.relative_to(artifacts).as_posix() for p in artifacts.rglob("*") if p.is_file()}
-    assert {f.split("/")[0] for f in files} == {"core", "transports", "functions"}
-    assert {f for f in files if f.startswith("transports/")} == {
-        "transports/__init__.py",
-        "transports/httpx_fetch.py",
+    assert {f.split("/")[0] for f in files} == {"edgerelay", "functions"}
+    assert {f.split("/")[1] for f in files if f.startswith("edgerelay/")} == {
+        "__init__.py",
+        "core",
+        "transports",
     }
+    assert "edgerelay/transports/httpx_fetch.py" in files
+    assert "edgerelay/core/providers/anthropic_stream.py" in files
     ours = {f for f in files if f.startswith("functions/")}
     assert "functions/aws_lambda/stream-wrapper" in ours
     assert all(f.endswith(".py") or f.endswith("stream-wrapper") for f in ours)
@@ -193,8 +196,8 @@ def test_the_package_holds_only_our_code_and_runs(tmp_path):
     # The packaged code imports from the package alone (httpx comes from this venv here).
     env = {**os.environ, "PYTHONPATH": str(artifacts)}
     probe = (
-        "import core, functions.aws_lambda.stream_loop as s, functions.aws_lambda.handler as h;"
-        "print(core.__file__); print(s.__file__)"
+        "import edgerelay.core as core, functions.aws_lambda.stream_loop as s,"
+        " functions.aws_lambda.handler as h; print(core.__file__); print(s.__file__)"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 
-from core import Gateway, Request, load_config
+from edgerelay.core import Gateway, Request, load_config
 from tests.support.drive import collect, drive
 from tests.support.fake_fetch import FakeFetch, FakeResponse
 

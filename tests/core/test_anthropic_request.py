@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from core.providers import anthropic
-from core.safejson import MAX_DEPTH
+from edgerelay.core.providers import anthropic
+from edgerelay.core.safejson import MAX_DEPTH
 from tests.core.gateway_helpers import call, error_of, make_gateway
 from tests.support import anthropic_wire as wire
 from tests.support.fake_fetch import FakeResponse

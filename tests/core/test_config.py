@@ -1,6 +1,6 @@
 import pytest
 
-from core.config import ConfigError, load_config
+from edgerelay.core.config import ConfigError, load_config
 
 
 def test_defaults():

@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.errors import GatewayError
-from core.providers.anthropic_stream import AnthropicStream
-from core.providers.base import ChatContext
-from core.providers.gemini_stream import GeminiStream
-from core.routing import Route
-from core.sse import SSEParser
+from edgerelay.core.errors import GatewayError
+from edgerelay.core.providers.anthropic_stream import AnthropicStream
+from edgerelay.core.providers.base import ChatContext
+from edgerelay.core.providers.gemini_stream import GeminiStream
+from edgerelay.core.routing import Route
+from edgerelay.core.sse import SSEParser
 from tests.core.gateway_helpers import call, make_gateway
 from tests.support.fake_fetch import FakeResponse
 
@@ -397,7 +397,7 @@ def mutated(value, data):
 @FUZZ
 @given(st.data())
 def test_json_answers_of_any_shape_are_translated_or_a_502(data):
-    from core.providers import anthropic, gemini
+    from edgerelay.core.providers import anthropic, gemini
 
     route = Route(None, "gemini", "m", "m")
     for module, answer in ((anthropic, ANTHROPIC_ANSWER), (gemini, GEMINI_ANSWER)):

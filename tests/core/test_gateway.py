@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from core.fetch import FetchError
-from core.safejson import MAX_DEPTH
+from edgerelay.core.fetch import FetchError
+from edgerelay.core.safejson import MAX_DEPTH
 from tests.core.gateway_helpers import NOW, call, error_of, make_gateway
 from tests.support.fake_fetch import FakeResponse
 

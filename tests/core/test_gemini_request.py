@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from core import GatewayError, load_config
-from core.chat import parse_chat_request
-from core.providers import gemini
-from core.providers.base import ChatContext
-from core.routing import route_model
-from core.safejson import MAX_DEPTH
+from edgerelay.core import GatewayError, load_config
+from edgerelay.core.chat import parse_chat_request
+from edgerelay.core.providers import gemini
+from edgerelay.core.providers.base import ChatContext
+from edgerelay.core.routing import route_model
+from edgerelay.core.safejson import MAX_DEPTH
 from tests.core.gateway_helpers import call, error_of, make_gateway
 from tests.support.fake_fetch import FakeResponse
 

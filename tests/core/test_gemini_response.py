@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from core import GatewayError, load_config
-from core.providers import gemini
-from core.providers.base import ChatContext
-from core.routing import route_model
-from core.safejson import MAX_DEPTH
+from edgerelay.core import GatewayError, load_config
+from edgerelay.core.providers import gemini
+from edgerelay.core.providers.base import ChatContext
+from edgerelay.core.routing import route_model
+from edgerelay.core.safejson import MAX_DEPTH
 from tests.core.gateway_helpers import NOW, call, error_of, make_gateway
 from tests.support import shared_fixtures
 from tests.support.fake_fetch import FakeResponse

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import Request
-from core.fetch import FetchError
-from core.passthrough import ALLOWLIST, allowed
+from edgerelay.core import Request
+from edgerelay.core.fetch import FetchError
+from edgerelay.core.passthrough import ALLOWLIST, allowed
 from tests.core.gateway_helpers import make_gateway
 from tests.support.drive import collect, drive
 from tests.support.fake_fetch import FakeResponse

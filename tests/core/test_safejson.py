@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import safejson
-from core.safejson import MAX_DEPTH, TooDeep, depth, loads
+from edgerelay.core import safejson
+from edgerelay.core.safejson import MAX_DEPTH, TooDeep, depth, loads
 
 
 def nested(n: int) -> str:

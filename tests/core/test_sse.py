@@ -3,7 +3,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.sse import DONE, SSEEvent, SSEParser, encode_comment, encode_data, encode_event
+from edgerelay.core.sse import DONE, SSEEvent, SSEParser, encode_comment, encode_data, encode_event
 
 
 def parse(*chunks: bytes) -> list[SSEEvent]:

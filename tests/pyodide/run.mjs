@@ -159,7 +159,13 @@ await micropip.install(["emfs:/wheels/" + f for f in _wheels], deps=False)
 del _wheels
 sys.dont_write_bytecode = True
 os.chdir("/repo")
-sys.path[:0] = ["/repo", "/repo/tests/pyodide"]
+# The edgerelay package as the wheel lays it out: core/ installs as edgerelay.core.
+os.makedirs("/pkgs/edgerelay", exist_ok=True)
+if not os.path.islink("/pkgs/edgerelay/core"):
+    os.symlink("/repo/core", "/pkgs/edgerelay/core")
+with open("/pkgs/edgerelay/__init__.py", "w") as f:
+    f.write('__path__.append("/repo/edgerelay")')
+sys.path[:0] = ["/pkgs", "/repo", "/repo/tests/pyodide"]
 `);
 log(`pyodide ${pyodide.version} loaded in ${loadSecs} s; wheels installed in ${secs(tInstall)} s`);
 

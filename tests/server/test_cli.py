@@ -15,7 +15,7 @@ from tests.support.loopback import WAIT, Reply, free_port
 def serve(env: dict) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("EDGERELAY_", "OPENAI_"))}
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve", "--port", "9"],
+        [sys.executable, "-m", "edgerelay.server.cli", "serve", "--port", "9"],
         env={**clean, **env},
         capture_output=True,
         text=True,
@@ -38,8 +38,8 @@ def test_a_bad_config_file_path_is_named():
 
 
 def test_the_banner_says_where_and_which_providers_answer_without_keys():
-    from core import load_config
-    from server.cli import banner
+    from edgerelay.core import load_config
+    from edgerelay.server.cli import banner
 
     text = banner(load_config({"ANTHROPIC_API_KEY": "sk-ant-secret"}), "127.0.0.1", 8787)
     assert "http://127.0.0.1:8787" in text
@@ -60,7 +60,7 @@ def test_sigterm_with_a_stream_open_stops_the_server_and_the_upstream(upstream):
     env = {**clean, "OPENAI_BASE_URL": upstream.url + "/v1", "OPENAI_API_KEY": "sk-up"}
     argv = ["serve", "--port", str(port), "--graceful-timeout", "0.2"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", *argv],
+        [sys.executable, "-m", "edgerelay.server.cli", *argv],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -95,8 +95,8 @@ def test_the_access_log_is_one_json_line_without_query_headers_or_body():
     import io
     import json
 
-    from server.access_log import AccessLog
-    from server.asgi import create_app
+    from edgerelay.server.access_log import AccessLog
+    from edgerelay.server.asgi import create_app
 
     stream = io.StringIO()
     app = AccessLog(create_app({}), stream)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from core.sse import SSEParser
+from edgerelay.core.sse import SSEParser
 
 MODEL = "claude-sonnet-4-5-20250929"
 MSG_ID = "msg_01TestMessage0000000001"

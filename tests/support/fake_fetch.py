@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
-from core.fetch import FetchError, FetchRequest
+from edgerelay.core.fetch import FetchError, FetchRequest
 
 
 @dataclass

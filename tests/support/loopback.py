@@ -131,7 +131,7 @@ class GatewayServer:
     def __init__(self, env: Mapping[str, str], http_client: str = "aiohttp") -> None:
         import uvicorn
 
-        from server.asgi import create_app
+        from edgerelay.server.asgi import create_app
 
         self.app = create_app({**env, "EDGERELAY_HTTP_CLIENT": http_client})
         self.port = free_port()

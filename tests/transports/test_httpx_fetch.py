@@ -6,8 +6,8 @@ import httpx
 import pytest
 import respx
 
-from core.fetch import FetchError, FetchRequest
-from transports.httpx_fetch import HttpxFetch
+from edgerelay.core.fetch import FetchError, FetchRequest
+from edgerelay.transports.httpx_fetch import HttpxFetch
 
 URL = "https://api.example.test/v1/chat/completions"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from core import FetchError, FetchRequest, Response
+from edgerelay.core import FetchError, FetchRequest, Response
 from tests.workers import fake_platform as fake
 
 SOURCE = Path(__file__).resolve().parents[2] / "workers" / "cloudflare"

@@ -60,15 +60,17 @@ def dry_run(tmp_path_factory):
 def test_build_ran_and_the_upload_holds_core_and_the_entry(dry_run):
     out, files, log = dry_run
     assert "[custom build] Running: python3 workers/cloudflare/build.py" in log
-    core = {p.relative_to(ROOT).as_posix() for p in (ROOT / "core").rglob("*.py")}
-    assert core and core <= files
+    # core/ is uploaded as the wheel installs it: edgerelay/core/ (sub-packages too).
+    core = {"edgerelay/" + p.relative_to(ROOT).as_posix(): p for p in (ROOT / "core").rglob("*.py")}
+    assert core and set(core) <= files
+    assert "edgerelay/__init__.py" in files
     assert files >= WORKER_MODULES
     # Byte for byte what is in the repository: no stale copy from an earlier build.
-    for name in core | WORKER_MODULES:
-        source = ROOT / name if name in core else ROOT / "workers" / "cloudflare" / name
+    sources = {**core, **{name: ROOT / "workers" / "cloudflare" / name for name in WORKER_MODULES}}
+    for name, source in sources.items():
         assert (out / name).read_bytes() == source.read_bytes(), name
     # Uploaded as Python modules (wrangler's table: name, type, size).
-    for name in ("entry.py", "core/gateway.py", "js_fetch.py"):
+    for name in ("entry.py", "edgerelay/core/gateway.py", "js_fetch.py"):
         if name != "entry.py":  # the entry is the main module, not an "additional" one
             assert re.search(rf"{re.escape(name)}\s*│\s*python\s*│", log), name
 

@@ -9,7 +9,7 @@ out; and with ``base_dir = "."`` the Worker's own files would be uploaded as
     build/worker/entry.py          the Worker entry (wrangler.toml's ``main``)
     build/worker/js_fetch.py       Fetch over js.fetch
     build/worker/worker_io.py      request/response conversion, stream pump
-    build/worker/core/...          core, copied as is (Python files only)
+    build/worker/edgerelay/core/   core as the wheel installs it (scripts/product_layout.py)
     python_modules/...             the Python Workers SDK (``workers-runtime-sdk``), vendored
 
 ``python_modules/`` sits next to wrangler.toml because wrangler reads it from the project root
@@ -33,6 +33,9 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+from product_layout import copy_packages  # noqa: E402  (the one description of the product)
+
 HERE = Path(__file__).resolve().parent
 WORKER_MODULES = ("entry.py", "js_fetch.py", "worker_io.py")
 SDK_VERSION = "1.9.5"
@@ -61,22 +64,13 @@ def sdk_wheel() -> Path:
     return path
 
 
-def copy_python_tree(src: Path, dst: Path) -> None:
-    for path in sorted(src.rglob("*.py")):
-        if "__pycache__" in path.parts:
-            continue
-        target = dst / path.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-
-
 def build(out: Path, vendor: Path) -> int:
     """Build the upload folder and the vendored SDK; return the bytes of our own code."""
     shutil.rmtree(out, ignore_errors=True)  # nothing stale may be uploaded
     out.mkdir(parents=True)
     for name in WORKER_MODULES:
         shutil.copyfile(HERE / name, out / name)
-    copy_python_tree(ROOT / "core", out / "core")
+    copy_packages(out, ["edgerelay.core"], ROOT)
     for name in FORBIDDEN:
         if (out / name).exists() or (out / f"{name}.py").exists():
             raise SystemExit(f"build.py: {name} must not be uploaded from {out}")

@@ -23,7 +23,7 @@ from js_fetch import JsFetch
 from worker_io import WorkerEnv, to_core_request, to_worker_response
 from workers import WorkerEntrypoint
 
-from core import (
+from edgerelay.core import (
     Config,
     ConfigError,
     Gateway,

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import js
 from pyodide.ffi import JsException, create_once_callable, to_js
 
-from core.fetch import FetchError, FetchRequest
+from edgerelay.core.fetch import FetchError, FetchRequest
 
 try:  # Pyodide >= 0.27 hands JS null to Python as ``jsnull``, older ones as None.
     from pyodide.ffi import jsnull

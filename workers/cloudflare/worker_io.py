@@ -22,8 +22,8 @@ import js
 from pyodide.ffi import JsException, create_proxy, to_js
 from workers import Response as WorkerResponse
 
-from core import GatewayError, Request, Response, error_response
-from core.responses import too_large
+from edgerelay.core import GatewayError, Request, Response, error_response
+from edgerelay.core.responses import too_large
 
 try:
     from pyodide.ffi import jsnull

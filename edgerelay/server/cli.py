@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core import ConfigError
+from edgerelay.core import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from server.asgi import create_app
+    from edgerelay.server.asgi import create_app
 
     try:
         app = create_app()
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(banner(app.gateway.config, args.host, args.port), file=sys.stderr, flush=True)
     if args.access_log:
-        from server.access_log import AccessLog
+        from edgerelay.server.access_log import AccessLog
 
         app = AccessLog(app)
     uvicorn.run(

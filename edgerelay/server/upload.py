@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from core.fetch import FetchError
+from edgerelay.core.fetch import FetchError
 
 
 class UploadAborted(FetchError):

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from core.fetch import FetchError, FetchRequest
+from edgerelay.core.fetch import FetchError, FetchRequest
 
 _ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 

@@ -7,7 +7,7 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 
-from core.fetch import FetchError, FetchRequest
+from edgerelay.core.fetch import FetchError, FetchRequest
 
 
 class _RefuseAll(DefaultCookiePolicy):

@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from core import Config, ConfigError, Gateway, Request, Response, load_config
-from core.fetch import Fetch
-from server.upload import Upload
+from edgerelay.core import Config, ConfigError, Gateway, Request, Response, load_config
+from edgerelay.core.fetch import Fetch
+from edgerelay.server.upload import Upload
 
 # The browser demo, served at / by the local server when run from a checkout (make dev).
-DEMO_PAGE = Path(__file__).resolve().parents[1] / "examples" / "browser" / "index.html"
+DEMO_PAGE = Path(__file__).resolve().parents[2] / "examples" / "browser" / "index.html"
 
 
 def new_id() -> str:
@@ -33,10 +33,10 @@ def default_fetch(env: Mapping[str, str], trust_env: bool = False) -> Fetch:
     if client not in ("aiohttp", "httpx"):
         raise ConfigError("EDGERELAY_HTTP_CLIENT", "must be aiohttp or httpx")
     if client == "httpx":
-        from transports.httpx_fetch import HttpxFetch
+        from edgerelay.transports.httpx_fetch import HttpxFetch
 
         return HttpxFetch(trust_env=trust_env)
-    from transports.aiohttp_fetch import AiohttpFetch
+    from edgerelay.transports.aiohttp_fetch import AiohttpFetch
 
     return AiohttpFetch(trust_env=trust_env)
 
