@@ -16,6 +16,7 @@ from .cors import CorsPolicy
 from .errors import GatewayError
 from .fetch import Fetch, FetchError, FetchRequest, FetchResponse
 from .http import Request, Response
+from .identity import SignatureVerifier
 from .providers import mock, openai, translation
 from .providers.base import ChatContext
 from .responses import (
@@ -45,11 +46,18 @@ class Gateway:
         *,
         clock: Callable[[], float],
         new_id: Callable[[], str],
+        verifier: SignatureVerifier | None = None,
+        target: str = "server",
     ) -> None:
         self.config = config
         self.fetch = fetch
         self.clock = clock
         self.new_id = new_id
+        # Checks JWKS-signed JWTs (RS256/ES256/EdDSA); without one such tokens are refused.
+        self.verifier = verifier
+        # "server", "worker" or "lambda": a public target refuses anonymous model calls unless
+        # identity is configured or EDGERELAY_ALLOW_ANONYMOUS=true.
+        self.target = target
         self.cors = CorsPolicy(config.cors_origins)
 
     async def handle(self, request: Request) -> Response:
