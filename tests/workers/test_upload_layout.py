@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 NODE22 = ROOT / "node_modules" / "node" / "bin" / "node"
 WRANGLER = ROOT / "node_modules" / "wrangler" / "bin" / "wrangler.js"
-WORKER_MODULES = {"entry.py", "js_fetch.py", "worker_io.py"}
+WORKER_MODULES = {"entry.py", "js_fetch.py", "webcrypto_verify.py", "worker_io.py"}
 SDK_VERSION = "1.9.5"
 # python_workers_314 (Python 3.14, Pyodide 314.0.x) is on by default from this date on
 # (workerd's compatibility-date.capnp; pywrangler's PYTHON_COMPAT_VERSIONS says the same).

@@ -2,7 +2,9 @@
 
 Parsing, routing, translation and errors are core's; this module turns the Worker's request
 into core's, calls ``Gateway.handle`` and gives core's answer back (see ``worker_io``). The
-upstream is reached through ``js.fetch`` (``js_fetch``).
+upstream is reached through ``js.fetch`` (``js_fetch``); JWT signatures are checked with the
+runtime's WebCrypto (``webcrypto_verify``). Core is told this is the Worker target, so with no
+identity configured it refuses anonymous model calls unless ``EDGERELAY_ALLOW_ANONYMOUS=true``.
 
 Settings come from ``self.env``: vars (``[vars]`` in wrangler.toml) and secrets
 (``npx wrangler secret put OPENAI_API_KEY``) under the same names as the environment variables
@@ -20,6 +22,7 @@ import os
 import time
 
 from js_fetch import JsFetch
+from webcrypto_verify import WebCryptoVerifier
 from worker_io import WorkerEnv, to_core_request, to_worker_response
 from workers import WorkerEntrypoint
 
@@ -34,6 +37,9 @@ from edgerelay.core import (
 )
 
 _cached: tuple[object, Config] | None = None  # (the env it came from, config)
+# One per isolate: it keeps imported JWKS keys across requests (importKey costs more than
+# the verification itself).
+_verifier = WebCryptoVerifier()
 
 
 def new_id() -> str:
@@ -75,7 +81,14 @@ class Default(WorkerEntrypoint):
         # A Gateway per request is a few attribute stores; it lets this request's Fetch carry
         # the client's abort signal, so a client that leaves cancels the upstream request.
         signal = getattr(getattr(request, "js_object", request), "signal", None)
-        gateway = Gateway(config, JsFetch(signal), clock=time.time, new_id=new_id)
+        gateway = Gateway(
+            config,
+            JsFetch(signal),
+            clock=time.time,
+            new_id=new_id,
+            verifier=_verifier,
+            target="worker",  # a public target: anonymous model calls need an explicit opt-in
+        )
         inbound = await to_core_request(request, config.max_body_bytes, gateway.too_large_response)
         if isinstance(inbound, Response):  # already the answer (413, unreadable body)
             return to_worker_response(inbound, self.ctx)
