@@ -229,6 +229,28 @@ async def test_client_abort_while_waiting_for_headers():
     assert resp.status == 502  # nobody reads it; the point is that it did not wait 5 s
 
 
+@timeout(10)
+async def test_one_gateway_serves_concurrent_requests_each_with_its_own_abort_signal():
+    env = make_env(OPENAI_BASE_URL=f"{UPSTREAM}/slow/400")
+    gateway = entry.gateway_for(env)
+    leaving, staying = js.AbortController.new(), js.AbortController.new()
+    first = asyncio.ensure_future(
+        call_fetch(env, make_request(body=chat("gpt-x"), signal=leaving.signal))
+    )
+    second = asyncio.ensure_future(
+        call_fetch(env, make_request(body=chat("gpt-x"), signal=staying.signal))
+    )
+    await asyncio.sleep(0.05)
+    assert not first.done() and not second.done()
+    leaving.abort()  # only the first client goes away
+    (gone, _), (kept, _) = await first, await second
+    assert gone.status == 502
+    assert kept.status == 200
+    assert json.loads(await kept.text()) == {"slow": 400}
+    # Both were served by the one gateway kept for this env (identity's caches with it).
+    assert entry.gateway_for(env) is gateway
+
+
 @timeout(20)
 async def test_upstream_timeout_is_504():
     env = make_env(OPENAI_BASE_URL=f"{UPSTREAM}/slow/5000", EDGERELAY_UPSTREAM_TIMEOUT="0.1")

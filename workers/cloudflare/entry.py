@@ -8,9 +8,10 @@ identity configured it refuses anonymous model calls unless ``EDGERELAY_ALLOW_AN
 
 Settings come from ``self.env``: vars (``[vars]`` in wrangler.toml) and secrets
 (``npx wrangler secret put OPENAI_API_KEY``) under the same names as the environment variables
-of the other platforms. A successful configuration is kept for the isolate's life, keyed by the
-env object; a configuration error is not kept, so each request answers 503 naming the setting
-until it is fixed (and a fixed var or secret is a new deployment with a new env anyway).
+of the other platforms. A successful configuration, with the gateway built on it, is kept for
+the isolate's life, keyed by the env object; a configuration error is not kept, so each request
+answers 503 naming the setting until it is fixed (and a fixed var or secret is a new deployment
+with a new env anyway).
 
 Uploaded as the top-level module ``entry`` next to ``core/`` by workers/cloudflare/build.py,
 which is why the sibling imports below are flat.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 
-from js_fetch import JsFetch
+from js_fetch import CLIENT_SIGNAL, JsFetch
 from webcrypto_verify import WebCryptoVerifier
 from worker_io import WorkerEnv, to_core_request, to_worker_response
 from workers import WorkerEntrypoint
@@ -36,9 +37,9 @@ from edgerelay.core import (
     load_config,
 )
 
-_cached: tuple[object, Config] | None = None  # (the env it came from, config)
+_cached: tuple[object, Gateway] | None = None  # (the env it came from, its gateway)
 # One per isolate: it keeps imported JWKS keys across requests (importKey costs more than
-# the verification itself).
+# the verification itself), whichever configuration is current.
 _verifier = WebCryptoVerifier()
 
 
@@ -48,14 +49,28 @@ def new_id() -> str:
 
 def config_for(env) -> Config:
     """The configuration for this env; raises ``ConfigError`` naming a bad setting."""
+    return gateway_for(env).config
+
+
+def gateway_for(env) -> Gateway:
+    """The gateway for this env, built once per isolate and configuration: it keeps what
+    identity caches between requests (JWKS keys, verified tokens). Raises ``ConfigError``."""
     global _cached
     raw = getattr(env, "_env", env)  # the SDK wraps the JS env object in a new wrapper per call
     if _cached is not None and _cached[0] == raw:  # JS identity for JS objects
         return _cached[1]
     # No read_file: EDGERELAY_CONFIG must hold the TOML itself (a Worker has no files of ours).
     config = load_config(WorkerEnv(env))
-    _cached = (raw, config)
-    return config
+    gateway = Gateway(
+        config,
+        JsFetch(),  # each call carries the current request's abort signal (CLIENT_SIGNAL)
+        clock=time.time,
+        new_id=new_id,
+        verifier=_verifier,
+        target="worker",  # a public target: anonymous model calls need an explicit opt-in
+    )
+    _cached = (raw, gateway)
+    return gateway
 
 
 def config_error(exc: ConfigError):
@@ -75,21 +90,14 @@ def config_error(exc: ConfigError):
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
         try:
-            config = config_for(self.env)
+            gateway = gateway_for(self.env)
         except ConfigError as exc:
             return to_worker_response(config_error(exc), self.ctx)
-        # A Gateway per request is a few attribute stores; it lets this request's Fetch carry
-        # the client's abort signal, so a client that leaves cancels the upstream request.
-        signal = getattr(getattr(request, "js_object", request), "signal", None)
-        gateway = Gateway(
-            config,
-            JsFetch(signal),
-            clock=time.time,
-            new_id=new_id,
-            verifier=_verifier,
-            target="worker",  # a public target: anonymous model calls need an explicit opt-in
-        )
-        inbound = await to_core_request(request, config.max_body_bytes, gateway.too_large_response)
+        # This request's task (and the pump task it starts) sees its own client signal, so a
+        # client that leaves cancels its upstream request and no other.
+        CLIENT_SIGNAL.set(getattr(getattr(request, "js_object", request), "signal", None))
+        max_body = gateway.config.max_body_bytes
+        inbound = await to_core_request(request, max_body, gateway.too_large_response)
         if isinstance(inbound, Response):  # already the answer (413, unreadable body)
             return to_worker_response(inbound, self.ctx)
         response = await gateway.handle(inbound)

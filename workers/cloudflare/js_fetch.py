@@ -10,6 +10,8 @@ signal aborts (the client went away), or when core calls ``aclose()`` on an unfi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from typing import Any
 
 import js
 from pyodide.ffi import JsException, create_once_callable, to_js
@@ -63,14 +65,29 @@ class JsFetchResponse:
         self._controller.abort()
 
 
+# The AbortSignal of the request being served, set by the entry for each request. A context
+# variable, not an attribute: one Gateway (and so one Fetch) serves all of an isolate's
+# concurrent requests, so that what it keeps between requests (JWKS keys, verified tokens)
+# is kept; each request runs in its own asyncio task with its own copy of this variable, and
+# a pump task started by a request inherits it.
+CLIENT_SIGNAL: ContextVar[Any] = ContextVar("edgerelay_client_signal", default=None)
+
+
 class JsFetch:
     """``core.Fetch`` over ``js.fetch``. ``client_signal``: the inbound request's AbortSignal,
-    so an upstream request still waiting for headers is dropped when the client leaves."""
+    so an upstream request still waiting for headers is dropped when the client leaves; without
+    one, the current request's (``CLIENT_SIGNAL``)."""
 
     __slots__ = ("_client_signal",)
 
     def __init__(self, client_signal=None) -> None:
         self._client_signal = None if client_signal is jsnull else client_signal
+
+    def _signal(self):
+        if self._client_signal is not None:
+            return self._client_signal
+        signal = CLIENT_SIGNAL.get()
+        return None if signal is jsnull else signal
 
     async def __call__(self, request: FetchRequest) -> JsFetchResponse:
         controller = js.AbortController.new()
@@ -84,7 +101,7 @@ class JsFetch:
         timer = None
         if request.timeout is not None:
             timer = js.setTimeout(create_once_callable(on_timeout), request.timeout * 1000)
-        client = self._client_signal
+        client = self._signal()
         unlink = None
         if client is not None:
             if client.aborted:
