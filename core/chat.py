@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import NamedTuple
 
 from . import safejson
@@ -12,10 +11,13 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function
 
 
 class ChatRequest(NamedTuple):
+    """A parsed Chat Completions request: the fields every provider relies on, checked."""
+
     body: dict  # the parsed JSON object, as the client sent it
     model: str
     stream: bool
     include_usage: bool
+    raw: bytes = b""  # the body as received, for an upstream that takes it unchanged
 
 
 def parse_chat_request(raw: bytes) -> ChatRequest:
@@ -54,7 +56,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     if options is not None and not isinstance(options, dict):
         raise bad_request("`stream_options` must be an object.", param="stream_options")
     include_usage = bool(stream and options and options.get("include_usage"))
-    return ChatRequest(body, model, stream, include_usage)
+    return ChatRequest(body, model, stream, include_usage, raw)
 
 
 def _no_constant(name: str):
@@ -78,17 +80,6 @@ def text_of(content: object) -> str:
     return ""
 
 
-def dumps(obj: object) -> bytes:
-    """Compact JSON, as chunks are sent on the wire."""
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    try:
-        return text.encode()
-    except UnicodeEncodeError:
-        # A lone surrogate (JSON allows the escape "\ud83d" alone) has no UTF-8 form. It can only
-        # sit inside a JSON string, where backslashreplace writes back the very same escape.
-        return text.encode("utf-8", "backslashreplace")
-
-
 def part_text(part: dict, key: str, where: str) -> str:
     """A content part's text under ``key``: absent is empty, anything but a string is the
     client's 400 naming ``where.key``."""
@@ -98,3 +89,206 @@ def part_text(part: dict, key: str, where: str) -> str:
     if not isinstance(value, str):
         raise bad_request(f"`{where}.{key}` must be a string.", param=f"{where}.{key}")
     return value
+
+
+# The checked request: each field a provider maps, checked once here with one wording per error
+# (the fields the OpenAI passthrough never needs checked: an OpenAI upstream judges its own).
+
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+
+
+class Tool(NamedTuple):
+    """A function tool: its name, description and JSON Schema parameters."""
+
+    name: str
+    description: str | None
+    parameters: dict | None
+
+
+class ToolChoice(NamedTuple):
+    """``mode`` is auto, none or required; ``name`` a forced function (mode "required")."""
+
+    mode: str
+    name: str | None = None
+
+
+class Checked(NamedTuple):
+    """The fields of a chat request that providers map, normalised."""
+
+    max_tokens: int | None  # the client's output limit (max_completion_tokens wins)
+    max_tokens_field: str | None  # the field it came in, for error messages
+    stop: tuple[str, ...]
+    temperature: float | None
+    top_p: float | None
+    tools: tuple[Tool, ...]
+    tool_choice: ToolChoice | None
+    parallel_tool_calls: bool | None
+    reasoning_effort: str | None
+
+
+def check(body: dict) -> Checked:
+    """The mapped fields of ``body`` normalised; a 400 naming the field for a bad one."""
+    limit, limit_field = _max_tokens(body)
+    parallel = body.get("parallel_tool_calls")
+    return Checked(
+        limit,
+        limit_field,
+        _stop(body.get("stop")),
+        _number(body, "temperature"),
+        _number(body, "top_p"),
+        _tools(body.get("tools")),
+        _tool_choice(body.get("tool_choice")),
+        parallel if isinstance(parallel, bool) else None,
+        _effort(body.get("reasoning_effort")),
+    )
+
+
+def _max_tokens(body: dict) -> tuple[int | None, str | None]:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise bad_request(f"`{name}` must be a positive integer.", param=name)
+        return value, name
+    return None, None
+
+
+def _stop(stop: object) -> tuple[str, ...]:
+    if stop is None:
+        return ()
+    if isinstance(stop, str):
+        return (stop,)
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        raise bad_request("`stop` must be a string or an array of strings.", param="stop")
+    return tuple(stop)
+
+
+def _number(body: dict, name: str) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise bad_request(f"`{name}` must be a non-negative number.", param=name)
+    return value
+
+
+def _tools(tools: object) -> tuple[Tool, ...]:
+    if not tools:
+        return ()
+    if not isinstance(tools, list):
+        raise bad_request("`tools` must be an array.", param="tools")
+    out = []
+    for j, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or tool.get("type") != "function":
+            raise bad_request(
+                f"`tools[{j}]` must be a function tool (only function tools are supported).",
+                param=f"tools[{j}]",
+            )
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            where = f"tools[{j}].function.name"
+            raise bad_request(f"`{where}` is required.", param=where)
+        for field, kind, what in (
+            ("description", str, "a string"),
+            ("parameters", dict, "an object"),
+        ):
+            if not isinstance(function.get(field), kind | None):
+                where = f"tools[{j}].function.{field}"
+                raise bad_request(f"`{where}` must be {what}.", param=where)
+        out.append(Tool(name, function.get("description"), function.get("parameters")))
+    return tuple(out)
+
+
+def _tool_choice(choice: object) -> ToolChoice | None:
+    if choice is None:
+        return None
+    if choice in ("auto", "none", "required"):
+        return ToolChoice(str(choice))
+    function = choice.get("function") if isinstance(choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    named = isinstance(choice, dict) and choice.get("type") == "function"
+    if named and isinstance(name, str) and name:
+        return ToolChoice("required", name)
+    raise bad_request(
+        "`tool_choice` must be auto, none, required or a named function.", param="tool_choice"
+    )
+
+
+def _effort(effort: object) -> str | None:
+    if effort is None:
+        return None
+    if not isinstance(effort, str) or effort not in EFFORTS:
+        raise bad_request(
+            f"`reasoning_effort` must be one of: {', '.join(EFFORTS)}.", param="reasoning_effort"
+        )
+    return effort
+
+
+def tool_call_arguments(call: dict, where: str) -> dict:
+    """A tool call's arguments as an object: its JSON string parsed (some clients send the
+    object itself: taken as it is); absent or blank is ``{}``."""
+    function = call.get("function")
+    arguments = function.get("arguments") if isinstance(function, dict) else None
+    parsed: object = arguments
+    if arguments is None:
+        return {}
+    if isinstance(arguments, str):
+        try:
+            parsed = safejson.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            parsed = None
+    if not isinstance(parsed, dict):
+        raise bad_request(
+            f"`{where}.function.arguments` must be a JSON object in a string.",
+            param=where + ".function.arguments",
+        )
+    return parsed
+
+
+def image_url(part: dict, where: str) -> str:
+    """The URL of an ``image_url`` part (an object with ``url``, or the URL string itself)."""
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str):
+        raise bad_request(
+            f"`{where}.image_url.url` must be a string.", param=where + ".image_url.url"
+        )
+    return url
+
+
+def data_url(url: str, where: str) -> tuple[str, str]:
+    """``(media type, base64 data)`` of a base64 ``data:`` URL; a 400 naming ``where``
+    otherwise."""
+    meta, comma, data = url[5:].partition(",") if url.startswith("data:") else ("", "", "")
+    media_type, *params = meta.split(";")
+    if not (comma and "base64" in params and media_type):
+        raise bad_request(f"`{where}` must be a base64 data: URL.", param=where)
+    return media_type, data
+
+
+class Field(NamedTuple):
+    """One row of a provider's field mapping: the OpenAI field (a ``Checked`` field, else the
+    body's own), the provider's field, a default when absent, and a ceiling it is clamped to."""
+
+    source: str
+    target: str
+    default: object = None
+    ceiling: float | None = None
+
+
+def map_fields(fields: tuple[Field, ...], checked: Checked, body: dict, out: dict) -> None:
+    """Write ``fields`` into ``out``: what a mapping table can say, said once."""
+    for field in fields:
+        if field.source in Checked._fields:
+            value = getattr(checked, field.source)
+        else:
+            value = body.get(field.source)
+        if value is None or value == ():
+            value = field.default
+            if value is None:
+                continue
+        if field.ceiling is not None:
+            value = min(value, field.ceiling)
+        out[field.target] = list(value) if isinstance(value, tuple) else value

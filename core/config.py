@@ -7,10 +7,9 @@ optional TOML document in ``EDGERELAY_CONFIG``. Every setting has a default; a b
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
-ProviderKind = Literal["openai", "anthropic", "gemini", "mock"]
-KINDS = ("openai", "anthropic", "gemini")
+from . import registry
 
 
 class ConfigError(Exception):
@@ -24,7 +23,7 @@ class ConfigError(Exception):
 
 class ProviderConfig(NamedTuple):
     name: str  # the routing prefix: "openai", "groq", ...
-    kind: ProviderKind
+    kind: str  # a registered kind (core.registry)
     base_url: str  # no trailing slash
     api_key: str | None
     api_key_env: str  # what to set when the key is missing
@@ -45,11 +44,6 @@ class Config(NamedTuple):
     trust_env: bool = False
 
 
-OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
-ANTHROPIC_DEFAULT_URL = "https://api.anthropic.com"
-GEMINI_DEFAULT_URL = "https://generativelanguage.googleapis.com"
-
-
 def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None = None) -> Config:
     """Build the configuration from an environment mapping."""
 
@@ -58,34 +52,9 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         return value.strip() or None if isinstance(value, str) else None
 
     providers: dict[str, ProviderConfig] = {}
-    openai_url = _url("OPENAI_BASE_URL", get("OPENAI_BASE_URL") or OPENAI_DEFAULT_URL)
-    providers["openai"] = ProviderConfig(
-        "openai",
-        "openai",
-        openai_url,
-        get("OPENAI_API_KEY"),
-        "OPENAI_API_KEY",
-        # A local Ollama or vLLM needs no key; OpenAI itself does.
-        key_required=openai_url == OPENAI_DEFAULT_URL,
-    )
-    providers["anthropic"] = ProviderConfig(
-        "anthropic",
-        "anthropic",
-        _url("ANTHROPIC_BASE_URL", get("ANTHROPIC_BASE_URL") or ANTHROPIC_DEFAULT_URL),
-        get("ANTHROPIC_API_KEY"),
-        "ANTHROPIC_API_KEY",
-    )
-    # google-genai prefers GOOGLE_API_KEY when both are set.
-    gemini_key_env = "GOOGLE_API_KEY" if get("GOOGLE_API_KEY") else "GEMINI_API_KEY"
-    gemini_url_env = "GOOGLE_GEMINI_BASE_URL" if not get("GEMINI_BASE_URL") else "GEMINI_BASE_URL"
-    gemini_url = get(gemini_url_env) or GEMINI_DEFAULT_URL
-    providers["gemini"] = ProviderConfig(
-        "gemini",
-        "gemini",
-        _url(gemini_url_env, gemini_url),
-        get(gemini_key_env),
-        gemini_key_env,
-    )
+    for spec in registry.specs():
+        if spec.builtin:
+            providers[spec.kind] = _builtin_provider(spec, get)
 
     settings: dict = {}
     raw = get("EDGERELAY_CONFIG")
@@ -130,6 +99,31 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
     return Config(providers, dict(aliases), max_body, timeout, max_tokens, cors, trust_env)
 
 
+def _builtin_provider(spec: registry.ProviderSpec, get: Callable) -> ProviderConfig:
+    """A kind's own provider, configured from its environment names."""
+    key_env = _first_set(spec.key_envs, get)
+    url_env = _first_set(spec.url_envs, get)
+    base_url = _url(url_env, get(url_env) or spec.default_url) if url_env else spec.default_url
+    if spec.key_required == "at_default_url":
+        key_required = base_url == spec.default_url
+    else:
+        key_required = spec.key_required == "always"
+    return ProviderConfig(
+        spec.kind,
+        spec.kind,
+        base_url,
+        get(key_env) if key_env else None,
+        key_env,
+        key_required=key_required,
+        models=spec.fixed_models,
+    )
+
+
+def _first_set(names: tuple[str, ...], get: Callable) -> str:
+    """The first of ``names`` that is set, else the last (the one to name when missing)."""
+    return next((name for name in names if get(name)), names[-1] if names else "")
+
+
 def _table(settings: dict, name: str) -> dict:
     table = settings.get(name, {})
     if not isinstance(table, dict):
@@ -157,13 +151,15 @@ def _parse_toml(raw: str, read_file: Callable[[str], str] | None) -> dict:
 
 def _named_provider(name: str, spec: object, get) -> ProviderConfig:
     setting = f"EDGERELAY_CONFIG.providers.{name}"
-    if not name.replace("-", "").replace("_", "").isalnum() or name == "mock":
+    kinds = [s.kind for s in registry.specs() if s.named]
+    fixed = {s.kind for s in registry.specs() if not s.named}
+    if not name.replace("-", "").replace("_", "").isalnum() or name in fixed:
         raise ConfigError(setting, "provider names are letters, digits, '-' and '_'")
     if not isinstance(spec, dict):
         raise ConfigError(setting, "must be a table")
-    kind = spec.get("kind", "openai")
-    if kind not in KINDS:
-        raise ConfigError(f"{setting}.kind", f"must be one of {', '.join(KINDS)}")
+    kind = spec.get("kind", registry.DEFAULT_KIND)
+    if kind not in kinds:
+        raise ConfigError(f"{setting}.kind", f"must be one of {', '.join(kinds)}")
     base_url = spec.get("base_url")
     if not isinstance(base_url, str):
         raise ConfigError(f"{setting}.base_url", "is required")
@@ -204,7 +200,7 @@ def _positive_int(setting: str, value: object, default: int) -> int:
     if value is None:
         return default
     try:
-        number = int(value)
+        number = int(value)  # type: ignore[call-overload]  # anything: a bad one is caught
     except (TypeError, ValueError):
         raise ConfigError(setting, "must be a whole number") from None
     if number <= 0:
@@ -216,7 +212,7 @@ def _positive_float(setting: str, value: object, default: float) -> float:
     if value is None:
         return default
     try:
-        number = float(value)
+        number = float(value)  # type: ignore[arg-type]  # anything: a bad one is caught
     except (TypeError, ValueError):
         raise ConfigError(setting, "must be a number of seconds") from None
     if number <= 0:

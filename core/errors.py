@@ -1,18 +1,21 @@
 """Errors the gateway itself produces, rendered in the error format of the API being spoken.
 
 ``GatewayError`` carries status and message; ``render`` turns it into the JSON body of one
-"flavour": OpenAI (the gateway's own API), or a provider's native shape on its passthrough route,
-so each official SDK raises its usual exception.
+"flavour": OpenAI (the gateway's own API), or a provider's native shape on its passthrough route
+(the registry names each kind's shape), so each official SDK raises its usual exception.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import TYPE_CHECKING
 
 from .sse import encode_data
 
-Flavor = Literal["openai", "anthropic", "gemini"]
+if TYPE_CHECKING:
+    from .fetch import FetchError
+
+Flavor = str  # an error shape: "openai", "anthropic" or "gemini"
 
 # OpenAI's `type` strings by status, as its API uses them.
 _OPENAI_TYPES = {
@@ -74,6 +77,7 @@ class GatewayError(Exception):
         self.headers = headers  # extra response headers, e.g. Allow on a 405
 
     def to_dict(self, flavor: Flavor = "openai") -> dict:
+        """The error as the JSON object of ``flavor``'s error format."""
         if flavor == "anthropic":
             kind = self.type or _ANTHROPIC_TYPES.get(self.status, "api_error")
             return {"type": "error", "error": {"type": kind, "message": self.message}}
@@ -91,11 +95,29 @@ class GatewayError(Exception):
         }
 
     def render(self, flavor: Flavor = "openai") -> bytes:
+        """``to_dict`` as compact JSON bytes."""
         return json.dumps(self.to_dict(flavor), separators=(",", ":")).encode()
 
 
-def bad_request(message: str, *, param: str | None = None, code: str | None = None):
+def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> GatewayError:
+    """A 400 naming the field at fault."""
     return GatewayError(400, message, param=param, code=code)
+
+
+def not_configured(name: str, key_env: str) -> GatewayError:
+    """503 for a provider whose key is required and missing, naming the variable to set."""
+    return GatewayError(
+        503,
+        f"The {name} provider is not configured: set {key_env}.",
+        code="provider_not_configured",
+    )
+
+
+def unreachable(name: str, exc: FetchError) -> GatewayError:
+    """504 when the ``name`` upstream did not answer in time, 502 when it could not be reached."""
+    if exc.timeout:
+        return GatewayError(504, f"The {name} upstream did not answer in time.", code="timeout")
+    return GatewayError(502, f"Could not reach the {name} upstream: {exc}", code="bad_gateway")
 
 
 def stream_error_frame(error: GatewayError) -> bytes:

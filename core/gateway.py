@@ -6,19 +6,18 @@ and the clock and id source are injected too, so this module stays sans-IO.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from . import passthrough as native
-from . import routing
-from .chat import dumps, parse_chat_request
+from . import registry, routing
+from .chat import parse_chat_request
 from .config import Config
 from .cors import CorsPolicy
-from .errors import GatewayError
-from .fetch import Fetch, FetchError, FetchRequest, FetchResponse
+from .errors import GatewayError, not_configured, unreachable
+from .fetch import Fetch, FetchError, FetchResponse
 from .http import Request, Response
 from .identity import SignatureVerifier
-from .providers import mock, openai, translation
-from .providers.base import ChatContext
+from .providers.base import ChatContext, StreamTranslator
 from .responses import (
     EVENT_STREAM,
     JSON,
@@ -27,6 +26,7 @@ from .responses import (
     too_large,
     translated_headers,
 )
+from .safejson import dumps
 
 # Read at most this much of an upstream error body: it is only for the message.
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -124,75 +124,47 @@ class Gateway:
         return Response(200, [JSON], dumps({"object": "list", "data": data}))
 
     async def chat_completions(self, request: Request) -> Response:
+        """``POST /v1/chat/completions``: one shape for every provider (providers/base.py)."""
         if len(request.body) > self.config.max_body_bytes:
             raise too_large(self.config.max_body_bytes)
         chat = parse_chat_request(request.body)
         route = routing.route_model(chat.model, self.config)
-        if route.kind == "mock":
-            ctx = self._context(chat)
-            if chat.stream:
-                return Response(
-                    200, [EVENT_STREAM], stream=mock.stream(chat, ctx.completion_id, ctx.created)
-                )
-            return Response(200, [JSON], mock.completion(chat, ctx.completion_id, ctx.created))
-        provider = route.provider
-        if provider.key_required and not provider.api_key:
-            raise GatewayError(
-                503,
-                f"The {provider.name} provider is not configured: set {provider.api_key_env}.",
-                type="service_unavailable",
-                code="provider_not_configured",
-            )
-        if route.kind == "openai":
-            outbound = openai.build_request(chat, route, request.body, self.config.upstream_timeout)
-            upstream = await self._send(outbound, route)
-            if upstream.status >= 400:
-                raise await _upstream_error(upstream, openai.translate_error)
-            return passthrough(upstream)
-        translator = translation(route.kind)
-        ctx = self._context(chat)
-        outbound = translator.build_request(chat, route, self.config, ctx)
-        upstream = await self._send(outbound, route)
+        config = route.provider
+        if config.key_required and not config.api_key:
+            raise not_configured(config.name, config.api_key_env)
+        provider = registry.provider(route.kind)
+        ctx = ChatContext.lazy(self.clock, self.new_id, chat.include_usage)
+        if not provider.relays_openai:
+            ctx.draw()  # the answer's id is the first id drawn, before any tool call's
+        outbound = provider.build_request(chat, route, self.config, ctx)
+        try:
+            upstream = await (provider.local_upstream or self.fetch)(outbound)
+        except FetchError as exc:
+            raise unreachable(config.name, exc) from None
         if upstream.status >= 400:
-            raise await _upstream_error(upstream, translator.translate_error)
+            raise await _upstream_error(upstream, provider.translate_error)
+        if provider.relays_openai:
+            return passthrough(upstream)
         if chat.stream:
-            stream = translator.stream_translator(route, ctx)
+            stream = provider.stream_translator(route, ctx)
             response = Response(200, translated_headers(EVENT_STREAM, upstream))
             response.stream = _translate(upstream, stream, response)
             return response
         try:
             body = await upstream.read()
         except FetchError as exc:
-            raise _unreachable(route, exc) from None
+            raise unreachable(config.name, exc) from None
         finally:
             await upstream.aclose()
-        body = translator.translate_response(body, route, ctx)
+        body = provider.translate_response(body, route, ctx)
         return Response(200, translated_headers(JSON, upstream), body)
 
-    def _context(self, chat) -> ChatContext:
-        """Ids and time for an answer the gateway writes itself (an OpenAI passthrough needs
-        neither, so the hot path does not pay for them)."""
-        return ChatContext(
-            "chatcmpl-" + self.new_id(), int(self.clock()), self.new_id, chat.include_usage
-        )
 
-    async def _send(self, outbound: FetchRequest, route: routing.Route) -> FetchResponse:
-        try:
-            return await self.fetch(outbound)
-        except FetchError as exc:
-            raise _unreachable(route, exc) from None
-
-
-def _unreachable(route: routing.Route, exc: FetchError) -> GatewayError:
-    name = route.provider.name if route.provider else route.kind
-    if exc.timeout:
-        return GatewayError(504, f"The {name} upstream did not answer in time.", code="timeout")
-    return GatewayError(502, f"Could not reach the {name} upstream: {exc}", code="bad_gateway")
-
-
-async def _upstream_error(upstream: FetchResponse, translate) -> GatewayError:
+async def _upstream_error(
+    upstream: FetchResponse, translate: Callable[[int, bytes, Mapping[str, str]], GatewayError]
+) -> GatewayError:
+    body = b""
     try:
-        body = b""
         async for chunk in upstream.aiter_bytes():
             body += chunk
             if len(body) >= _ERROR_BODY_LIMIT:
@@ -211,7 +183,7 @@ async def _upstream_error(upstream: FetchResponse, translate) -> GatewayError:
     return error
 
 
-def _retry_after(headers) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     value = headers.get("retry-after")
     try:
         return float(value) if value is not None else None
@@ -220,7 +192,7 @@ def _retry_after(headers) -> float | None:
 
 
 async def _translate(
-    upstream: FetchResponse, translator, response: Response
+    upstream: FetchResponse, translator: StreamTranslator, response: Response
 ) -> AsyncIterator[bytes]:
     try:
         async for chunk in upstream.aiter_bytes():

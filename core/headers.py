@@ -1,12 +1,15 @@
 """Which upstream response headers reach the client: an allowlist, so cookies and account
 identifiers (``openai-organization``, ``openai-project``, ``anthropic-organization-id``) never do.
-Bodies are decoded on the way (transports undo gzip), so length and encoding are never copied."""
+The common names are here; each kind adds its own in the registry. Bodies are decoded on the way
+(transports undo gzip), so length and encoding are never copied."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-_EXACT = frozenset(
+from . import registry
+
+_COMMON = frozenset(
     {
         "content-type",
         "content-disposition",
@@ -14,17 +17,19 @@ _EXACT = frozenset(
         "retry-after",
         "retry-after-ms",
         "x-request-id",
-        "request-id",
-        "openai-processing-ms",
-        "openai-version",
-        "x-goog-request-id",
     }
 )
-_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
+_COMMON_PREFIXES = ("x-ratelimit-",)
 
 
 def forwardable(name: str) -> bool:
-    return name in _EXACT or name.startswith(_PREFIXES)
+    """Whether the upstream response header ``name`` (lower case) may reach the client."""
+    return (
+        name in _COMMON
+        or name in registry.RESPONSE_HEADERS
+        or name.startswith(_COMMON_PREFIXES)
+        or name.startswith(registry.RESPONSE_HEADER_PREFIXES)
+    )
 
 
 def filter_response_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -14,48 +14,37 @@ backslashes, empty segments) is refused, and the upstream gets the validated can
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import NamedTuple
 
+from . import registry
 from .config import Config, ProviderConfig
-from .errors import Flavor, GatewayError
+from .errors import Flavor, GatewayError, not_configured, unreachable
 from .fetch import Fetch, FetchError, FetchRequest
 from .http import Request, Response
-from .responses import error_response, passthrough
+from .responses import error_response, passthrough, too_large
 
-# What each kind allows, relative to the provider's base URL. OpenAI's base URL already ends in
-# /v1 (as OPENAI_BASE_URL does), Anthropic's and Gemini's carry no version.
-# batchEmbedContents is what google-genai's embed_content() calls: a plain synchronous call,
-# not a batch job.
-_GEMINI_VERBS = (
-    "generateContent",
-    "streamGenerateContent",
-    "countTokens",
-    "embedContent",
-    "batchEmbedContents",
-)
-ALLOWLIST: dict[str, tuple[tuple[str, str], ...]] = {
-    "openai": (
-        ("POST", "chat/completions"),
-        ("POST", "responses"),
-        ("POST", "embeddings"),
-        ("GET", "models"),
-        ("GET", "models/{id}"),
-    ),
-    "anthropic": (
-        ("POST", "v1/messages"),
-        ("POST", "v1/messages/count_tokens"),
-        ("GET", "v1/models"),
-    ),
-    "gemini": tuple(
-        route
-        for version in ("v1beta", "v1")
-        for route in (
-            *(("POST", f"{version}/models/{{model}}:{verb}") for verb in _GEMINI_VERBS),
-            ("GET", f"{version}/models"),
-        )
-    ),
-}
+
+class _Allowlists(Mapping[str, tuple[tuple[str, str], ...]]):
+    """Each kind's passthrough allowlist, as the registry declares it: (method, path template)
+    relative to the provider's base URL. OpenAI's base URL already ends in /v1 (as
+    OPENAI_BASE_URL does), Anthropic's and Gemini's carry no version. Kinds without a
+    passthrough route (the mock) are not in it."""
+
+    def __getitem__(self, kind: str) -> tuple[tuple[str, str], ...]:
+        routes = registry.spec(kind).allowlist
+        if not routes:
+            raise KeyError(kind)
+        return routes
+
+    def __iter__(self) -> Iterator[str]:
+        return (s.kind for s in registry.specs() if s.allowlist)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+ALLOWLIST = _Allowlists()
 
 # A placeholder matches one whole path segment (or the part before a ':verb' suffix): a letter
 # or digit, then only these characters, so never '/' and never a dot segment. OpenAI model ids
@@ -68,29 +57,14 @@ PLACEHOLDERS = {
     "{model}": _ALNUM | frozenset("._-"),
 }
 
-# The path prefix a kind's SDK puts in front of the allowlisted path (OpenAI SDKs' base URL is
-# ``…/openai/v1``, matching the /v1 that OPENAI_BASE_URL already ends in).
-_SDK_PREFIX = {"openai": "v1/", "anthropic": "", "gemini": ""}
-
-# How each kind takes the gateway's key: (header, value template).
-_KEY_HEADER = {
-    "openai": ("authorization", "Bearer {}"),
-    "anthropic": ("x-api-key", "{}"),
-    "gemini": ("x-goog-api-key", "{}"),
-}
-
 # Request headers the upstream may see, explicitly: what the request means and the provider
 # version/beta switches the SDKs send. Never credentials (authorization, x-api-key,
 # x-goog-api-key, cookie), never the client's organisation or project (the gateway's account is
 # the one used), never hop-by-hop or transport headers (host, content-length, accept-encoding:
 # the transport sets and decodes them), never x-forwarded-*. SDK telemetry (user-agent,
 # x-stainless-*) describes the client's machine and serves no request, so it stays behind too.
-_COMMON_HEADERS = ("content-type", "content-encoding", "accept", "idempotency-key")
-FORWARDED_HEADERS = {
-    "openai": frozenset({*_COMMON_HEADERS, "openai-beta"}),
-    "anthropic": frozenset({*_COMMON_HEADERS, "anthropic-version", "anthropic-beta"}),
-    "gemini": frozenset({*_COMMON_HEADERS, "x-goog-api-client"}),
-}
+# Each kind adds its own (registry: forwarded_headers).
+_COMMON_HEADERS = frozenset({"content-type", "content-encoding", "accept", "idempotency-key"})
 
 # Query parameters that carry a credential: Gemini clients may send the key as ?key=. The
 # gateway's own key travels in a header instead.
@@ -105,7 +79,7 @@ class Native(NamedTuple):
 
     @property
     def flavor(self) -> Flavor:
-        return self.provider.kind  # type: ignore[return-value]  # kinds are the flavours
+        return registry.spec(self.provider.kind).error_shape
 
 
 def allowed(kind: str, method: str, path: str) -> bool:
@@ -145,7 +119,7 @@ def find(path: str, config: Config) -> Native | None:
         return None
     name, _, rest = path[1:].partition("/")
     provider = config.providers.get(name)
-    if provider is None or provider.kind not in ALLOWLIST:
+    if provider is None or not registry.spec(provider.kind).allowlist:
         return None
     return Native(provider, rest)
 
@@ -157,7 +131,7 @@ def build_request(request: Request, native: Native, config: Config) -> FetchRequ
     allowlist 404, an oversized body 413, a missing key 503."""
     provider = native.provider
     path = canonical_path(native.rest)
-    prefix = _SDK_PREFIX[provider.kind]
+    prefix = registry.spec(provider.kind).sdk_prefix
     if not (
         path.startswith(prefix) and allowed(provider.kind, request.method, path[len(prefix) :])
     ):
@@ -168,18 +142,9 @@ def build_request(request: Request, native: Native, config: Config) -> FetchRequ
             code="route_not_allowed",
         )
     if len(request.body) > config.max_body_bytes:
-        raise GatewayError(
-            413,
-            f"The request body is larger than EDGERELAY_MAX_BODY_BYTES "
-            f"({config.max_body_bytes} bytes).",
-            code="request_too_large",
-        )
+        raise too_large(config.max_body_bytes)
     if provider.key_required and not provider.api_key:
-        raise GatewayError(
-            503,
-            f"The {provider.name} provider is not configured: set {provider.api_key_env}.",
-            code="provider_not_configured",
-        )
+        raise not_configured(provider.name, provider.api_key_env)
     url = provider.base_url + "/" + path[len(prefix) :]
     query = forwarded_query(request.query)
     if query:
@@ -209,7 +174,7 @@ def streams_upload(request: Request, config: Config) -> bool:
     native = find(request.path, config)
     if native is None:
         return False
-    prefix = _SDK_PREFIX[native.provider.kind]
+    prefix = registry.spec(native.provider.kind).sdk_prefix
     try:
         path = canonical_path(native.rest)
     except GatewayError:
@@ -231,7 +196,7 @@ async def relay(request: Request, config: Config, fetch: Fetch) -> Response | No
         try:
             upstream = await fetch(outbound)
         except FetchError as exc:
-            raise _unreachable(native.provider, exc) from None
+            raise unreachable(native.provider.name, exc) from None
     except GatewayError as error:
         return error_response(error, native.flavor)
     except Exception:  # a bug of ours: the SDK still gets its own error shape, the log the rest
@@ -285,13 +250,15 @@ def forwarded_query(raw: str) -> str:
     return "&".join(kept)
 
 
-def forwarded_headers(headers, provider: ProviderConfig) -> dict[str, str]:
+def forwarded_headers(headers: Mapping[str, str], provider: ProviderConfig) -> dict[str, str]:
     """The client's allowlisted headers plus the gateway's key in the provider's header."""
-    names = FORWARDED_HEADERS[provider.kind]
-    out = {name.lower(): value for name, value in headers.items() if name.lower() in names}
-    if provider.api_key:
-        header, template = _KEY_HEADER[provider.kind]
-        out[header] = template.format(provider.api_key)
+    own = registry.spec(provider.kind).forwarded_headers
+    out = {
+        name.lower(): value
+        for name, value in headers.items()
+        if name.lower() in _COMMON_HEADERS or name.lower() in own
+    }
+    out.update(registry.key_headers(provider))
     return out
 
 
@@ -315,13 +282,3 @@ def _printable(text: str) -> bool:
 
 def _bad_path(reason: str) -> GatewayError:
     return GatewayError(400, f"The request path cannot be forwarded: {reason}.", code="bad_path")
-
-
-def _unreachable(provider: ProviderConfig, exc: FetchError) -> GatewayError:
-    if exc.timeout:
-        return GatewayError(
-            504, f"The {provider.name} upstream did not answer in time.", code="timeout"
-        )
-    return GatewayError(
-        502, f"Could not reach the {provider.name} upstream: {exc}", code="bad_gateway"
-    )

@@ -1,4 +1,5 @@
-"""``json.loads`` with a nesting limit, for JSON from clients and upstreams.
+"""JSON in and out: ``loads`` with a nesting limit, for JSON from clients and upstreams, and
+``dumps``, the one compact encoder every answer and chunk the gateway writes goes through.
 
 The C JSON decoder recurses once per ``[`` or ``{``. CPython turns a very deep document into a
 RecursionError, but under Pyodide (the Cloudflare Worker) the recursion exhausts the JavaScript
@@ -17,6 +18,10 @@ MAX_DEPTH = 256
 
 _SIGNS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as signed bytes
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+# One encoder, built once: ``json.dumps`` with options builds a new one on every call.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class TooDeep(ValueError):
@@ -56,3 +61,14 @@ def depth(data: str | bytes) -> int:
     outside = b"".join(raw.split(b'"')[::2])
     signs = memoryview(outside.translate(_SIGNS, _NOT_BRACKETS)).cast("b")
     return max(accumulate(signs), default=0)
+
+
+def dumps(obj: object) -> bytes:
+    """Compact UTF-8 JSON, as answers and chunks are sent on the wire."""
+    text = _encode(obj)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON allows the escape "\ud83d" alone) has no UTF-8 form. It can only
+        # sit inside a JSON string, where backslashreplace writes back the very same escape.
+        return text.encode("utf-8", "backslashreplace")

@@ -1,4 +1,5 @@
-"""Anthropic Messages behind /v1/chat/completions: the ``ChatTranslation`` the gateway calls.
+"""Anthropic Messages behind /v1/chat/completions: the anthropic kind's provider contract
+(``base.Provider``).
 
 The request's parameters are mapped here (the tables below are that mapping's data), messages in
 ``anthropic_messages``, the JSON answer and errors in ``anthropic_response``, and the stream in
@@ -6,17 +7,29 @@ The request's parameters are mapped here (the tables below are that mapping's da
 
 from __future__ import annotations
 
-from ..chat import ChatRequest, dumps
+from .. import registry
+from ..chat import ChatRequest, Checked, Field, Tool, ToolChoice, check, map_fields
 from ..config import Config
 from ..errors import bad_request
 from ..fetch import FetchRequest
 from ..routing import Route
+from ..safejson import dumps
 from .anthropic_messages import convert
 from .anthropic_response import translate_error, translate_response
 from .anthropic_stream import AnthropicStream
 from .base import ChatContext
 
-__all__ = ["build_request", "stream_translator", "translate_error", "translate_response"]
+__all__ = [
+    "build_request",
+    "local_upstream",
+    "relays_openai",
+    "stream_translator",
+    "translate_error",
+    "translate_response",
+]
+
+relays_openai = False
+local_upstream = None
 
 API_VERSION = "2023-06-01"
 
@@ -65,6 +78,15 @@ IGNORED = frozenset(
 _EMPTY_SCHEMA = {"type": "object", "properties": {}}
 
 
+# OpenAI field -> Anthropic field (the table); the rest is in build_request.
+FIELDS = (
+    Field("stop", "stop_sequences"),
+    # OpenAI allows temperature up to 2, Anthropic 1.
+    Field("temperature", "temperature", ceiling=1.0),
+    Field("top_p", "top_p", ceiling=1.0),
+)
+
+
 def build_request(
     chat: ChatRequest, route: Route, config: Config, ctx: ChatContext
 ) -> FetchRequest:
@@ -72,45 +94,32 @@ def build_request(
     for name, rejects, why in REJECTED:
         if rejects(body.get(name)):
             raise bad_request(f"`{name}` is not supported here: {why}.", param=name)
+    checked = check(body)
     system, turns = convert(body["messages"])
     out: dict = {"model": route.model}
     if system:
         out["system"] = system[0]["text"] if len(system) == 1 else system
     out["messages"] = turns
-    max_tokens, limit_field = _max_tokens(body)
-    budget = _thinking_budget(body)
+    max_tokens, limit_field = checked.max_tokens, checked.max_tokens_field
+    budget = _thinking_budget(checked.reasoning_effort)
     if budget:
-        if limit_field is None:  # room for the answer after the thinking
+        if limit_field is None or max_tokens is None:  # room for the answer after the thinking
             max_tokens = budget + config.anthropic_default_max_tokens
         elif max_tokens <= budget:
             raise bad_request(
                 f"`{limit_field}` ({max_tokens}) must be larger than the thinking budget of "
-                f"reasoning_effort={body['reasoning_effort']!r} ({budget} tokens), which it "
+                f"reasoning_effort={checked.reasoning_effort!r} ({budget} tokens), which it "
                 "includes; raise it or lower reasoning_effort.",
                 param=limit_field,
             )
         out["thinking"] = {"type": "enabled", "budget_tokens": budget}
     out["max_tokens"] = max_tokens or config.anthropic_default_max_tokens
-    stop = body.get("stop")
-    if isinstance(stop, str):
-        stop = [stop]
-    if stop is not None:
-        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            raise bad_request("`stop` must be a string or an array of strings.", param="stop")
-        if stop:
-            out["stop_sequences"] = stop
-    for name, ceiling in (("temperature", 1.0), ("top_p", 1.0)):
-        value = body.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise bad_request(f"`{name}` must be a non-negative number.", param=name)
-        out[name] = min(value, ceiling)  # OpenAI allows temperature up to 2, Anthropic 1
+    map_fields(FIELDS, checked, body, out)
     if budget:
-        _check_thinking_sampling(body)
-    if body.get("tools"):
-        out["tools"] = _tools(body["tools"])
-        choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"), budget)
+        _check_thinking_sampling(checked)
+    if checked.tools:
+        out["tools"] = [_tool(tool) for tool in checked.tools]
+        choice = _tool_choice(checked.tool_choice, checked.parallel_tool_calls, budget)
         if choice:
             out["tool_choice"] = choice
     user = body.get("safety_identifier") or body.get("user")
@@ -124,8 +133,7 @@ def build_request(
         "anthropic-version": API_VERSION,
     }
     provider = route.provider
-    if provider.api_key:
-        headers["x-api-key"] = provider.api_key
+    headers.update(registry.key_headers(provider))
     url = provider.base_url + "/v1/messages"
     return FetchRequest("POST", url, headers, dumps(out), timeout=config.upstream_timeout)
 
@@ -134,34 +142,15 @@ def stream_translator(route: Route, ctx: ChatContext) -> AnthropicStream:
     return AnthropicStream(route.model, ctx.completion_id, ctx.created, ctx.include_usage)
 
 
-def _max_tokens(body: dict) -> tuple[int | None, str | None]:
-    """The client's output limit and the field it came in (max_completion_tokens wins)."""
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise bad_request(f"`{name}` must be a positive integer.", param=name)
-        return value, name
-    return None, None
-
-
-def _thinking_budget(body: dict) -> int | None:
-    effort = body.get("reasoning_effort")
+def _thinking_budget(effort: str | None) -> int | None:
     if effort is None or effort == "none":
         return None
-    budget = EFFORT_BUDGETS.get(effort) if isinstance(effort, str) else None
-    if budget is None:
-        allowed = ", ".join(["none", *EFFORT_BUDGETS])
-        raise bad_request(
-            f"`reasoning_effort` must be one of: {allowed}.", param="reasoning_effort"
-        )
-    return budget
+    return EFFORT_BUDGETS[effort]
 
 
-def _check_thinking_sampling(body: dict) -> None:
+def _check_thinking_sampling(checked: Checked) -> None:
     # Anthropic refuses these with thinking on; OpenAI's reasoning models refuse them too.
-    temperature, top_p = body.get("temperature"), body.get("top_p")
+    temperature, top_p = checked.temperature, checked.top_p
     if temperature is not None and temperature != 1:
         raise bad_request(
             "`temperature` cannot be set with `reasoning_effort` on Anthropic models "
@@ -175,49 +164,26 @@ def _check_thinking_sampling(body: dict) -> None:
         )
 
 
-def _tools(tools: object) -> list[dict]:
-    if not isinstance(tools, list):
-        raise bad_request("`tools` must be an array.", param="tools")
-    out = []
-    for j, tool in enumerate(tools):
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if not isinstance(function, dict) or tool.get("type") != "function":
-            raise bad_request(f"`tools[{j}]`: only function tools are supported.", param="tools")
-        if not isinstance(function.get("name"), str):
-            raise bad_request(
-                f"`tools[{j}].function.name` is required.", param=f"tools[{j}].function.name"
-            )
-        entry = {"name": function["name"]}
-        for field, kind, what in (
-            ("description", str, "a string"),
-            ("parameters", dict, "an object"),
-        ):
-            if not isinstance(function.get(field), kind | None):
-                where = f"tools[{j}].function.{field}"
-                raise bad_request(f"`{where}` must be {what}.", param=where)
-        if function.get("description"):
-            entry["description"] = function["description"]
-        entry["input_schema"] = function.get("parameters") or _EMPTY_SCHEMA
-        out.append(entry)
-    return out
+def _tool(tool: Tool) -> dict:
+    entry: dict = {"name": tool.name}
+    if tool.description:
+        entry["description"] = tool.description
+    entry["input_schema"] = tool.parameters or _EMPTY_SCHEMA
+    return entry
 
 
-def _tool_choice(choice: object, parallel: object, thinking: int | None) -> dict | None:
-    function = choice.get("function") if isinstance(choice, dict) else None
-    named = isinstance(function, dict) and choice.get("type") == "function"
-    name = function.get("name") if named else None
+def _tool_choice(
+    choice: ToolChoice | None, parallel: bool | None, thinking: int | None
+) -> dict | None:
+    mapped: dict | None
     if choice is None:
         mapped = None
-    elif choice in ("auto", "none"):
-        mapped = {"type": choice}
-    elif choice == "required":
+    elif choice.name is not None:
+        mapped = {"type": "tool", "name": choice.name}
+    elif choice.mode == "required":
         mapped = {"type": "any"}
-    elif isinstance(name, str):
-        mapped = {"type": "tool", "name": name}
     else:
-        raise bad_request(
-            "`tool_choice` must be auto, none, required or a named function.", param="tool_choice"
-        )
+        mapped = {"type": choice.mode}
     if thinking and mapped and mapped["type"] in ("any", "tool"):
         raise bad_request(
             "`tool_choice` cannot force a tool with `reasoning_effort` on Anthropic models; "

@@ -3,8 +3,7 @@ fields"). Each refusal is a 400 naming the exact field, e.g. ``messages[2].conte
 
 from __future__ import annotations
 
-from .. import safejson
-from ..chat import part_text
+from ..chat import data_url, image_url, part_text, tool_call_arguments
 from ..errors import bad_request
 from .anthropic_response import FORMAT
 
@@ -62,7 +61,7 @@ def _text_blocks(content: object, where: str, kinds=("text",)) -> list[dict]:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind not in kinds:
             raise bad_request(f"`{where}[{j}]`: only text parts are allowed here.", param=where)
-        text = part_text(part, kind, f"{where}[{j}]")  # a "refusal" part: under "refusal"
+        text = part_text(part, str(kind), f"{where}[{j}]")  # a "refusal" part: under "refusal"
         if text:  # Anthropic refuses empty text blocks
             blocks.append({"type": "text", "text": text})
     return blocks
@@ -76,7 +75,7 @@ def _user_blocks(content: object, where: str) -> list[dict]:
             if part_text(part, "text", f"{where}[{j}]"):
                 blocks.append({"type": "text", "text": part["text"]})
         elif kind == "image_url":
-            blocks.append(_image(part.get("image_url"), f"{where}[{j}].image_url"))
+            blocks.append(_image(part, f"{where}[{j}]"))
         else:
             raise bad_request(
                 f"`{where}[{j}]`: part type {kind!r} is not supported for Anthropic models "
@@ -86,18 +85,19 @@ def _user_blocks(content: object, where: str) -> list[dict]:
     return blocks
 
 
-def _image(image: object, where: str) -> dict:
-    url = image.get("url") if isinstance(image, dict) else image
-    if isinstance(url, str) and url.startswith("data:"):
-        meta, comma, data = url[5:].partition(",")
-        media_type, *params = meta.split(";")
-        if comma and "base64" in params and media_type:
-            source = {"type": "base64", "media_type": media_type, "data": data}
-            return {"type": "image", "source": source}
-    elif isinstance(url, str) and url.startswith(("https://", "http://")):
+def _image(part: dict, where: str) -> dict:
+    url = image_url(part, where)
+    if url.startswith("data:"):
+        media_type, data = data_url(url, where + ".image_url.url")
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
+    if url.startswith(("https://", "http://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
     raise bad_request(
-        f"`{where}.url` must be an http(s) URL or a base64 data: URL.", param=where + ".url"
+        f"`{where}.image_url.url` must be an http(s) URL or a base64 data: URL.",
+        param=where + ".image_url.url",
     )
 
 
@@ -118,20 +118,8 @@ def _assistant_blocks(message: dict, where: str) -> list[dict]:
                 raise bad_request(
                     f"`{at}.{name}` must be a non-empty string.", param=f"{at}.{name}"
                 )
-        arguments = function.get("arguments") or ""
-        parsed = arguments  # some clients send the object itself, not its JSON: take it
-        if isinstance(arguments, str):
-            try:
-                parsed = safejson.loads(arguments) if arguments.strip() else {}
-            except ValueError:
-                parsed = None
-        if not isinstance(parsed, dict):
-            raise bad_request(
-                f"`{at}.function.arguments` must be a JSON object in a string.",
-                param=at + ".function.arguments",
-            )
         use = {"type": "tool_use", "id": call.get("id"), "name": function.get("name")}
-        use["input"] = parsed
+        use["input"] = tool_call_arguments(call, at)
         blocks.append(use)
     return blocks
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .. import safejson
-from ..chat import dumps
+from ..chat_output import completion, count, usage
 from ..errors import GatewayError
 from ..routing import Route
+from ..safejson import dumps
 from .base import ChatContext
 
 FORMAT = "anthropic-claude-v1"  # the ``format`` of our reasoning_details items (OpenRouter's)
@@ -39,32 +40,17 @@ ERROR_STATUS = {
 }
 
 
-def openai_usage(usage: dict) -> dict:
+def openai_usage(counts: dict) -> dict:
     """Anthropic usage as OpenAI's: cache reads and writes are prompt tokens too."""
-    cached = _count(usage, "cache_read_input_tokens")
-    prompt = _count(usage, "input_tokens") + _count(usage, "cache_creation_input_tokens")
-    prompt += cached
-    completion = _count(usage, "output_tokens")
-    out = {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
-    }
-    details = usage.get("output_tokens_details")
-    if isinstance(details, dict) and details.get("thinking_tokens") is not None:
-        out["completion_tokens_details"] = {"reasoning_tokens": details["thinking_tokens"]}
-    return out
-
-
-def _count(usage: dict, key: str) -> int:
-    """A token count; anything but a number (null, a string) counts as 0, never a crash."""
-    value = usage.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    cached = count(counts, "cache_read_input_tokens")
+    prompt = count(counts, "input_tokens") + count(counts, "cache_creation_input_tokens")
+    details = counts.get("output_tokens_details")
+    thinking = details.get("thinking_tokens") if isinstance(details, dict) else None
+    return usage(prompt + cached, count(counts, "output_tokens"), cached=cached, reasoning=thinking)
 
 
 def thinking_item(text: str, signature: str | None, index: int) -> dict:
-    item = {"type": "reasoning.text", "text": text}
+    item: dict = {"type": "reasoning.text", "text": text}
     if signature:
         item["signature"] = signature
     item["format"] = FORMAT
@@ -83,7 +69,7 @@ def error_from(error: object, status: int | None = None) -> GatewayError:
     if status == 529:  # Anthropic's own "overloaded" status
         status = 503
     elif status is None:  # an error event inside a stream: only its type tells
-        status = ERROR_STATUS.get(kind, 500)
+        status = ERROR_STATUS.get(kind, 500) if isinstance(kind, str) else 500
     if not isinstance(message, str) or not message:
         message = f"The Anthropic upstream answered with an error ({kind or status})."
     return GatewayError(status, message, type=kind if isinstance(kind, str) else None)
@@ -103,7 +89,10 @@ def _completion(answer: dict, route: Route, ctx: ChatContext) -> bytes:
     blocks = answer["content"]
     if not isinstance(blocks, list):
         raise TypeError
-    texts, calls, thinking, details = [], [], [], []
+    texts: list[str] = []
+    calls: list[dict] = []
+    thinking: list[str] = []
+    details: list[dict] = []
     for block in blocks:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
@@ -125,22 +114,14 @@ def _completion(answer: dict, route: Route, ctx: ChatContext) -> bytes:
         message["reasoning_content"] = "".join(thinking)
     if details:
         message["reasoning_details"] = details
-    choice = {
-        "index": 0,
-        "message": message,
-        "logprobs": None,
-        "finish_reason": FINISH_REASONS.get(answer.get("stop_reason"), "stop"),
-    }
-    usage = answer.get("usage")
-    return dumps(
-        {
-            "id": answer.get("id") or ctx.completion_id,
-            "object": "chat.completion",
-            "created": ctx.created,
-            "model": answer.get("model") or route.model,
-            "choices": [choice],
-            "usage": openai_usage(usage if isinstance(usage, dict) else {}),
-        }
+    counts = answer.get("usage")
+    return completion(
+        answer.get("id") or ctx.completion_id,
+        ctx.created,
+        answer.get("model") or route.model,
+        message,
+        FINISH_REASONS.get(str(answer.get("stop_reason")), "stop"),
+        openai_usage(counts if isinstance(counts, dict) else {}),
     )
 
 

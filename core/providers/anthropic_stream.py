@@ -4,18 +4,17 @@ Feed the upstream body in any split; each call returns the OpenAI frames that th
 so far produce (bytes, possibly empty). Events are parsed as JSON, never pattern-matched: real
 streams pad their JSON with spaces. What each event becomes is documented in docs/anthropic.md.
 
-Per-chunk cost is what matters here, so the constant head and tail of every chunk are built once
-(at ``message_start``) and each delta is spliced between them as a string; only the variable part
-is JSON-encoded, and the frames of one ``feed`` are encoded to UTF-8 once.
+Chunks are written by ``chat_output.ChunkWriter`` (head and tail built once, at
+``message_start``; per chunk only the delta is encoded).
 """
 
 from __future__ import annotations
 
-import json
-
 from .. import safejson
+from ..chat_output import DONE, ChunkWriter
 from ..errors import GatewayError, stream_error_frame
-from ..sse import SSEParser
+from ..safejson import dumps
+from ..sse import SSEParser, encode_comment
 from .anthropic_response import (
     FINISH_REASONS,
     error_from,
@@ -24,10 +23,7 @@ from .anthropic_response import (
     thinking_item,
 )
 
-# Compact JSON, identical to core.chat.dumps but without building an encoder per call.
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_PING = ": ping\n\n"  # an SSE comment: SDKs skip it, idle timers see traffic
-_DONE = "data: [DONE]\n\n"
+_PING = encode_comment("ping")  # SDKs skip a comment; idle timers see traffic
 
 
 class _Block:
@@ -49,13 +45,9 @@ class AnthropicStream:
 
     __slots__ = (
         "_parser",
-        "_created",
-        "_usage_on",
         "_id",
         "_model",
-        "_head",
-        "_pre",
-        "_post",
+        "_out",
         "_started",
         "_blocks",
         "_tools",
@@ -67,9 +59,9 @@ class AnthropicStream:
 
     def __init__(self, model: str, completion_id: str, created: int, include_usage: bool) -> None:
         self._parser = SSEParser()
-        self._created = created
-        self._usage_on = include_usage
-        self._set_head(completion_id, model)
+        self._id = completion_id
+        self._model = model
+        self._out = ChunkWriter(completion_id, created, model, include_usage)
         self._started = False  # the role chunk was sent
         self._blocks: dict[int, _Block] = {}
         self._tools = 0
@@ -78,45 +70,34 @@ class AnthropicStream:
         self._finished = False  # the finish_reason chunk was sent
         self._done = False  # [DONE] or an error was sent: nothing more goes out
 
-    def _set_head(self, completion_id: str, model: str) -> None:
-        self._id = completion_id
-        self._model = model
-        self._head = (
-            '{"id":' + _encode(completion_id) + ',"object":"chat.completion.chunk","created":'
-            f"{self._created}" + ',"model":' + _encode(model)
-        )
-        self._pre = "data: " + self._head + ',"choices":[{"index":0,"delta":'
-        self._post = ',"logprobs":null,"finish_reason":null}]'
-        self._post += ',"usage":null}\n\n' if self._usage_on else "}\n\n"
-
     def feed(self, chunk: bytes) -> bytes:
         if self._done:
             return b""
-        out: list[str] = []
+        out: list[bytes] = []
         for event in self._parser.feed(chunk):
             self._on(event.data, out)
             if self._done:
                 break
-        return _bytes(out) if out else b""
+        return b"".join(out) if out else b""
 
     def finish(self) -> bytes:
         """The upstream body ended. Without ``message_stop`` the client is told, never left with
         a silently shortened answer (unless the finish chunk was already sent)."""
         if self._done:
             return b""
-        out: list[str] = []
+        out: list[bytes] = []
         for event in self._parser.finish():
             self._on(event.data, out)
             if self._done:
                 break
         if not self._done:
             if self._finished:
-                out.append(_DONE)
+                out.append(DONE)
             else:
                 message = "The Anthropic stream ended before the answer was complete."
-                out.append(stream_error_frame(GatewayError(502, message)).decode())
+                out.append(stream_error_frame(GatewayError(502, message)))
             self._done = True
-        return _bytes(out)
+        return b"".join(out)
 
     def fail(self, error: GatewayError) -> bytes:
         if self._done:
@@ -124,10 +105,7 @@ class AnthropicStream:
         self._done = True
         return stream_error_frame(error)
 
-    def _chunk(self, delta: str) -> str:
-        return self._pre + delta + self._post
-
-    def _on(self, data: str, out: list[str]) -> None:
+    def _on(self, data: str, out: list[bytes]) -> None:
         try:
             event = safejson.loads(data)
             kind = event["type"]
@@ -146,46 +124,46 @@ class AnthropicStream:
             elif kind == "message_stop":
                 if not self._finished:  # a message_delta should have come first
                     self._message_delta({}, out)
-                out.append(_DONE)
+                out.append(DONE)
                 self._done = True
             elif kind == "error":
-                out.append(stream_error_frame(error_from(event.get("error"))).decode())
+                out.append(stream_error_frame(error_from(event.get("error"))))
                 self._done = True
             # Other event types are skipped: Anthropic may add new ones at any time.
         except (ValueError, LookupError, TypeError, AttributeError, RecursionError):
             message = "The Anthropic upstream sent a malformed stream event."
-            out.append(stream_error_frame(GatewayError(502, message)).decode())
+            out.append(stream_error_frame(GatewayError(502, message)))
             self._done = True
 
-    def _delta(self, event: dict, out: list[str]) -> None:
+    def _delta(self, event: dict, out: list[bytes]) -> None:
         delta = event["delta"]
         kind = delta["type"]
         if kind == "text_delta":
             text = delta["text"]
             if text:
-                out.append(self._pre + '{"content":' + _encode(text) + "}" + self._post)
+                out.append(self._out.delta(b'{"content":' + dumps(text) + b"}"))
         elif kind == "input_json_delta":
             part = delta["partial_json"]
             block = self._blocks[event["index"]]
             if part and block.kind == "tool":  # not a server tool's input
                 block.args = True
                 out.append(
-                    self._pre
-                    + f'{{"tool_calls":[{{"index":{block.number},"function":{{"arguments":'
-                    + _encode(part)
-                    + "}}]}"
-                    + self._post
+                    self._out.delta(
+                        b'{"tool_calls":[{"index":%d,"function":{"arguments":' % block.number
+                        + dumps(part)
+                        + b"}}]}"
+                    )
                 )
         elif kind == "thinking_delta":
             text = delta["thinking"]
             if text:
                 self._blocks[event["index"]].parts.append(text)
-                out.append(self._pre + '{"reasoning_content":' + _encode(text) + "}" + self._post)
+                out.append(self._out.delta(b'{"reasoning_content":' + dumps(text) + b"}"))
         elif kind == "signature_delta":
             self._blocks[event["index"]].signature.append(delta["signature"])
         # citations_delta and later kinds carry nothing an OpenAI client could show.
 
-    def _block_start(self, event: dict, out: list[str]) -> None:
+    def _block_start(self, event: dict, out: list[bytes]) -> None:
         if not self._started:
             self._message_start({"message": {}}, out)
         block = event["content_block"]
@@ -194,7 +172,7 @@ class AnthropicStream:
         if kind == "text":
             self._blocks[index] = _Block("text")
             if block.get("text"):
-                out.append(self._chunk('{"content":' + _encode(block["text"]) + "}"))
+                out.append(self._out.delta(b'{"content":' + dumps(block["text"]) + b"}"))
         elif kind == "tool_use":
             # OpenAI counts tool calls from 0 in order, whatever Anthropic's block index is.
             opened = self._blocks[index] = _Block("tool", self._tools)
@@ -202,13 +180,14 @@ class AnthropicStream:
             call = {"index": self._tools, "id": block["id"], "type": "function"}
             call["function"] = {"name": block["name"], "arguments": ""}
             self._tools += 1
-            out.append(self._chunk(_encode({"tool_calls": [call]})))
+            out.append(self._out.delta(dumps({"tool_calls": [call]})))
         elif kind == "thinking":
             opened = self._blocks[index] = _Block("thinking", self._reasoning)
             self._reasoning += 1
             if block.get("thinking"):
                 opened.parts.append(block["thinking"])
-                out.append(self._chunk('{"reasoning_content":' + _encode(block["thinking"]) + "}"))
+                text = dumps(block["thinking"])
+                out.append(self._out.delta(b'{"reasoning_content":' + text + b"}"))
             if block.get("signature"):
                 opened.signature.append(block["signature"])
         elif kind == "redacted_thinking":
@@ -216,56 +195,44 @@ class AnthropicStream:
             item = redacted_item(block["data"], self._reasoning)
             self._reasoning += 1
             self._blocks[index] = _Block("redacted")
-            out.append(self._chunk(_encode({"reasoning_details": [item]})))
+            out.append(self._out.delta(dumps({"reasoning_details": [item]})))
         else:  # server tool blocks and later kinds: nothing for an OpenAI client
             self._blocks[index] = _Block(kind)
 
-    def _block_stop(self, event: dict, out: list[str]) -> None:
+    def _block_stop(self, event: dict, out: list[bytes]) -> None:
         block = self._blocks.pop(event["index"], None)
         if block is None:
             return
         if block.kind == "thinking":
             # The item goes out once complete: with its signature, which comes last.
             item = thinking_item("".join(block.parts), "".join(block.signature), block.number)
-            out.append(self._chunk(_encode({"reasoning_details": [item]})))
+            out.append(self._out.delta(dumps({"reasoning_details": [item]})))
         elif block.kind == "tool" and not block.args:
             # No input_json_delta: send the arguments whole, "{}" for none, as OpenAI does.
-            arguments = _encode(block.input) if block.input else "{}"
+            arguments = dumps(block.input).decode() if block.input else "{}"
             call = {"index": block.number, "function": {"arguments": arguments}}
-            out.append(self._chunk(_encode({"tool_calls": [call]})))
+            out.append(self._out.delta(dumps({"tool_calls": [call]})))
 
-    def _message_start(self, event: dict, out: list[str]) -> None:
+    def _message_start(self, event: dict, out: list[bytes]) -> None:
         if self._started:
             return
         message = event["message"]
-        # Anthropic's message id and the model that answered are kept, as the issue asks.
-        self._set_head(message.get("id") or self._id, message.get("model") or self._model)
+        # Anthropic's message id and the model that answered are kept.
+        self._out.restart(message.get("id") or self._id, message.get("model") or self._model)
         usage = message.get("usage")
         if isinstance(usage, dict):
             self._usage.update(usage)
         self._started = True
-        out.append(self._chunk('{"role":"assistant","content":"","refusal":null}'))
+        out.append(self._out.role())
 
-    def _message_delta(self, event: dict, out: list[str]) -> None:
+    def _message_delta(self, event: dict, out: list[bytes]) -> None:
         usage = event.get("usage")
         if isinstance(usage, dict):  # newer streams repeat the input counts here: they win
             self._usage.update((k, v) for k, v in usage.items() if v is not None)
         if self._finished:
             return
         self._finished = True
-        reason = FINISH_REASONS.get((event.get("delta") or {}).get("stop_reason"), "stop")
-        tail = '}],"usage":null}\n\n' if self._usage_on else "}]}\n\n"
-        out.append(self._pre + '{},"logprobs":null,"finish_reason":' + _encode(reason) + tail)
-        if self._usage_on:
-            usage_json = _encode(openai_usage(self._usage))
-            out.append("data: " + self._head + ',"choices":[],"usage":' + usage_json + "}\n\n")
-
-
-def _bytes(out: list[str]) -> bytes:
-    text = "".join(out)
-    try:
-        return text.encode()
-    except UnicodeEncodeError:
-        # A lone surrogate (from a "\\ud83d" escape upstream) can only sit inside a JSON string,
-        # where backslashreplace writes it back as the very same JSON escape.
-        return text.encode("utf-8", "backslashreplace")
+        reason = FINISH_REASONS.get(str((event.get("delta") or {}).get("stop_reason")), "stop")
+        out.append(self._out.finish(reason))
+        if self._out.include_usage:
+            out.append(self._out.usage(openai_usage(self._usage)))

@@ -1,7 +1,7 @@
 """Gemini behind /v1/chat/completions: the OpenAI request mapped to ``generateContent``.
 
 The answer side lives in ``gemini_response`` (whole JSON answers, errors) and ``gemini_stream``
-(the SSE state machine); this module is the ``ChatTranslation`` the gateway registers.
+(the SSE state machine); this module is the gemini kind's provider contract (``base.Provider``).
 Mapping choices that are not obvious are written down in docs/gemini.md.
 """
 
@@ -9,17 +9,29 @@ from __future__ import annotations
 
 import re
 
-from ..chat import ChatRequest, dumps
+from .. import registry
+from ..chat import ChatRequest, Checked, Field, Tool, ToolChoice, check, map_fields
 from ..config import Config
 from ..errors import bad_request
 from ..fetch import FetchRequest
 from ..routing import Route
+from ..safejson import dumps
 from .base import ChatContext
 from .gemini_messages import to_contents
 from .gemini_response import translate_error, translate_response
 from .gemini_stream import GeminiStream
 
-__all__ = ["build_request", "stream_translator", "translate_error", "translate_response"]
+__all__ = [
+    "build_request",
+    "local_upstream",
+    "relays_openai",
+    "stream_translator",
+    "translate_error",
+    "translate_response",
+]
+
+relays_openai = False
+local_upstream = None
 
 # The model name goes into the URL path: anything else could reach another endpoint.
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
@@ -49,6 +61,15 @@ _LEVELS = {
 }
 _TOOL_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 
+# OpenAI field -> generationConfig field (the table); the rest is in _generation_config.
+FIELDS = (
+    Field("max_tokens", "maxOutputTokens"),
+    Field("temperature", "temperature"),
+    Field("top_p", "topP"),
+    Field("seed", "seed"),
+    Field("stop", "stopSequences"),
+)
+
 
 def build_request(
     chat: ChatRequest, route: Route, config: Config, ctx: ChatContext
@@ -60,9 +81,8 @@ def build_request(
     headers = {"content-type": "application/json"}
     headers["accept"] = "text/event-stream" if chat.stream else "application/json"
     provider = route.provider
-    if provider.api_key:
-        # A header, never ?key=: URLs end up in access logs and traces.
-        headers["x-goog-api-key"] = provider.api_key
+    # A header, never ?key=: URLs end up in access logs and traces.
+    headers.update(registry.key_headers(provider))
     url = f"{provider.base_url}/v1beta/models/{model}:{action}"
     body = dumps(to_gemini(chat.body, model))
     return FetchRequest("POST", url, headers, body, timeout=config.upstream_timeout)
@@ -82,72 +102,42 @@ def to_gemini(body: dict, model: str) -> dict:
     modalities = body.get("modalities")
     if isinstance(modalities, list) and any(m != "text" for m in modalities):
         raise bad_request("Only text output is translated for Gemini.", param="modalities")
+    checked = check(body)
     system, contents = to_contents(body["messages"])
     out: dict = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": system}
-    tools = body.get("tools")
-    if tools:
-        if not isinstance(tools, list):
-            raise bad_request("`tools` must be an array.", param="tools")
-        out["tools"] = [{"functionDeclarations": [_declaration(t, i) for i, t in enumerate(tools)]}]
-    choice = body.get("tool_choice")
-    if choice is not None:
-        mode = _tool_choice(choice)
-        if tools:  # without tools there is nothing to choose; Gemini may refuse the config
-            out["toolConfig"] = {"functionCallingConfig": mode}
-    generation = _generation_config(body, model)
+    if checked.tools:
+        out["tools"] = [{"functionDeclarations": [_declaration(t) for t in checked.tools]}]
+        if checked.tool_choice is not None:
+            # Without tools there is nothing to choose; Gemini may refuse the config.
+            out["toolConfig"] = {"functionCallingConfig": _tool_choice(checked.tool_choice)}
+    generation = _generation_config(body, checked, model)
     if generation:
         out["generationConfig"] = generation
     return out
 
 
-def _declaration(tool: object, i: int) -> dict:
-    function = tool.get("function") if isinstance(tool, dict) else None
-    if not isinstance(function, dict) or tool.get("type") != "function":
-        raise bad_request(f"`tools[{i}]` must be a function tool.", param=f"tools[{i}]")
-    name = function.get("name")
-    if not isinstance(name, str) or not name:
-        raise bad_request(f"`tools[{i}].function.name` is required.", param=f"tools[{i}]")
-    declaration = {"name": name}
-    description, parameters = function.get("description"), function.get("parameters")
-    if not isinstance(description, str | None) or not isinstance(parameters, dict | None):
-        raise bad_request(
-            f"`tools[{i}].function`: `description` must be a string and `parameters` an object.",
-            param=f"tools[{i}]",
-        )
-    if description:
-        declaration["description"] = description
-    if parameters is not None:
+def _declaration(tool: Tool) -> dict:
+    declaration: dict = {"name": tool.name}
+    if tool.description:
+        declaration["description"] = tool.description
+    if tool.parameters is not None:
         # parametersJsonSchema takes JSON Schema as OpenAI clients write it; the older
         # `parameters` field accepts only an OpenAPI subset.
-        declaration["parametersJsonSchema"] = function["parameters"]
+        declaration["parametersJsonSchema"] = tool.parameters
     return declaration
 
 
-def _tool_choice(choice: object) -> dict:
-    if isinstance(choice, str) and choice in _TOOL_MODES:
-        return {"mode": _TOOL_MODES[choice]}
-    if isinstance(choice, dict) and choice.get("type") == "function":
-        function = choice.get("function")
-        name = function.get("name") if isinstance(function, dict) else None
-        if isinstance(name, str) and name:
-            return {"mode": "ANY", "allowedFunctionNames": [name]}
-    raise bad_request(
-        "`tool_choice` must be auto, none, required or a named function.", param="tool_choice"
-    )
+def _tool_choice(choice: ToolChoice) -> dict:
+    if choice.name is not None:
+        return {"mode": "ANY", "allowedFunctionNames": [choice.name]}
+    return {"mode": _TOOL_MODES[choice.mode]}
 
 
-def _generation_config(body: dict, model: str) -> dict:
+def _generation_config(body: dict, checked: Checked, model: str) -> dict:
     config: dict = {}
-    limit = body.get("max_completion_tokens")
-    if limit is None:
-        limit = body.get("max_tokens")
-    if limit is not None:
-        config["maxOutputTokens"] = limit
-    for ours, theirs in (("temperature", "temperature"), ("top_p", "topP"), ("seed", "seed")):
-        if body.get(ours) is not None:
-            config[theirs] = body[ours]
+    map_fields(FIELDS, checked, body, config)
     # A zero penalty is the default; some Gemini models refuse the fields even then.
     for ours, theirs in (
         ("presence_penalty", "presencePenalty"),
@@ -155,22 +145,9 @@ def _generation_config(body: dict, model: str) -> dict:
     ):
         if body.get(ours):
             config[theirs] = body[ours]
-    stop = body.get("stop")
-    if isinstance(stop, str):
-        config["stopSequences"] = [stop]
-    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
-        if stop:
-            config["stopSequences"] = stop
-    elif stop is not None:
-        raise bad_request("`stop` must be a string or an array of strings.", param="stop")
     _response_format(body.get("response_format"), config)
-    effort = body.get("reasoning_effort")
+    effort = checked.reasoning_effort
     if effort is not None:
-        if not isinstance(effort, str) or effort not in _BUDGETS:
-            allowed = ", ".join(_BUDGETS)
-            raise bad_request(
-                f"`reasoning_effort` must be one of: {allowed}.", param="reasoning_effort"
-            )
         major = _MAJOR.match(model)
         if major and int(major.group(1)) >= 3:
             thinking: dict = {"thinkingLevel": _LEVELS[effort]}

@@ -9,7 +9,7 @@ go back onto the parts Gemini put them on (docs/extensions.md).
 from __future__ import annotations
 
 from .. import safejson
-from ..chat import part_text
+from ..chat import data_url, image_url, part_text, tool_call_arguments
 from ..errors import bad_request
 from .gemini_response import FORMAT
 
@@ -77,24 +77,21 @@ def _user_parts(content: object, i: int) -> list:
         return [{"text": content}]
     if not isinstance(content, list) or not content:
         raise bad_request(f"`messages[{i}].content` must be a string or an array.", param=_p(i))
-    parts = []
+    parts: list[dict] = []
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         param = f"messages[{i}].content[{j}]"
         if kind == "text":
             parts.append({"text": part_text(part, "text", param)})
         elif kind == "image_url":
-            image = part.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else image
-            if not isinstance(url, str):
-                raise bad_request(f"`{param}.image_url.url` must be a string.", param=param)
+            url = image_url(part, param)
             if url.startswith("data:"):
-                parts.append({"inlineData": _data_url(url, param)})
+                parts.append({"inlineData": _inline(url, param + ".image_url.url")})
             else:
                 # Gemini fetches only the URLs it supports (its Files API, YouTube, ...);
                 # for others Google's own 400 comes back to the client.
                 ext = url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()
-                data = {"fileUri": url}
+                data: dict = {"fileUri": url}
                 if ext in _IMAGE_TYPES:
                     data = {"mimeType": _IMAGE_TYPES[ext], "fileUri": url}
                 parts.append({"fileData": data})
@@ -110,20 +107,17 @@ def _user_parts(content: object, i: int) -> list:
             parts.append({"inlineData": {"mimeType": mime, "data": audio["data"]}})
         elif kind == "file":
             file = part.get("file")
-            url = file.get("file_data") if isinstance(file, dict) else None
-            if not isinstance(url, str):
+            file_data = file.get("file_data") if isinstance(file, dict) else None
+            if not isinstance(file_data, str):
                 raise bad_request(f"`{param}.file` needs `file_data` (a data: URL).", param=param)
-            parts.append({"inlineData": _data_url(url, param)})
+            parts.append({"inlineData": _inline(file_data, param + ".file.file_data")})
         else:
             raise bad_request(f"`{param}` has an unsupported type {kind!r}.", param=param)
     return parts
 
 
-def _data_url(url: str, param: str) -> dict:
-    head, comma, data = url.partition(",")
-    mime = head[5:].split(";", 1)[0]
-    if not comma or not head.endswith(";base64") or not mime:
-        raise bad_request(f"`{param}` must be a base64 data: URL.", param=param)
+def _inline(url: str, where: str) -> dict:
+    mime, data = data_url(url, where)
     return {"mimeType": mime, "data": data}
 
 
@@ -149,19 +143,7 @@ def _model_parts(message: dict, i: int, names: dict) -> list:
         name = function.get("name") if isinstance(function, dict) else None
         if not isinstance(name, str) or not name:
             raise bad_request(f"`{param}.function.name` is required.", param=param)
-        args = function.get("arguments")
-        if isinstance(args, str):
-            try:
-                args = safejson.loads(args) if args.strip() else {}
-            except ValueError:
-                args = "not JSON"
-        if args is None:
-            args = {}
-        if not isinstance(args, dict):
-            raise bad_request(
-                f"`{param}.function.arguments` must be a JSON object (Gemini takes objects).",
-                param=param,
-            )
+        args = tool_call_arguments(call, param)
         part = {"functionCall": {"name": name, "args": args}}
         call_id = call.get("id")
         if isinstance(call_id, str):

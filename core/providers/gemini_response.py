@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .. import safejson
-from ..chat import dumps
+from ..chat_output import completion, count, usage
 from ..errors import GatewayError
 from ..routing import Route
+from ..safejson import dumps
 from .base import ChatContext
 
 # `format` of our reasoning_details entries carrying thought signatures (docs/extensions.md).
@@ -37,26 +38,17 @@ def finish_reason(reason: str, has_calls: bool) -> str:
     return "tool_calls" if has_calls and mapped == "stop" else mapped
 
 
-def usage(meta: Mapping | None) -> dict:
+def openai_usage(meta: Mapping | None) -> dict:
     """OpenAI usage from ``usageMetadata``. Thinking tokens are billed as output, so they count
     in completion_tokens and are shown again as reasoning_tokens."""
     meta = meta if isinstance(meta, Mapping) else {}
-    prompt = _count(meta, "promptTokenCount")
-    thoughts = _count(meta, "thoughtsTokenCount")
-    completion = _count(meta, "candidatesTokenCount") + thoughts
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": _count(meta, "cachedContentTokenCount")},
-        "completion_tokens_details": {"reasoning_tokens": thoughts},
-    }
-
-
-def _count(meta: Mapping, key: str) -> int:
-    """A token count; anything but a number (null, a string) counts as 0, never a crash."""
-    value = meta.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    thoughts = count(meta, "thoughtsTokenCount")
+    return usage(
+        count(meta, "promptTokenCount"),
+        count(meta, "candidatesTokenCount") + thoughts,
+        cached=count(meta, "cachedContentTokenCount"),
+        reasoning=thoughts,
+    )
 
 
 def signature(data: str, call_id: str | None, index: int) -> dict:
@@ -113,21 +105,13 @@ def _completion(answer: dict, route: Route, ctx: ChatContext) -> bytes:
     reason = candidate.get("finishReason")
     if reason is None and (answer.get("promptFeedback") or {}).get("blockReason"):
         reason = "SAFETY"  # the prompt itself was blocked: no candidate at all
-    choice = {
-        "index": 0,
-        "message": message,
-        "logprobs": None,
-        "finish_reason": finish_reason(reason or "STOP", bool(calls)),
-    }
-    return dumps(
-        {
-            "id": answer.get("responseId") or ctx.completion_id,
-            "object": "chat.completion",
-            "created": ctx.created,
-            "model": answer.get("modelVersion") or route.model,
-            "choices": [choice],
-            "usage": usage(answer.get("usageMetadata")),
-        }
+    return completion(
+        answer.get("responseId") or ctx.completion_id,
+        ctx.created,
+        answer.get("modelVersion") or route.model,
+        message,
+        finish_reason(reason or "STOP", bool(calls)),
+        openai_usage(answer.get("usageMetadata")),
     )
 
 

@@ -6,21 +6,20 @@ OpenAI chunk (a function call arrives whole, so it is one complete tool_calls de
 chunk follows the frame carrying ``finishReason``; usage and ``[DONE]`` are sent once the body
 has ended, so the usage reported is the last (final) one Gemini sent.
 
-Chunks are built from a byte prefix and suffix fixed at the first frame, so per chunk only the
-delta is serialised.
+Chunks are written by ``chat_output.ChunkWriter`` (head and tail fixed at the first frame; per
+chunk only the delta is serialised).
 """
 
 from __future__ import annotations
 
 from .. import safejson
-from ..chat import dumps
+from ..chat_output import DONE, ChunkWriter
 from ..errors import GatewayError, stream_error_frame
 from ..routing import Route
-from ..sse import DONE, SSEParser
+from ..safejson import dumps
+from ..sse import SSEParser
 from .base import ChatContext
-from .gemini_response import finish_reason, google_error, signature, usage
-
-_ROLE = b'{"role":"assistant","content":"","refusal":null}'
+from .gemini_response import finish_reason, google_error, openai_usage, signature
 
 
 class GeminiStream:
@@ -30,21 +29,17 @@ class GeminiStream:
         "_details",
         "_done",
         "_finished",
-        "_head",
         "_model",
+        "_out",
         "_parser",
-        "_tail",
         "_usage",
-        "_usage_head",
     )
 
     def __init__(self, route: Route, ctx: ChatContext) -> None:
         self._ctx = ctx
         self._model = route.model
         self._parser = SSEParser()
-        self._head = b""  # b'data: {"id":…,"choices":[{"index":0,"delta":' once started
-        self._usage_head = b""
-        self._tail = b',"usage":null}\n\n' if ctx.include_usage else b"}\n\n"
+        self._out: ChunkWriter | None = None  # once the first frame named id and model
         self._calls = 0  # tool calls sent: the next call's index
         self._details = 0  # reasoning_details entries sent: the next entry's index
         self._finished = False  # the finish chunk was sent
@@ -85,10 +80,9 @@ class GeminiStream:
 
     def _close(self) -> bytes:
         self._done = True
-        if not self._ctx.include_usage:
+        if not self._ctx.include_usage or self._out is None:
             return DONE
-        body = b'"choices":[],"usage":' + dumps(usage(self._usage)) + b"}\n\n"
-        return self._usage_head + body + DONE
+        return self._out.usage(openai_usage(self._usage)) + DONE
 
     def _event(self, data: str, out: list[bytes]) -> None:
         try:
@@ -114,8 +108,8 @@ class GeminiStream:
             status = error.get("code") if isinstance(error, dict) else None
             out.append(self.fail(google_error(status if isinstance(status, int) else 502, error)))
             return
-        if not self._head:
-            self._start(frame, out)
+        if self._out is None:
+            self._out = self._start(frame, out)
         meta = frame.get("usageMetadata")
         if meta:
             self._usage = meta
@@ -134,20 +128,16 @@ class GeminiStream:
         elif (frame.get("promptFeedback") or {}).get("blockReason"):
             self._finish("content_filter", out)  # the prompt was blocked: no candidate comes
 
-    def _start(self, frame: dict, out: list[bytes]) -> None:
+    def _start(self, frame: dict, out: list[bytes]) -> ChunkWriter:
         ctx = self._ctx
-        head = (
-            b'data: {"id":'
-            + dumps(frame.get("responseId") or ctx.completion_id)
-            + b',"object":"chat.completion.chunk","created":'
-            + str(ctx.created).encode()
-            + b',"model":'
-            + dumps(frame.get("modelVersion") or self._model)
-            + b","
+        writer = ChunkWriter(
+            frame.get("responseId") or ctx.completion_id,
+            ctx.created,
+            frame.get("modelVersion") or self._model,
+            ctx.include_usage,
         )
-        self._usage_head = head
-        self._head = head + b'"choices":[{"index":0,"delta":'
-        out.append(self._head + _ROLE + b',"logprobs":null,"finish_reason":null}]' + self._tail)
+        out.append(writer.role())
+        return writer
 
     def _part(self, part: dict, out: list[bytes]) -> None:
         delta: dict
@@ -172,12 +162,10 @@ class GeminiStream:
                 signature(part["thoughtSignature"], call_id, self._details)
             ]
             self._details += 1
-        if delta:
-            out.append(
-                self._head + dumps(delta) + b',"logprobs":null,"finish_reason":null}]' + self._tail
-            )
+        if delta and self._out is not None:
+            out.append(self._out.delta(dumps(delta)))
 
     def _finish(self, reason: str, out: list[bytes]) -> None:
         self._finished = True
-        suffix = b',"logprobs":null,"finish_reason":"' + reason.encode() + b'"}]'
-        out.append(self._head + b"{}" + suffix + self._tail)
+        if self._out is not None:
+            out.append(self._out.finish(reason))

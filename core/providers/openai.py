@@ -1,29 +1,53 @@
 """OpenAI and every OpenAI-compatible upstream: the request goes through nearly untouched and
-the answer comes back byte for byte (no parsing, no re-serialising)."""
+the answer comes back byte for byte (no parsing, no re-serialising, no stream translator)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .. import safejson
-from ..chat import ChatRequest, dumps
+from .. import registry, safejson
+from ..chat import ChatRequest
+from ..config import Config
 from ..errors import GatewayError
 from ..fetch import FetchRequest
 from ..routing import Route
+from .base import ChatContext, Relay, StreamTranslator
+
+__all__ = [
+    "build_request",
+    "local_upstream",
+    "relays_openai",
+    "stream_translator",
+    "translate_error",
+    "translate_response",
+]
+
+relays_openai = True
+local_upstream = None
 
 
-def build_request(chat: ChatRequest, route: Route, raw: bytes, timeout: float) -> FetchRequest:
+def build_request(
+    chat: ChatRequest, route: Route, config: Config, ctx: ChatContext
+) -> FetchRequest:
     # Re-encode only when the upstream must see another model name (prefix or alias).
-    body = raw if route.model == chat.model else dumps({**chat.body, "model": route.model})
+    body = chat.raw
+    if route.model != chat.model:
+        body = safejson.dumps({**chat.body, "model": route.model})
     headers = {"content-type": "application/json", "accept": "application/json"}
     if chat.stream:
         headers["accept"] = "text/event-stream"
     provider = route.provider
-    if provider.api_key:
-        headers["authorization"] = "Bearer " + provider.api_key
-    return FetchRequest(
-        "POST", provider.base_url + "/chat/completions", headers, body, timeout=timeout
-    )
+    headers.update(registry.key_headers(provider))
+    url = provider.base_url + "/chat/completions"
+    return FetchRequest("POST", url, headers, body, timeout=config.upstream_timeout)
+
+
+def translate_response(body: bytes, route: Route, ctx: ChatContext) -> bytes:
+    return body  # never called: the answer is relayed (relays_openai)
+
+
+def stream_translator(route: Route, ctx: ChatContext) -> StreamTranslator:
+    return Relay()  # never called: the stream is relayed (relays_openai)
 
 
 def translate_error(status: int, body: bytes, headers: Mapping[str, str]) -> GatewayError:

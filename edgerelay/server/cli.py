@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edgerelay.core import ConfigError
+from edgerelay.core import ConfigError, registry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,12 +63,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def banner(config, host: str, port: int) -> str:
     """What a person starting the server wants to know: where, and which providers answer."""
-    ready = [
-        name
-        for name, provider in config.providers.items()
-        if provider.api_key or not provider.key_required
-    ]
-    providers = ", ".join(["mock/echo", *ready])
+    ready = []
+    for name, provider in config.providers.items():
+        if provider.api_key or not provider.key_required:
+            # A kind with a fixed list of models (the mock) is named by its models.
+            fixed = registry.spec(provider.kind).fixed_models
+            ready += [f"{name}/{m}" for m in fixed] if fixed else [name]
+    providers = ", ".join(ready)
     return (
         f"edgerelay: serving on http://{host}:{port} (demo page at /)\n"
         f"edgerelay: providers ready: {providers}"

@@ -326,7 +326,7 @@ def test_thinking_is_kept_across_a_tool_turn_first_and_in_order():
         ({"reasoning_effort": "low", "top_p": 0.5}, "top_p"),
         ({"reasoning_effort": "low", "tools": TOOLS, "tool_choice": "required"}, "tool_choice"),
         ({"tools": TOOLS, "tool_choice": "sometimes"}, "tool_choice"),
-        ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools"),
+        ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0]"),
         ({"messages": [{"role": "system", "content": "only system"}]}, "messages"),
         ({"messages": [{"role": "function", "name": "f", "content": "x"}]}, "messages[0].role"),
         ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id"),

@@ -7,10 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgerelay.core.chat import dumps
 from edgerelay.core.errors import GatewayError
 from edgerelay.core.providers.anthropic_stream import AnthropicStream
-from edgerelay.core.safejson import MAX_DEPTH
+from edgerelay.core.safejson import MAX_DEPTH, dumps
 from tests.support import anthropic_wire as wire
 from tests.support import shared_fixtures
 from tests.support.splits import random_splits

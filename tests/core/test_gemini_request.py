@@ -330,11 +330,11 @@ def user_part(part):
         (user_part({"type": "video"}), "messages[0].content[0]"),
         (
             user_part({"type": "image_url", "image_url": {"url": "data:x,1"}}),
-            "messages[0].content[0]",
+            "messages[0].content[0].image_url.url",
         ),
         (only({"role": "user"}), "messages[0].content"),
-        (call_with("[1]"), "messages[0].tool_calls[0]"),
-        (call_with("{oops"), "messages[0].tool_calls[0]"),
+        (call_with("[1]"), "messages[0].tool_calls[0].function.arguments"),
+        (call_with("{oops"), "messages[0].tool_calls[0].function.arguments"),
         (only({"role": "assistant", "tool_calls": {"x": 1}}), "messages[0].tool_calls"),
         (only({"role": "system", "content": [{"type": "image_url"}]}), "messages[0].content[0]"),
         # Wrong types anywhere: a 400 naming the field, never a 500.
@@ -346,11 +346,11 @@ def user_part(part):
         ({"response_format": {"type": ["json_object"]}}, "response_format"),
         (
             {"tools": [{"type": "function", "function": {"name": "f", "parameters": "{}"}}]},
-            "tools[0]",
+            "tools[0].function.parameters",
         ),
         (
             {"tools": [{"type": "function", "function": {"name": "f", "description": 7}}]},
-            "tools[0]",
+            "tools[0].function.description",
         ),
         (user_part({"type": "input_audio", "input_audio": "UklGRg=="}), "messages[0].content[0]"),
         (
@@ -360,7 +360,7 @@ def user_part(part):
         (user_part({"type": "file", "file": "data:,x"}), "messages[0].content[0]"),
         (
             user_part({"type": "image_url", "image_url": ["https://x/y.png"]}),
-            "messages[0].content[0]",
+            "messages[0].content[0].image_url.url",
         ),
         (user_part({"type": "text", "text": 5}), "messages[0].content[0].text"),
         (
@@ -460,7 +460,7 @@ def test_json_in_strings_nested_deeper_than_the_limit_is_never_parsed():
     deep = '{"a": ' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}"
     with pytest.raises(GatewayError) as raised:
         build(call_with(deep))
-    assert raised.value.param == "messages[0].tool_calls[0]"
+    assert raised.value.param == "messages[0].tool_calls[0].function.arguments"
     messages = [
         user("q"),
         {"role": "assistant", "tool_calls": [CALL]},

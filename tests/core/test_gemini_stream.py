@@ -10,12 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgerelay.core import load_config
-from edgerelay.core.chat import dumps
 from edgerelay.core.errors import GatewayError
 from edgerelay.core.providers import gemini
 from edgerelay.core.providers.base import ChatContext
 from edgerelay.core.routing import route_model
-from edgerelay.core.safejson import MAX_DEPTH
+from edgerelay.core.safejson import MAX_DEPTH, dumps
 from tests.core.gateway_helpers import NOW, call, make_gateway
 from tests.support import shared_fixtures
 from tests.support.fake_fetch import FakeResponse, split_every
