@@ -326,6 +326,10 @@ def user_part(part):
         ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0]"),
         ({"tools": ["x"]}, "tools[0]"),
         ({"stop": [1]}, "stop"),
+        # Checked once for every provider (core/chat.py): Gemini gets the same 400s.
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"max_completion_tokens": "100"}, "max_completion_tokens"),
+        ({"temperature": -1}, "temperature"),
         (only({"role": "tool", "tool_call_id": "no", "content": "x"}), "messages[0].tool_call_id"),
         (user_part({"type": "video"}), "messages[0].content[0]"),
         (
