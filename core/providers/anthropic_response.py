@@ -62,6 +62,16 @@ def redacted_item(data: str, index: int) -> dict:
     return {"type": "reasoning.encrypted", "data": data, "format": FORMAT, "index": index}
 
 
+def finish_reason(stop_reason: object) -> str:
+    """OpenAI's finish_reason for Anthropic's ``stop_reason``; TypeError for one that is not a
+    string (not Anthropic's shape: the caller answers 502)."""
+    if stop_reason is None:
+        return "stop"
+    if not isinstance(stop_reason, str):
+        raise TypeError("stop_reason is not a string")
+    return FINISH_REASONS.get(stop_reason, "stop")
+
+
 def error_from(error: object, status: int | None = None) -> GatewayError:
     """A GatewayError from Anthropic's ``{"type": ..., "message": ...}`` error object."""
     kind = error.get("type") if isinstance(error, dict) else None
@@ -120,7 +130,7 @@ def _completion(answer: dict, route: Route, ctx: ChatContext) -> bytes:
         ctx.created,
         answer.get("model") or route.model,
         message,
-        FINISH_REASONS.get(str(answer.get("stop_reason")), "stop"),
+        finish_reason(answer.get("stop_reason")),
         openai_usage(counts if isinstance(counts, dict) else {}),
     )
 

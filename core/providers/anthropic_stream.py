@@ -16,8 +16,8 @@ from ..errors import GatewayError, stream_error_frame
 from ..safejson import dumps
 from ..sse import SSEParser, encode_comment
 from .anthropic_response import (
-    FINISH_REASONS,
     error_from,
+    finish_reason,
     openai_usage,
     redacted_item,
     thinking_item,
@@ -232,7 +232,7 @@ class AnthropicStream:
         if self._finished:
             return
         self._finished = True
-        reason = FINISH_REASONS.get(str((event.get("delta") or {}).get("stop_reason")), "stop")
+        reason = finish_reason((event.get("delta") or {}).get("stop_reason"))
         out.append(self._out.finish(reason))
         if self._out.include_usage:
             out.append(self._out.usage(openai_usage(self._usage)))
