@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/relay_bench.py --rounds $(ROUNDS) --pin
 	$(BIN)/python bench/translate_bench.py
 	$(BIN)/python bench/lambda_bench.py
+	$(BIN)/python bench/identity_bench.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -42,6 +42,8 @@ class Config(NamedTuple):
     # Let the upstream client read HTTP(S)_PROXY, NO_PROXY and .netrc (off: a gateway holding
     # keys should not pick up a proxy or credentials from whatever environment it runs in).
     trust_env: bool = False
+    # Client identity and policies (``core.identity.IdentitySettings``); None: nothing set.
+    identity: object = None
 
 
 def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None = None) -> Config:
@@ -96,7 +98,15 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
     ):
         raise ConfigError("EDGERELAY_CORS_ORIGINS", "must be * or comma-separated http(s) origins")
     trust_env = _boolean("EDGERELAY_TRUST_ENV", get("EDGERELAY_TRUST_ENV"))
-    return Config(providers, dict(aliases), max_body, timeout, max_tokens, cors, trust_env)
+    from .identity.settings import load_identity  # it imports ConfigError from here
+
+    max_messages = get("EDGERELAY_MAX_MESSAGES")
+    identity = load_identity(
+        get, settings, _positive_int("EDGERELAY_MAX_MESSAGES", max_messages, 0) or None
+    )
+    return Config(
+        providers, dict(aliases), max_body, timeout, max_tokens, cors, trust_env, identity
+    )
 
 
 def _builtin_provider(spec: registry.ProviderSpec, get: Callable) -> ProviderConfig:

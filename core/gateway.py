@@ -16,7 +16,10 @@ from .cors import CorsPolicy
 from .errors import GatewayError, not_configured, unreachable
 from .fetch import Fetch, FetchError, FetchResponse
 from .http import Request, Response
-from .identity import SignatureVerifier
+from .identity import SignatureVerifier, sessions
+from .identity.authenticate import Authenticator
+from .identity.enforce import enforce_chat, route_names
+from .identity.settings import IdentitySettings
 from .providers.base import ChatContext, StreamTranslator
 from .responses import (
     EVENT_STREAM,
@@ -36,6 +39,11 @@ _ROUTES = {
     "/v1/models": "GET",
     "/healthz": "GET",
 }
+# Routes anyone may call: health checks, and the session routes (a page without a session
+# asks whether sessions are on, then trades a Turnstile token for one).
+_OPEN = frozenset({"/healthz", "/readyz", "/v1/sessions"})
+# Targets reachable from the internet by default: no identity configured means 401.
+PUBLIC_TARGETS = frozenset({"worker", "lambda"})
 
 
 class Gateway:
@@ -59,12 +67,18 @@ class Gateway:
         # identity is configured or EDGERELAY_ALLOW_ANONYMOUS=true.
         self.target = target
         self.cors = CorsPolicy(config.cors_origins)
+        identity = config.identity if config.identity is not None else IdentitySettings()
+        self.identity: IdentitySettings = identity
+        self.auth = Authenticator(
+            identity, fetch, clock, verifier, public=target in PUBLIC_TARGETS
+        )
 
     async def handle(self, request: Request) -> Response:
         if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
             return self.cors.preflight(request.headers)  # a browser's CORS preflight
         try:
-            response = await self._dispatch(request)
+            refused = await self._admit(request)
+            response = refused if refused is not None else await self._dispatch(request)
         except GatewayError as error:
             response = error_response(error)
         except Exception:  # a bug of ours: answer cleanly, keep the traceback in the log only
@@ -75,6 +89,22 @@ class Gateway:
         if "origin" in request.headers:
             self.cors.decorate(response, request.headers)
         return response
+
+    async def _admit(self, request: Request) -> Response | None:
+        """Refuse a foreign origin (403) or a caller without a valid credential (401) before
+        anything else happens, in the route's own error format; else record who is calling."""
+        found = native.find(request.path, self.config)
+        try:
+            origin = request.headers.get("origin")
+            if origin is not None and self.cors.allowed(origin) is None:
+                # CORS only stops a browser reading the answer; a "simple" POST (text/plain, no
+                # preflight) would still be processed and billed without this.
+                raise GatewayError(403, "This origin is not allowed.", code="origin_not_allowed")
+            if request.path not in _OPEN:
+                request.identity = await self.auth.identify(request.headers, found is not None)
+        except GatewayError as error:
+            return error_response(error, found.flavor if found is not None else "openai")
+        return None
 
     def streams_upload(self, request: Request) -> bool:
         """Whether the adapter should pass this request's body on as it arrives
@@ -94,10 +124,13 @@ class Gateway:
         return response
 
     async def _dispatch(self, request: Request) -> Response:
+        if request.path == "/v1/sessions":
+            return await self.sessions(request)
         method = _ROUTES.get(request.path)
         if method is None:
             # /openai/v1/…, /anthropic/…, /gemini/… and named providers: native passthrough.
-            response = await native.relay(request, self.config, self.fetch)
+            policy = request.identity.policy if request.identity is not None else None
+            response = await native.relay(request, self.config, self.fetch, policy)
             if response is not None:
                 return response
             raise GatewayError(404, f"Unknown route: {request.method} {request.path}")
@@ -112,16 +145,43 @@ class Gateway:
         if request.path == "/v1/chat/completions":
             return await self.chat_completions(request)
         if request.path == "/v1/models":
-            return self.models()
+            return self.models(request)
         return Response(200, [JSON], b'{"status":"ok"}')
 
-    def models(self) -> Response:
+    async def sessions(self, request: Request) -> Response:
+        """``GET /v1/sessions`` (are sessions on, which site key) and ``POST /v1/sessions``
+        (a Turnstile token for a session token)."""
+        if request.method in ("GET", "HEAD"):
+            return sessions.describe(self.identity)
+        if request.method != "POST":
+            raise GatewayError(
+                405,
+                f"{request.method} is not allowed on {request.path}; use GET or POST.",
+                headers=(("allow", "GET, HEAD, POST"),),
+            )
+        if len(request.body) > self.config.max_body_bytes:
+            raise too_large(self.config.max_body_bytes)
+        return await sessions.create(request, self.identity, self.fetch, self.clock, self.new_id)
+
+    def models(self, request: Request | None = None) -> Response:
+        """The models the caller may use: listed ones its policy's allowlist lets through."""
         created = int(self.clock())
+        policy = request.identity.policy if request and request.identity else None
+        names = routing.listed_models(self.config)
+        if policy is not None and policy.models is not None:
+            names = [n for n in names if self._model_allowed(n, policy)]
         data = [
             {"id": name, "object": "model", "created": created, "owned_by": "edgerelay"}
-            for name in routing.listed_models(self.config)
+            for name in names
         ]
         return Response(200, [JSON], dumps({"object": "list", "data": data}))
+
+    def _model_allowed(self, name: str, policy) -> bool:
+        try:
+            route = routing.route_model(name, self.config)
+        except GatewayError:
+            return False
+        return policy.allows_model(*route_names(route, self.config))
 
     async def chat_completions(self, request: Request) -> Response:
         """``POST /v1/chat/completions``: one shape for every provider (providers/base.py)."""
@@ -129,6 +189,9 @@ class Gateway:
             raise too_large(self.config.max_body_bytes)
         chat = parse_chat_request(request.body)
         route = routing.route_model(chat.model, self.config)
+        if request.identity is not None:
+            # May refuse (403), or lower or set the output limit the upstream sees.
+            chat = enforce_chat(chat, route, request.identity.policy, self.config)
         config = route.provider
         if config.key_required and not config.api_key:
             raise not_configured(config.name, config.api_key_env)

@@ -14,7 +14,16 @@ from .fetch import FetchResponse
 
 
 class Request:
-    __slots__ = ("body", "body_stream", "client_ip", "headers", "method", "path", "query")
+    __slots__ = (
+        "body",
+        "body_stream",
+        "client_ip",
+        "headers",
+        "identity",
+        "method",
+        "path",
+        "query",
+    )
 
     def __init__(
         self,
@@ -35,6 +44,8 @@ class Request:
         # The upload still arriving, for routes that forward it as it comes
         # (``Gateway.streams_upload``); ``body`` is then empty.
         self.body_stream = body_stream
+        # Who is calling (``core.identity.Identity``), set by the gateway once checked.
+        self.identity = None
 
     def __repr__(self) -> str:  # never the headers or body: they may hold secrets
         return f"Request({self.method} {self.path})"

@@ -15,7 +15,7 @@ backslashes, empty segments) is refused, and the upstream gets the validated can
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import registry
 from .config import Config, ProviderConfig
@@ -23,6 +23,9 @@ from .errors import Flavor, GatewayError, not_configured, unreachable
 from .fetch import Fetch, FetchError, FetchRequest
 from .http import Request, Response
 from .responses import error_response, passthrough, too_large
+
+if TYPE_CHECKING:
+    from .identity.policy import Policy
 
 
 class _Allowlists(Mapping[str, tuple[tuple[str, str], ...]]):
@@ -182,8 +185,11 @@ def streams_upload(request: Request, config: Config) -> bool:
     return path.startswith(prefix) and allowed(native.provider.kind, "POST", path[len(prefix) :])
 
 
-async def relay(request: Request, config: Config, fetch: Fetch) -> Response | None:
-    """Answer a passthrough request, or None when ``request`` is not one.
+async def relay(
+    request: Request, config: Config, fetch: Fetch, policy: Policy | None = None
+) -> Response | None:
+    """Answer a passthrough request, or None when ``request`` is not one. With ``policy``, the
+    caller's policy is applied first (``identity.enforce``).
 
     The upstream's answer, errors included, reaches the client unchanged (status, allowed
     headers, body bytes streamed), so the SDK sees exactly what the provider said. Errors the
@@ -192,6 +198,10 @@ async def relay(request: Request, config: Config, fetch: Fetch) -> Response | No
     if native is None:
         return None
     try:
+        if policy is not None:
+            from .identity.enforce import enforce_passthrough  # it imports this module
+
+            await enforce_passthrough(request, native, policy, config)
         outbound = build_request(request, native, config)
         try:
             upstream = await fetch(outbound)

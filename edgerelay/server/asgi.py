@@ -41,9 +41,25 @@ def default_fetch(env: Mapping[str, str], trust_env: bool = False) -> Fetch:
     return AiohttpFetch(trust_env=trust_env)
 
 
+def default_verifier(config: Config):
+    """The JWT signature verifier, when EDGERELAY_JWKS_URL needs one (imports cryptography)."""
+    if config.identity is None or not config.identity.jwks_url:
+        return None
+    from edgerelay.transports.signatures import CryptographyVerifier
+
+    return CryptographyVerifier()
+
+
 class EdgerelayASGI:
     def __init__(self, config: Config, fetch: Fetch, *, clock: Callable[[], float] = time.time):
-        self.gateway = Gateway(config, fetch, clock=clock, new_id=new_id)
+        self.gateway = Gateway(
+            config,
+            fetch,
+            clock=clock,
+            new_id=new_id,
+            verifier=default_verifier(config),
+            target="server",
+        )
         self.max_body = config.max_body_bytes
         self.fetch = fetch
 
@@ -227,8 +243,14 @@ class DisconnectGuard:
             self._watcher.cancel()
 
 
-def create_app(env: Mapping[str, str] | None = None, fetch: Fetch | None = None) -> EdgerelayASGI:
+def create_app(
+    env: Mapping[str, str] | None = None,
+    fetch: Fetch | None = None,
+    *,
+    clock: Callable[[], float] | None = None,
+) -> EdgerelayASGI:
     """Build the app from the environment; raises ``ConfigError`` naming a bad setting."""
     env = os.environ if env is None else env
     config = load_config(env, read_file)
-    return EdgerelayASGI(config, fetch or default_fetch(env, config.trust_env))
+    fetch = fetch or default_fetch(env, config.trust_env)
+    return EdgerelayASGI(config, fetch, clock=clock or time.time)

@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgerelay: bad configuration: {exc}", file=sys.stderr)
         return 2
 
+    refusal = anonymous_refusal(app.gateway.config, args.host)
+    if refusal is not None:
+        print(f"edgerelay: {refusal}", file=sys.stderr)
+        return 2
+
     import uvicorn
 
     print(banner(app.gateway.config, args.host, args.port), file=sys.stderr, flush=True)
@@ -70,10 +75,47 @@ def banner(config, host: str, port: int) -> str:
             fixed = registry.spec(provider.kind).fixed_models
             ready += [f"{name}/{m}" for m in fixed] if fixed else [name]
     providers = ", ".join(ready)
+    lines = [
+        f"edgerelay: serving on http://{host}:{port} (demo page at /)",
+        f"edgerelay: providers ready: {providers}",
+    ]
+    identity = config.identity
+    if not identity.enabled:
+        lines.append(
+            "edgerelay: no client identity configured: anyone who can reach this address may "
+            "call models (fine on loopback; see README, Securing a deployment)"
+        )
+    elif identity.allow_anonymous:
+        lines.append(
+            "edgerelay: EDGERELAY_ALLOW_ANONYMOUS=true: callers without a credential "
+            "are served under the anonymous policy"
+        )
+    return "\n".join(lines)
+
+
+def anonymous_refusal(config, host: str) -> str | None:
+    """Why the server must not start: reachable beyond this machine, no identity configured and
+    anonymous use not allowed explicitly. None when it may start."""
+    identity = config.identity
+    if identity.enabled or identity.allow_anonymous or is_loopback(host):
+        return None
     return (
-        f"edgerelay: serving on http://{host}:{port} (demo page at /)\n"
-        f"edgerelay: providers ready: {providers}"
+        f"refusing to serve {host} with no client identity configured: anyone reaching it "
+        "could spend the provider keys. Set EDGERELAY_JWKS_URL, EDGERELAY_JWT_SECRET, "
+        "EDGERELAY_CLIENT_KEYS or EDGERELAY_TURNSTILE_SECRET (with EDGERELAY_SESSION_SECRET), "
+        "or EDGERELAY_ALLOW_ANONYMOUS=true to serve anyone."
     )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":

@@ -41,5 +41,13 @@ def create_app(env: Mapping[str, str] | None = None, fetch: Fetch | None = None)
         from edgerelay.transports.httpx_fetch import HttpxFetch
 
         fetch = HttpxFetch(trust_env=config.trust_env)
-    gateway = Gateway(config, fetch, clock=time.time, new_id=new_id)
+    verifier = None
+    if config.identity.jwks_url:
+        # Only then: cryptography's import would otherwise cost every cold start.
+        from edgerelay.transports.signatures import CryptographyVerifier
+
+        verifier = CryptographyVerifier()
+    gateway = Gateway(
+        config, fetch, clock=time.time, new_id=new_id, verifier=verifier, target="lambda"
+    )
     return LambdaApp(gateway, fetch, settings)

@@ -18,6 +18,9 @@ WRAPPER = ROOT / "functions" / "aws_lambda" / "stream-wrapper"
 
 # Settings of ours or of the providers that the developer's shell may carry: never inherited.
 _SCRUB = ("EDGERELAY_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_", "AWS_LAMBDA_", "_X_AMZN")
+# The Lambda refuses anonymous model calls by default (test_lambda_identity.py proves it); the
+# transport, streaming and limits tests run as an operator who allowed them explicitly.
+ANONYMOUS = {"EDGERELAY_ALLOW_ANONYMOUS": "true"}
 
 
 @pytest.fixture
@@ -42,7 +45,7 @@ class LambdaProcess:
             AWS_LAMBDA_RUNTIME_API=runtime.address,
             LAMBDA_TASK_ROOT=str(ROOT),
             AWS_LAMBDA_FUNCTION_NAME="edgerelay-stream",
-            **env,
+            **{**ANONYMOUS, **env},
         )
         # Exactly what Lambda passes: the interpreter, then the managed runtime's own arguments.
         argv = [str(WRAPPER), sys.executable, "/var/runtime/bootstrap.py"]

@@ -11,6 +11,7 @@ import pytest
 
 from functions.aws_lambda.events import EventError, decode_event, prelude, proxy_response
 from functions.aws_lambda.handler import BufferedHandler
+from tests.aws_lambda.conftest import ANONYMOUS
 from tests.aws_lambda.lambda_events import KINDS, chat, event
 from tests.support.fake_fetch import FakeFetch, FakeResponse, split_every
 from tests.support.loopback import Reply
@@ -41,7 +42,8 @@ def handler_for():
     made: list[BufferedHandler] = []
 
     def make(env=None, fetch=None) -> BufferedHandler:
-        handler = BufferedHandler.from_env(env or {}, fetch or FakeFetch(lambda r: FakeResponse()))
+        env = {**ANONYMOUS, **(env or {})}
+        handler = BufferedHandler.from_env(env, fetch or FakeFetch(lambda r: FakeResponse()))
         made.append(handler)
         return handler
 

@@ -14,6 +14,7 @@ from edgerelay.core.fetch import FetchRequest
 from functions.aws_lambda.app import create_app
 from functions.aws_lambda.runtime_api import Invocation, RuntimeAPI
 from functions.aws_lambda.stream_loop import StreamLoop
+from tests.aws_lambda.conftest import ANONYMOUS
 from tests.aws_lambda.fake_runtime import WAIT
 from tests.aws_lambda.lambda_events import chat, event
 from tests.support.fake_fetch import FakeFetch, FakeResponse
@@ -44,7 +45,9 @@ def error_event(body: bytes) -> dict:
 
 
 def test_size_cap_ends_an_event_stream_cleanly_with_an_error_event(runtime):
-    app = create_app({"EDGERELAY_MAX_STREAM_BYTES": "600"}, FakeFetch(lambda r: FakeResponse()))
+    app = create_app(
+        {**ANONYMOUS, "EDGERELAY_MAX_STREAM_BYTES": "600"}, FakeFetch(lambda r: FakeResponse())
+    )
     outcome = runtime.invoke(event("function-url", chat(text="one two three four five six")))
     run(runtime, app, 1)
 
@@ -60,7 +63,7 @@ def test_size_cap_ends_an_event_stream_cleanly_with_an_error_event(runtime):
 def test_duration_cap_stops_the_upstream(runtime):
     upstream = StallingResponse(200, SSE, [b'data: {"n":1}\n\n'])
     fetch = FakeFetch(lambda r: upstream)
-    app = create_app({**OPENAI, "EDGERELAY_MAX_STREAM_SECONDS": "0.2"}, fetch)
+    app = create_app({**ANONYMOUS, **OPENAI, "EDGERELAY_MAX_STREAM_SECONDS": "0.2"}, fetch)
     outcome = runtime.invoke(event("rest-api-v1", chat("openai/x")))
     run(runtime, app, 1)
 
@@ -73,7 +76,8 @@ def test_duration_cap_stops_the_upstream(runtime):
 def test_a_cut_body_that_is_not_an_event_stream_is_flagged_in_the_trailers(runtime):
     upstream = StallingResponse(200, {"content-type": "application/json"}, [b'{"partial":'])
     app = create_app(
-        {**OPENAI, "EDGERELAY_MAX_STREAM_SECONDS": "0.2"}, FakeFetch(lambda r: upstream)
+        {**ANONYMOUS, **OPENAI, "EDGERELAY_MAX_STREAM_SECONDS": "0.2"},
+        FakeFetch(lambda r: upstream),
     )
     outcome = runtime.invoke(event("function-url", chat("openai/x", stream=False)))
     run(runtime, app, 1)
@@ -89,7 +93,7 @@ def test_deadline_before_the_upstream_answers_is_a_504_response(runtime):
         async def __call__(self, request: FetchRequest):
             await asyncio.sleep(WAIT)
 
-    app = create_app({**OPENAI, "EDGERELAY_DEADLINE_MARGIN_MS": "1000"}, SlowFetch())
+    app = create_app({**ANONYMOUS, **OPENAI, "EDGERELAY_DEADLINE_MARGIN_MS": "1000"}, SlowFetch())
     outcome = runtime.invoke(event("function-url", chat("openai/x")), deadline_in=1.3)
     run(runtime, app, 1)
 
@@ -99,7 +103,7 @@ def test_deadline_before_the_upstream_answers_is_a_504_response(runtime):
 
 
 def test_a_crash_before_the_first_byte_goes_to_invocation_error(runtime):
-    app = create_app({}, FakeFetch(lambda r: FakeResponse()))
+    app = create_app(ANONYMOUS, FakeFetch(lambda r: FakeResponse()))
 
     async def broken(request):
         raise RuntimeError("secret detail sk-123")
@@ -118,7 +122,7 @@ def test_a_crash_before_the_first_byte_goes_to_invocation_error(runtime):
 
 
 def test_a_crash_mid_stream_sends_an_error_event_then_trailers(runtime):
-    app = create_app({}, FakeFetch(lambda r: FakeResponse()))
+    app = create_app(ANONYMOUS, FakeFetch(lambda r: FakeResponse()))
 
     async def body():
         yield b'data: {"n":1}\n\n'
@@ -139,7 +143,7 @@ def test_a_crash_mid_stream_sends_an_error_event_then_trailers(runtime):
 
 
 def test_a_bad_base64_body_is_a_400_not_a_crash(runtime):
-    app = create_app({}, FakeFetch(lambda r: FakeResponse()))
+    app = create_app(ANONYMOUS, FakeFetch(lambda r: FakeResponse()))
     broken = event("function-url", chat())
     broken["body"] = "%%%not base64"
     outcome = runtime.invoke(broken)
@@ -158,7 +162,7 @@ def test_a_translated_stream_cut_by_the_upstream_is_flagged_in_the_trailers(runt
     ]
     upstream = FakeResponse(200, SSE, anthropic_sse, error_after=1)
     env = {"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
-    app = create_app(env, FakeFetch(lambda r: upstream))
+    app = create_app({**ANONYMOUS, **env}, FakeFetch(lambda r: upstream))
     outcome = runtime.invoke(event("function-url", chat(model="anthropic/claude-test")))
     run(runtime, app, 1)
 
@@ -173,7 +177,9 @@ def test_a_first_chunk_over_the_size_cap_is_never_sent(runtime):
     # The cap was only checked from the second chunk on: one big first read went out whole.
     big = b"".join(b'data: {"n":%d}\n\n' % i for i in range(200))  # ~3 KB in one read
     upstream = FakeResponse(200, SSE, [big, b"data: [DONE]\n\n"])
-    app = create_app({**OPENAI, "EDGERELAY_MAX_STREAM_BYTES": "600"}, FakeFetch(lambda r: upstream))
+    app = create_app(
+        {**ANONYMOUS, **OPENAI, "EDGERELAY_MAX_STREAM_BYTES": "600"}, FakeFetch(lambda r: upstream)
+    )
     outcome = runtime.invoke(event("function-url", chat("openai/x")))
     run(runtime, app, 1)
 
@@ -187,7 +193,7 @@ def test_a_first_chunk_over_the_size_cap_is_never_sent(runtime):
 def test_an_invocation_without_a_trace_id_does_not_inherit_the_previous_one(runtime, monkeypatch):
     # As the managed runtime (awslambdaric's update_xray_env_variable): set, or removed.
     monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-previous-invocation")
-    app = create_app({}, FakeFetch(lambda r: FakeResponse()))
+    app = create_app(ANONYMOUS, FakeFetch(lambda r: FakeResponse()))
     loop = StreamLoop(RuntimeAPI(runtime.address), app)
     body = json.dumps(event("function-url", chat(stream=False))).encode()
     traced, untraced = (runtime.invoke(body) for _ in range(2))

@@ -182,6 +182,8 @@ def test_the_package_holds_only_our_code_and_runs(tmp_path):
         "transports",
     }
     assert "edgerelay/transports/httpx_fetch.py" in files
+    assert "edgerelay/core/identity/authenticate.py" in files
+    assert "edgerelay/transports/signatures.py" in files  # the JWT verifier
     assert "edgerelay/core/providers/anthropic_stream.py" in files
     ours = {f for f in files if f.startswith("functions/")}
     assert "functions/aws_lambda/stream-wrapper" in ours

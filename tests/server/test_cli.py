@@ -131,3 +131,35 @@ def test_an_unknown_http_client_is_named_at_start():
     done = serve({"EDGERELAY_HTTP_CLIENT": "requests"})
     assert done.returncode == 2
     assert "EDGERELAY_HTTP_CLIENT" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serving_beyond_loopback_with_no_identity_is_refused_naming_the_settings():
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("EDGERELAY_", "OPENAI_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "edgerelay.server.cli", "serve", "--host", "0.0.0.0", "--port", "9"],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "EDGERELAY_ALLOW_ANONYMOUS" in done.stderr and "EDGERELAY_JWKS_URL" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_loopback_serves_anyone_and_says_so_elsewhere_identity_or_explicit_consent():
+    from edgerelay.core import load_config
+    from edgerelay.server.cli import anonymous_refusal, banner
+
+    bare = load_config({})
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        assert anonymous_refusal(bare, host) is None
+    assert "no client identity configured" in banner(bare, "127.0.0.1", 8787)
+    assert anonymous_refusal(bare, "0.0.0.0") is not None
+    assert anonymous_refusal(bare, "192.168.1.5") is not None
+    allowed = load_config({"EDGERELAY_ALLOW_ANONYMOUS": "true"})
+    assert anonymous_refusal(allowed, "0.0.0.0") is None
+    keyed = load_config({"EDGERELAY_CLIENT_KEYS": "a-client-key-of-enough-length"})
+    assert anonymous_refusal(keyed, "0.0.0.0") is None
+    assert "no client identity" not in banner(keyed, "0.0.0.0", 80)
+    assert "a-client-key-of-enough-length" not in banner(keyed, "0.0.0.0", 80)

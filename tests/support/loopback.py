@@ -128,12 +128,17 @@ class FakeUpstream:
 class GatewayServer:
     """The real ASGI app on uvicorn, configured from ``env`` (not the process environment)."""
 
-    def __init__(self, env: Mapping[str, str], http_client: str = "aiohttp") -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        http_client: str = "aiohttp",
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         import uvicorn
 
         from edgerelay.server.asgi import create_app
 
-        self.app = create_app({**env, "EDGERELAY_HTTP_CLIENT": http_client})
+        self.app = create_app({**env, "EDGERELAY_HTTP_CLIENT": http_client}, clock=clock)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
