@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgerelay.core import Gateway, Request, load_config  # noqa: E402
-from edgerelay.core.identity.authenticate import VerifiedTokens  # noqa: E402
+from edgerelay.core.identity.cache import VerifiedTokens  # noqa: E402
 from edgerelay.core.identity.tokens import mint_hs256  # noqa: E402
 from edgerelay.transports.signatures import CryptographyVerifier  # noqa: E402
 from tests.support.drive import drive  # noqa: E402

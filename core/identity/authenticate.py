@@ -22,7 +22,7 @@ from typing import NamedTuple
 from ..errors import GatewayError
 from ..fetch import Fetch
 from .client_keys import key_id
-from .jwks import JwksCache, JwksUnavailable
+from .jwks import JwksUnavailable
 from .policy import ANONYMOUS, DEFAULT, Policy, policy_named
 from .sessions import SESSION_ISSUER
 from .settings import IDENTITY_SETTINGS, IdentitySettings
@@ -40,35 +40,12 @@ from .verify import PUBLIC_KEY_ALGORITHMS, SignatureVerifier, UnsupportedKey
 # Headers that carry a credential: everywhere, and where each SDK puts its key on its own
 # passthrough route (anthropic: x-api-key; google-genai: x-goog-api-key).
 _PASSTHROUGH_HEADERS = ("x-api-key", "x-goog-api-key")
-CACHE_SIZE = 1024
 CACHE_SECONDS = 300.0  # a verified token is trusted this long at most, then checked again
 
 
 class Identity(NamedTuple):
     client_id: str  # "jwt:<sub>", "key:<id>", "session:<id>" or "anonymous"
     policy: Policy
-
-
-class VerifiedTokens:
-    """Bounded map of token hash → (identity, valid until); oldest entries leave first."""
-
-    def __init__(self, size: int = CACHE_SIZE) -> None:
-        self._size = size
-        self._entries: dict[bytes, tuple[Identity, float]] = {}
-
-    def get(self, digest: bytes, now: float) -> Identity | None:
-        entry = self._entries.get(digest)
-        if entry is None:
-            return None
-        if now >= entry[1]:
-            del self._entries[digest]
-            return None
-        return entry[0]
-
-    def put(self, digest: bytes, identity: Identity, until: float) -> None:
-        if len(self._entries) >= self._size:
-            del self._entries[next(iter(self._entries))]
-        self._entries[digest] = (identity, until)
 
 
 def credential_of(headers: Mapping[str, str], passthrough: bool) -> str | None:
@@ -102,8 +79,9 @@ class Authenticator:
         self._verifier = verifier
         self._rules = ClaimRules(settings.jwt_leeway, settings.jwt_issuer, settings.jwt_audience)
         self._session_rules = ClaimRules(settings.jwt_leeway, SESSION_ISSUER)
-        self.jwks = JwksCache(settings.jwks_url, fetch, clock) if settings.jwks_url else None
-        self.cache = VerifiedTokens()
+        self._fetch = fetch
+        self.jwks = settings.caches.jwks
+        self.cache = settings.caches.tokens
         policies = settings.policies
         # Anonymous callers: refused on a public target with no identity configured, unless
         # allowed explicitly; when identity is on, only with EDGERELAY_ALLOW_ANONYMOUS=true.
@@ -199,7 +177,7 @@ class Authenticator:
         if kid is not None and not isinstance(kid, str):
             raise InvalidCredential("kid is not a string")
         try:
-            jwk = await self.jwks.get(kid)
+            jwk = await self.jwks.get(kid, self._fetch, self._clock)
         except JwksUnavailable:
             raise GatewayError(
                 503,

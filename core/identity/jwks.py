@@ -35,10 +35,8 @@ class JwksUnavailable(Exception):
 class JwksCache:
     """Keys by ``kid`` from one JWKS URL. ``get(kid)`` is the whole surface."""
 
-    def __init__(self, url: str, fetch: Fetch, clock: Callable[[], float]) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url
-        self._fetch = fetch
-        self._clock = clock
         self._keys: dict[str | None, dict[str, Any]] | None = None
         self._fresh_until = 0.0
         self._last_attempt: float | None = None
@@ -47,16 +45,19 @@ class JwksCache:
         self._lock: asyncio.Lock | None = None
         self.fetches = 0  # how many times the host was asked (for tests and the bench)
 
-    async def get(self, kid: str | None) -> Mapping[str, Any] | None:
+    async def get(
+        self, kid: str | None, fetch: Fetch, clock: Callable[[], float]
+    ) -> Mapping[str, Any] | None:
         """The JWK for ``kid`` (None when the token names none and the set has one key), or
-        None when the provider has no such key. Raises ``JwksUnavailable``."""
-        if self._wants_download(kid, self._clock()):
+        None when the provider has no such key. Raises ``JwksUnavailable``. ``fetch`` is the
+        calling request's (a Worker's carries that request's abort signal)."""
+        if self._wants_download(kid, clock()):
             if self._lock is None:
                 self._lock = asyncio.Lock()
             async with self._lock:
-                now = self._clock()
+                now = clock()
                 if self._wants_download(kid, now):
-                    await self._refresh(now)
+                    await self._refresh(now, fetch)
         if self._keys is None:
             raise JwksUnavailable(self.url)
         if kid is None and len(self._keys) == 1:
@@ -73,22 +74,24 @@ class JwksCache:
     def _may_refetch(self, now: float) -> bool:
         return self._last_attempt is None or now - self._last_attempt >= REFETCH_INTERVAL
 
-    async def _refresh(self, now: float) -> None:
+    async def _refresh(self, now: float, fetch: Fetch) -> None:
         self._last_attempt = now
         self.fetches += 1
-        fetched = await self._download()
+        fetched = await self._download(fetch)
         if fetched is None:
             return  # host down or garbage: stale keys stay in use
         keys, ttl = fetched
         self._keys = keys
         self._fresh_until = now + ttl
 
-    async def _download(self) -> tuple[dict[str | None, dict[str, Any]], float] | None:
+    async def _download(
+        self, fetch: Fetch
+    ) -> tuple[dict[str | None, dict[str, Any]], float] | None:
         request = FetchRequest(
             "GET", self.url, {"accept": "application/json"}, timeout=FETCH_TIMEOUT
         )
         try:
-            response = await self._fetch(request)
+            response = await fetch(request)
             try:
                 if response.status != 200:
                     return None

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from ..config import ConfigError
+from .cache import IdentityCaches
 from .client_keys import ClientKey, ClientKeys, parse_key_entry
 from .policy import DEFAULT, Policy, load_policies, policy_named
 
@@ -38,6 +39,8 @@ class IdentitySettings(NamedTuple):
     session_ttl: int = 900
     allow_anonymous: bool = False
     policies: Mapping[str, Policy] = {DEFAULT: Policy(DEFAULT)}
+    # The JWKS and verified tokens, shared by every Gateway built from these settings.
+    caches: IdentityCaches = IdentityCaches()
 
     @property
     def enabled(self) -> bool:
@@ -94,6 +97,7 @@ def load_identity(
         session_ttl=ttl,
         allow_anonymous=_flag("EDGERELAY_ALLOW_ANONYMOUS", get("EDGERELAY_ALLOW_ANONYMOUS")),
         policies=policies,
+        caches=IdentityCaches(jwks_url),
     )
 
 

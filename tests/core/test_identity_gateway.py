@@ -431,3 +431,24 @@ def test_bad_identity_settings_are_named_and_never_quoted(env, setting):
 def test_loopback_jwks_urls_are_allowed_for_tests():
     for url in ("http://127.0.0.1:9/jwks", "http://localhost:9/jwks", "http://[::1]:9/jwks"):
         assert load_config({"EDGERELAY_JWKS_URL": url}).identity.jwks_url == url
+
+
+def test_gateways_built_per_request_from_one_config_share_the_jwks_and_verified_tokens():
+    # The Worker builds a Gateway per request (for the request's abort signal) and keeps the
+    # configuration: the identity caches ride on the configuration, not on the Gateway.
+    from edgerelay.core import Gateway
+
+    verifier = FakeVerifier()
+    first, fetch, _ = identity_gateway(verifier=verifier)
+    token = signed(claims())
+    for _ in range(3):
+        gateway = Gateway(
+            first.config,
+            fetch,
+            clock=lambda: NOW,
+            new_id=lambda: "x",
+            verifier=verifier,
+            target="worker",
+        )
+        assert send(gateway, body=CHAT, headers=bearer(token))[0].status == 200
+    assert jwks_fetches(fetch) == 1 and verifier.calls == 1
