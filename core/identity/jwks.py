@@ -12,12 +12,14 @@ and cached; every decision here is a function of the injected clock.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..fetch import Fetch, FetchError, FetchRequest
+
+if TYPE_CHECKING:
+    import asyncio
 
 MIN_TTL = 60.0
 MAX_TTL = 24 * 3600.0
@@ -53,6 +55,8 @@ class JwksCache:
         calling request's (a Worker's carries that request's abort signal)."""
         if self._wants_download(kid, clock()):
             if self._lock is None:
+                import asyncio  # only once a JWKS is needed: it is slow to import
+
                 self._lock = asyncio.Lock()
             async with self._lock:
                 now = clock()

@@ -99,8 +99,13 @@ def _policy(name: str, spec: object, max_messages: int | None) -> Policy:
         cap,
         default,
         messages if messages is not None else max_messages,
-        frozenset(passthrough) if passthrough is not None else None,
+        frozenset(passthrough) if passthrough is not None else _default_passthrough(name),
     )
+
+
+def _default_passthrough(name: str) -> frozenset[str] | None:
+    """No passthrough for ``anonymous`` unless its table lists some; every route otherwise."""
+    return frozenset() if name == ANONYMOUS else None
 
 
 def _names(where: str, key: str, value: object) -> tuple[str, ...] | None:

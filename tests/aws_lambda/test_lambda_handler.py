@@ -146,7 +146,7 @@ def test_warm_invocations_reuse_one_gateway_and_loop(handler_for):
 def test_real_httpx_fetch_against_a_loopback_upstream(upstream):
     upstream.handler = lambda seen: Reply(200, SSE, split_every(UPSTREAM_SSE, 11))
     handler = BufferedHandler.from_env(
-        {"OPENAI_BASE_URL": upstream.url + "/v1", "OPENAI_API_KEY": "sk-upstream"}
+        {**ANONYMOUS, "OPENAI_BASE_URL": upstream.url + "/v1", "OPENAI_API_KEY": "sk-upstream"}
     )
     try:
         for kind in KINDS:

@@ -88,3 +88,10 @@ def test_cryptography_is_imported_only_with_a_jwks_url(env, imported):
         check=True,
     )
     assert done.stdout.split() == (["1", "1"] if imported else ["0", "0"])
+
+
+def test_the_shipped_deploy_configurations_do_not_allow_anonymous_use():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for path in ("functions/aws_lambda/template.yaml", "wrangler.toml"):
+        with open(os.path.join(root, path), encoding="utf-8") as f:
+            assert "EDGERELAY_ALLOW_ANONYMOUS" not in f.read(), path

@@ -167,3 +167,15 @@ def test_cap_fields_ignores_non_numbers_and_sets_nested_defaults():
     assert body == {"max_tokens": "lots"}
     body = {}
     assert cap_fields(body, ("a.b",), policy, "a.b") is True and body == {"a": {"b": 10}}
+
+
+def test_a_configured_anonymous_policy_has_no_passthrough_unless_it_lists_some():
+    from edgerelay.core import load_config
+
+    policies = load_config(
+        {"EDGERELAY_CONFIG": "[policies.anonymous]\nmax_tokens = 5\n[policies.open]\n"}
+    ).identity.policies
+    assert policies["anonymous"].passthrough == frozenset()
+    assert policies["open"].passthrough is None
+    listed = load_config({"EDGERELAY_CONFIG": '[policies.anonymous]\npassthrough = ["openai"]\n'})
+    assert listed.identity.policies["anonymous"].allows_passthrough("openai")

@@ -113,22 +113,26 @@ def test_issuer_and_audience(gateway_for, jwks):
 
 
 def test_unknown_kid_refetches_once_per_30_s_however_many_kids_arrive():
-    start = time.time()
+    start = int(time.time())
     now = [start]
+
+    def fresh(**extra):  # valid by the gateway's frozen clock, however slow this machine is
+        return claims(**{"iat": start, "exp": start + 3600, **extra})
+
     key = make_key("RS256", kid="known")
     with JwksServer([key]) as jwks:
         from tests.support.loopback import GatewayServer
 
         with GatewayServer(identity_env(jwks), clock=lambda: now[0]) as gateway:
-            assert post(gateway, key.mint(claims())).status_code == 200
+            assert post(gateway, key.mint(fresh())).status_code == 200
             assert jwks.requests == 1
             now[0] = start + 30  # the re-fetch window is open again
             stranger = make_key("EdDSA", kid="stranger")
             for i in range(100):
-                token = stranger.mint(claims(sub=f"u{i}"), kid=f"flood-{i}")
+                token = stranger.mint(fresh(sub=f"u{i}"), kid=f"flood-{i}")
                 assert post(gateway, token).status_code == 401
             assert jwks.requests == 2  # one re-fetch for the whole burst
-            assert post(gateway, key.mint(claims(sub="still-fine"))).status_code == 200
+            assert post(gateway, key.mint(fresh(sub="still-fine"))).status_code == 200
 
 
 def test_jwks_host_down_keeps_cached_keys_and_none_cached_is_503():

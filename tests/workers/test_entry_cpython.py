@@ -332,10 +332,13 @@ def test_null_body_reads_empty(worker):
 
 # --- the entrypoint end to end -----------------------------------------------------------
 
+# The Worker refuses anonymous model calls by default; these run as an operator who allowed them.
+ANONYMOUS_ENV = types.SimpleNamespace(EDGERELAY_ALLOW_ANONYMOUS="true")
+
 
 def test_mock_echo_through_the_entrypoint(worker):
     async def go():
-        return await worker.entry.Default(fake.Context(), types.SimpleNamespace()).fetch(
+        return await worker.entry.Default(fake.Context(), ANONYMOUS_ENV).fetch(
             js_request(body=chat())
         )
 
@@ -347,7 +350,7 @@ def test_mock_echo_through_the_entrypoint(worker):
 def test_streamed_mock_echo_through_the_entrypoint(worker):
     async def go():
         ctx = fake.Context()
-        response = await worker.entry.Default(ctx, types.SimpleNamespace()).fetch(
+        response = await worker.entry.Default(ctx, ANONYMOUS_ENV).fetch(
             js_request(body=chat(stream=True))
         )
         await ctx.waiting[0].obj
