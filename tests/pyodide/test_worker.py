@@ -16,13 +16,21 @@ from workerd_call import (
     UPSTREAM,
     call_fetch,
     load_entry,
-    make_env,
     make_request,
     read_all,
     read_event,
 )
+from workerd_call import make_env as workerd_env
 
 entry = load_entry()  # import errors fail the module loudly
+
+
+def make_env(**settings):
+    """The Worker refuses anonymous model calls by default; these transport tests run as an
+    operator who allowed them explicitly."""
+    return workerd_env(EDGERELAY_ALLOW_ANONYMOUS="true", **settings)
+
+
 TEST = js.EDGERELAY_TEST
 
 
