@@ -69,9 +69,7 @@ class Gateway:
         self.cors = CorsPolicy(config.cors_origins)
         identity = config.identity if config.identity is not None else IdentitySettings()
         self.identity: IdentitySettings = identity
-        self.auth = Authenticator(
-            identity, fetch, clock, verifier, public=target in PUBLIC_TARGETS
-        )
+        self.auth = Authenticator(identity, fetch, clock, verifier, public=target in PUBLIC_TARGETS)
 
     async def handle(self, request: Request) -> Response:
         if request.method == "OPTIONS" and "access-control-request-method" in request.headers:

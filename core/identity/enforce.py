@@ -5,9 +5,9 @@ a passthrough body is read (within the body limit) and checked like a chat reque
 
 from __future__ import annotations
 
-from .. import safejson
+from .. import registry, safejson
 from ..chat import ChatRequest
-from ..config import OPENAI_DEFAULT_URL, Config
+from ..config import Config
 from ..errors import GatewayError, bad_request
 from ..fetch import FetchError
 from ..http import Request
@@ -16,6 +16,9 @@ from ..responses import too_large
 from ..routing import Route
 from ..safejson import dumps
 from .policy import Policy, cap_fields
+
+# OpenAI's own API (as opposed to an OpenAI-compatible server, which may know only max_tokens).
+OPENAI_DEFAULT_URL = registry.spec("openai").default_url
 
 # Where each passthrough kind's request names its output limit; and, per endpoint, the field
 # that gets the policy's default when the request names none (absent: not a generation call).
