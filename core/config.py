@@ -44,6 +44,9 @@ class Config(NamedTuple):
     trust_env: bool = False
     # Client identity and policies (``core.identity.IdentitySettings``); None: nothing set.
     identity: object = None
+    # Per-model facts from EDGERELAY_CONFIG's [models.<provider or kind>."<pattern>"] tables,
+    # checked before the registry's own (models that arrive after a release).
+    model_facts: Mapping[str, tuple[registry.ModelFacts, ...]] = {}
 
 
 def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None = None) -> Config:
@@ -104,9 +107,57 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
     identity = load_identity(
         get, settings, _positive_int("EDGERELAY_MAX_MESSAGES", max_messages, 0) or None
     )
+    facts = _model_facts(_table(settings, "models"))
     return Config(
-        providers, dict(aliases), max_body, timeout, max_tokens, cors, trust_env, identity
+        providers,
+        dict(aliases),
+        max_body,
+        timeout,
+        max_tokens,
+        cors,
+        trust_env,
+        identity,
+        facts,
     )
+
+
+def _model_facts(tables: dict) -> dict[str, tuple[registry.ModelFacts, ...]]:
+    """``[models.anthropic."claude-opus-5*"]`` rows: thinking, can_disable, efforts,
+    signatures, as in the registry's own tables."""
+    out: dict[str, tuple[registry.ModelFacts, ...]] = {}
+    for owner, rows in tables.items():
+        if not isinstance(rows, dict):
+            raise ConfigError(f"EDGERELAY_CONFIG.models.{owner}", "must be a table of patterns")
+        facts = []
+        for pattern, row in rows.items():
+            setting = f"EDGERELAY_CONFIG.models.{owner}.{pattern}"
+            if not isinstance(row, dict):
+                raise ConfigError(setting, "must be a table")
+            unknown = set(row) - {"thinking", "can_disable", "efforts", "signatures"}
+            if unknown:
+                raise ConfigError(setting, f"unknown field {sorted(unknown)[0]}")
+            thinking = row.get("thinking")
+            if thinking not in registry.THINKING_KINDS:
+                kinds = ", ".join(sorted(registry.THINKING_KINDS))
+                raise ConfigError(f"{setting}.thinking", f"must be one of {kinds}")
+            efforts = row.get("efforts", [])
+            if not isinstance(efforts, list) or not all(isinstance(e, str) for e in efforts):
+                raise ConfigError(f"{setting}.efforts", "must be a list of level names")
+            if thinking in ("adaptive", "both", "level") and not efforts:
+                raise ConfigError(f"{setting}.efforts", "is required for a model with levels")
+            flags = {}
+            for flag in ("can_disable", "signatures"):
+                value = row.get(flag, flag == "can_disable")
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{setting}.{flag}", "must be true or false")
+                flags[flag] = value
+            facts.append(
+                registry.ModelFacts(
+                    pattern, thinking, flags["can_disable"], tuple(efforts), flags["signatures"]
+                )
+            )
+        out[owner] = tuple(facts)
+    return out
 
 
 def _builtin_provider(spec: registry.ProviderSpec, get: Callable) -> ProviderConfig:

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from .http import Response
 
 # Headers a page may read from our responses besides the CORS-safelisted ones.
-_EXPOSE = "x-request-id, request-id, retry-after, x-ratelimit-remaining-requests"
+_EXPOSE = (
+    "x-request-id, request-id, retry-after, x-ratelimit-remaining-requests, x-edgerelay-repaired"
+)
 _METHODS = "GET, POST, OPTIONS"
 
 

@@ -203,12 +203,15 @@ class Gateway:
         except FetchError as exc:
             raise unreachable(config.name, exc) from None
         if upstream.status >= 400:
-            raise await _upstream_error(upstream, provider.translate_error)
+            error = await _upstream_error(upstream, provider.translate_error)
+            error.headers = (*error.headers, *_repaired(ctx))
+            raise error
         if provider.relays_openai:
             return passthrough(upstream)
         if chat.stream:
             stream = provider.stream_translator(route, ctx)
-            response = Response(200, translated_headers(EVENT_STREAM, upstream))
+            headers = translated_headers(EVENT_STREAM, upstream)
+            response = Response(200, [*headers, *_repaired(ctx)])
             response.stream = _translate(upstream, stream, response)
             return response
         try:
@@ -218,7 +221,13 @@ class Gateway:
         finally:
             await upstream.aclose()
         body = provider.translate_response(body, route, ctx)
-        return Response(200, translated_headers(JSON, upstream), body)
+        return Response(200, [*translated_headers(JSON, upstream), *_repaired(ctx)], body)
+
+
+def _repaired(ctx: ChatContext) -> tuple[tuple[str, str], ...]:
+    """``x-edgerelay-repaired`` when the request was changed to be answerable (the access log
+    reads it too)."""
+    return (("x-edgerelay-repaired", ctx.repaired),) if ctx.repaired else ()
 
 
 async def _upstream_error(

@@ -13,6 +13,8 @@ it actually calls.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from importlib import import_module
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
@@ -25,19 +27,24 @@ KeyRequired = Literal["always", "at_default_url", "never"]
 
 class ModelFacts(NamedTuple):
     """What one family of a provider's models accepts, for the names ``pattern`` matches
-    (``fnmatch`` style: ``claude-opus-4-7*``). Filled in by the provider's entry."""
+    (``fnmatch`` style, case-sensitive: ``claude-opus-4-7*``). docs/anthropic.md and
+    docs/gemini.md show each row with its source."""
 
     pattern: str
-    # Anthropic: "adaptive", "budget" or "both"; Gemini: "budget" (thinkingBudget) or "level"
-    # (thinkingLevel).
+    # Anthropic: "adaptive", "budget" or "both" (adaptive recommended, budget deprecated);
+    # Gemini: "level" (thinkingLevel) or "budget" (thinkingBudget).
     thinking: str
-    # Whether thinking can be switched off (Anthropic ``disabled``, Gemini budget 0).
+    # Whether thinking can be switched off (Anthropic: no thinking / ``disabled``; Gemini: a
+    # budget of 0).
     can_disable: bool = True
-    # The effort levels the model takes, lowest first (Anthropic output_config.effort, Gemini
-    # thinkingLevel); empty for budget-only models.
+    # The levels the model takes, lowest first (Anthropic ``output_config.effort``, Gemini
+    # ``thinkingLevel``); empty for budget models.
     efforts: tuple[str, ...] = ()
     # Gemini: function calls of the current turn must carry a thought signature.
     signatures: bool = False
+
+
+THINKING_KINDS = frozenset({"adaptive", "budget", "both", "level"})
 
 
 class ProviderSpec(NamedTuple):
@@ -132,12 +139,68 @@ def provider(kind: str) -> Provider:
     return found
 
 
+def model_facts(
+    provider: ProviderConfig, model: str, overrides: Mapping[str, tuple[ModelFacts, ...]]
+) -> ModelFacts | None:
+    """What ``model`` of ``provider`` accepts: the first matching pattern of the overrides
+    from EDGERELAY_CONFIG (under the provider's name, then its kind), then of the kind's own
+    table, else the kind's newest family. None for a kind that declares no such facts."""
+    spec = _SPECS[provider.kind]
+    rows = (
+        *overrides.get(provider.name, ()),
+        *(overrides.get(provider.kind, ()) if provider.name != provider.kind else ()),
+        *spec.models,
+    )
+    return next((row for row in rows if fnmatchcase(model, row.pattern)), spec.newest)
+
+
 def key_headers(provider: ProviderConfig) -> dict[str, str]:
     """The gateway's key for ``provider``, in the header its kind takes it in (none if unset)."""
     if not provider.api_key:
         return {}
     header, template = _SPECS[provider.kind].key_header
     return {header: template.format(provider.api_key)}
+
+
+# Claude models (docs/anthropic.md has each row's source).
+_CLAUDE_ALL = ("low", "medium", "high", "xhigh", "max")
+_CLAUDE_MAX = ("low", "medium", "high", "max")
+_CLAUDE_BUDGET = (
+    "claude-opus-4-5*",
+    "claude-sonnet-4-5*",
+    "claude-haiku-4-5*",
+    "claude-opus-4-1*",
+    "claude-opus-4-0*",
+    "claude-opus-4-2*",  # claude-opus-4-20250514
+    "claude-sonnet-4-0*",
+    "claude-sonnet-4-2*",  # claude-sonnet-4-20250514
+    "claude-3*",
+)
+CLAUDE_MODELS = (
+    ModelFacts("claude-opus-4-7*", "adaptive", can_disable=False, efforts=_CLAUDE_ALL),
+    ModelFacts("claude-mythos-preview*", "adaptive", can_disable=False, efforts=_CLAUDE_MAX),
+    ModelFacts("claude-opus-4-6*", "both", efforts=_CLAUDE_MAX),
+    ModelFacts("claude-sonnet-4-6*", "both", efforts=_CLAUDE_MAX),
+    *(ModelFacts(pattern, "budget") for pattern in _CLAUDE_BUDGET),
+)
+# A name no pattern knows is a model newer than this table: the newest family's behaviour.
+CLAUDE_NEWEST = ModelFacts("*", "adaptive", can_disable=False, efforts=_CLAUDE_MAX)
+
+# Gemini models (docs/gemini.md has each row's source).
+_GEMINI_LEVELS = ("MINIMAL", "LOW", "MEDIUM", "HIGH")
+GEMINI_MODELS = (
+    ModelFacts(
+        "gemini-3-pro*", "level", can_disable=False, efforts=("LOW", "HIGH"), signatures=True
+    ),
+    ModelFacts(
+        "gemini-3.1-pro*", "level", can_disable=False, efforts=("LOW", "HIGH"), signatures=True
+    ),
+    ModelFacts("gemini-3*", "level", can_disable=False, efforts=_GEMINI_LEVELS, signatures=True),
+    ModelFacts("gemini-2.5-pro*", "budget", can_disable=False),
+    ModelFacts("gemini-2*", "budget"),
+    ModelFacts("gemini-1*", "budget"),
+)
+GEMINI_NEWEST = ModelFacts("*", "level", can_disable=False, efforts=_GEMINI_LEVELS, signatures=True)
 
 
 register(
@@ -189,6 +252,8 @@ register(
         response_headers=frozenset({"request-id"}),
         response_header_prefixes=("anthropic-ratelimit-",),
         error_shape="anthropic",
+        models=CLAUDE_MODELS,
+        newest=CLAUDE_NEWEST,
     )
 )
 register(
@@ -212,5 +277,7 @@ register(
         forwarded_headers=frozenset({"x-goog-api-client"}),
         response_headers=frozenset({"x-goog-request-id"}),
         error_shape="gemini",
+        models=GEMINI_MODELS,
+        newest=GEMINI_NEWEST,
     )
 )

@@ -17,6 +17,7 @@ from ..safejson import dumps
 from .anthropic_messages import convert
 from .anthropic_response import translate_error, translate_response
 from .anthropic_stream import AnthropicStream
+from .anthropic_thinking import missing_thinking, thinking_for, unsigned_tool_turn
 from .base import ChatContext
 
 __all__ = [
@@ -33,8 +34,6 @@ local_upstream = None
 
 API_VERSION = "2023-06-01"
 
-# reasoning_effort -> extended thinking budget_tokens (Anthropic's minimum is 1024).
-EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576, "xhigh": 32768}
 
 # Fields Anthropic cannot honour and whose loss would change the answer: (field, rejects(value),
 # why). Everything else unknown to the mapping is ignored (see IGNORED and docs/anthropic.md).
@@ -95,13 +94,22 @@ def build_request(
         if rejects(body.get(name)):
             raise bad_request(f"`{name}` is not supported here: {why}.", param=name)
     checked = check(body)
-    system, turns = convert(body["messages"])
+    facts = registry.model_facts(route.provider, route.model, config.model_facts)
+    facts = facts or registry.CLAUDE_NEWEST
+    thinking = thinking_for(checked.reasoning_effort, facts)
+    if thinking is not None:
+        unsigned = unsigned_tool_turn(body["messages"], route.model)
+        if unsigned is not None:
+            if not facts.can_disable:
+                raise missing_thinking(unsigned, route.model)
+            thinking, ctx.repaired = None, "thinking"  # as Anthropic's own 400 advises
+    system, turns = convert(body["messages"], route.model)
     out: dict = {"model": route.model}
     if system:
         out["system"] = system[0]["text"] if len(system) == 1 else system
     out["messages"] = turns
     max_tokens, limit_field = checked.max_tokens, checked.max_tokens_field
-    budget = _thinking_budget(checked.reasoning_effort)
+    budget = thinking.budget if thinking is not None else 0
     if budget:
         if limit_field is None or max_tokens is None:  # room for the answer after the thinking
             max_tokens = budget + config.anthropic_default_max_tokens
@@ -112,14 +120,19 @@ def build_request(
                 "includes; raise it or lower reasoning_effort.",
                 param=limit_field,
             )
-        out["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    if thinking is not None:
+        out["thinking"] = thinking.thinking
+        if thinking.effort:
+            out["output_config"] = {"effort": thinking.effort}
     out["max_tokens"] = max_tokens or config.anthropic_default_max_tokens
     map_fields(FIELDS, checked, body, out)
-    if budget:
+    if thinking is not None:
         _check_thinking_sampling(checked)
     if checked.tools:
         out["tools"] = [_tool(tool) for tool in checked.tools]
-        choice = _tool_choice(checked.tool_choice, checked.parallel_tool_calls, budget)
+        choice = _tool_choice(
+            checked.tool_choice, checked.parallel_tool_calls, thinking is not None
+        )
         if choice:
             out["tool_choice"] = choice
     user = body.get("safety_identifier") or body.get("user")
@@ -140,12 +153,6 @@ def build_request(
 
 def stream_translator(route: Route, ctx: ChatContext) -> AnthropicStream:
     return AnthropicStream(route.model, ctx.completion_id, ctx.created, ctx.include_usage)
-
-
-def _thinking_budget(effort: str | None) -> int | None:
-    if effort is None or effort == "none":
-        return None
-    return EFFORT_BUDGETS[effort]
 
 
 def _check_thinking_sampling(checked: Checked) -> None:
@@ -172,9 +179,7 @@ def _tool(tool: Tool) -> dict:
     return entry
 
 
-def _tool_choice(
-    choice: ToolChoice | None, parallel: bool | None, thinking: int | None
-) -> dict | None:
+def _tool_choice(choice: ToolChoice | None, parallel: bool | None, thinking: bool) -> dict | None:
     mapped: dict | None
     if choice is None:
         mapped = None

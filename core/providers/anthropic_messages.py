@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from ..chat import data_url, image_url, part_text, tool_call_arguments
 from ..errors import bad_request
-from .anthropic_response import FORMAT
+from .anthropic_thinking import usable_items
 
 
-def convert(messages: list) -> tuple[list[dict], list[dict]]:
+def convert(messages: list, model: str) -> tuple[list[dict], list[dict]]:
     """System text blocks (system and developer messages, wherever they are) and the turns.
     Consecutive turns of one role are merged, as Anthropic itself does; so tool results form
-    one user turn, with any user message right after them."""
+    one user turn, with any user message right after them. Thinking goes back only if
+    ``model`` produced it."""
     system: list[dict] = []
     turns: list[dict] = []
     for i, message in enumerate(messages):
@@ -23,7 +24,7 @@ def convert(messages: list) -> tuple[list[dict], list[dict]]:
         if role == "user":
             blocks = _user_blocks(message.get("content"), where + ".content")
         elif role == "assistant":
-            blocks = _assistant_blocks(message, where)
+            blocks = _assistant_blocks(message, where, model)
             if not blocks:  # Anthropic refuses an assistant turn with no content: leave it out
                 continue
         elif role == "tool":
@@ -101,9 +102,9 @@ def _image(part: dict, where: str) -> dict:
     )
 
 
-def _assistant_blocks(message: dict, where: str) -> list[dict]:
+def _assistant_blocks(message: dict, where: str, model: str) -> list[dict]:
     # Signed thinking goes back first: Anthropic refuses a tool-use turn continued without it.
-    blocks = _reasoning_blocks(message.get("reasoning_details"))
+    blocks = _reasoning_blocks(message.get("reasoning_details"), model)
     blocks += _text_blocks(message.get("content"), where + ".content", ("text", "refusal"))
     calls = message.get("tool_calls")
     if not isinstance(calls, list | None):
@@ -124,17 +125,16 @@ def _assistant_blocks(message: dict, where: str) -> list[dict]:
     return blocks
 
 
-def _reasoning_blocks(details: object) -> list[dict]:
+def _reasoning_blocks(details: object, model: str) -> list[dict]:
     """Our own reasoning_details items back into thinking blocks, in order. Items of another
-    format (a Gemini turn), and thinking without a signature, cannot go to Anthropic."""
+    format (a Gemini turn), of another model, and thinking without a signature cannot go to
+    Anthropic (``anthropic_thinking.usable_items``)."""
     blocks = []
-    for item in details if isinstance(details, list) else ():
-        if not isinstance(item, dict) or item.get("format", FORMAT) != FORMAT:
-            continue
-        if item.get("type") == "reasoning.text" and item.get("signature"):
+    for item in usable_items(details, model):
+        if item["type"] == "reasoning.text":
             text = item.get("text") or ""
             blocks.append({"type": "thinking", "thinking": text, "signature": item["signature"]})
-        elif item.get("type") == "reasoning.encrypted" and item.get("data"):
+        else:
             blocks.append({"type": "redacted_thinking", "data": item["data"]})
     return blocks
 

@@ -49,17 +49,27 @@ def openai_usage(counts: dict) -> dict:
     return usage(prompt + cached, count(counts, "output_tokens"), cached=cached, reasoning=thinking)
 
 
-def thinking_item(text: str, signature: str | None, index: int) -> dict:
+def thinking_item(text: str, signature: str | None, index: int, model: str) -> dict:
+    """A thinking block as a reasoning_details item; ``model`` made the signature, and only it
+    takes the item back."""
     item: dict = {"type": "reasoning.text", "text": text}
     if signature:
         item["signature"] = signature
     item["format"] = FORMAT
+    item["model"] = model
     item["index"] = index
     return item
 
 
-def redacted_item(data: str, index: int) -> dict:
-    return {"type": "reasoning.encrypted", "data": data, "format": FORMAT, "index": index}
+def redacted_item(data: str, index: int, model: str) -> dict:
+    """A redacted thinking block as a reasoning_details item."""
+    return {
+        "type": "reasoning.encrypted",
+        "data": data,
+        "format": FORMAT,
+        "model": model,
+        "index": index,
+    }
 
 
 def finish_reason(stop_reason: object) -> str:
@@ -112,9 +122,10 @@ def _completion(answer: dict, route: Route, ctx: ChatContext) -> bytes:
             calls.append({"id": block.get("id"), "type": "function", "function": function})
         elif kind == "thinking":
             thinking.append(block.get("thinking") or "")
-            details.append(thinking_item(thinking[-1], block.get("signature"), len(details)))
+            signed = block.get("signature")
+            details.append(thinking_item(thinking[-1], signed, len(details), route.model))
         elif kind == "redacted_thinking":
-            details.append(redacted_item(block.get("data"), len(details)))
+            details.append(redacted_item(block.get("data"), len(details), route.model))
     # Content is a string unless the answer is tool calls alone, as OpenAI sends it.
     content = "".join(texts) if texts or not calls else None
     message: dict = {"role": "assistant", "content": content, "refusal": None}

@@ -192,7 +192,7 @@ class AnthropicStream:
                 opened.signature.append(block["signature"])
         elif kind == "redacted_thinking":
             # Complete as it starts: the encrypted thinking comes whole.
-            item = redacted_item(block["data"], self._reasoning)
+            item = redacted_item(block["data"], self._reasoning, self._model)
             self._reasoning += 1
             self._blocks[index] = _Block("redacted")
             out.append(self._out.delta(dumps({"reasoning_details": [item]})))
@@ -205,7 +205,8 @@ class AnthropicStream:
             return
         if block.kind == "thinking":
             # The item goes out once complete: with its signature, which comes last.
-            item = thinking_item("".join(block.parts), "".join(block.signature), block.number)
+            text, signed = "".join(block.parts), "".join(block.signature)
+            item = thinking_item(text, signed, block.number, self._model)
             out.append(self._out.delta(dumps({"reasoning_details": [item]})))
         elif block.kind == "tool" and not block.args:
             # No input_json_delta: send the arguments whole, "{}" for none, as OpenAI does.

@@ -31,7 +31,7 @@ class ChatContext:
     are drawn on first use only: an OpenAI passthrough needs neither, so the hot path does not
     pay for them."""
 
-    __slots__ = ("_clock", "_completion_id", "_created", "include_usage", "new_id")
+    __slots__ = ("_completion_id", "_created", "include_usage", "new_id", "repaired")
 
     def __init__(
         self,
@@ -44,6 +44,9 @@ class ChatContext:
         self._created = created
         self.new_id = new_id  # fresh random ids (tool call ids for Gemini)
         self.include_usage = include_usage
+        # Set by build_request when it had to change what the client sent to be answerable
+        # ("thinking": a tool turn that lost its signed thinking); the response says so.
+        self.repaired: str | None = None
 
     @classmethod
     def lazy(

@@ -14,10 +14,11 @@ from ..chat import ChatRequest, Checked, Field, Tool, ToolChoice, check, map_fie
 from ..config import Config
 from ..errors import bad_request
 from ..fetch import FetchRequest
+from ..registry import ModelFacts
 from ..routing import Route
 from ..safejson import dumps
 from .base import ChatContext
-from .gemini_messages import to_contents
+from .gemini_messages import sign_current_turn, to_contents
 from .gemini_response import translate_error, translate_response
 from .gemini_stream import GeminiStream
 
@@ -35,7 +36,6 @@ local_upstream = None
 
 # The model name goes into the URL path: anything else could reach another endpoint.
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
-_MAJOR = re.compile(r"gemini-(\d+)")
 
 # Fields we cannot honour and that change what the client gets back: a 400 beats a silent
 # difference. Each maps to the reason given.
@@ -50,15 +50,11 @@ _UNSUPPORTED = {
 }
 # Gemini 2.5 thinking budgets, as Google's own OpenAI-compatible endpoint maps them.
 _BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576}
-# Gemini 3 and later take a level; they cannot switch thinking off, "minimal" comes closest.
-_LEVELS = {
-    "none": "MINIMAL",
-    "minimal": "MINIMAL",
-    "low": "LOW",
-    "medium": "MEDIUM",
-    "high": "HIGH",
-    "xhigh": "HIGH",
-}
+# The lowest budget of a 2.5 model that cannot switch thinking off (2.5 Pro: 128 to 32768).
+_LOWEST_BUDGET = 128
+# Gemini 3 and later take a level (docs/gemini.md); which ones, the model's facts say.
+_LEVEL_ORDER = ("MINIMAL", "LOW", "MEDIUM", "HIGH")
+_LEVELS = {"minimal": "MINIMAL", "low": "LOW", "medium": "MEDIUM", "high": "HIGH"}
 _TOOL_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 
 # OpenAI field -> generationConfig field (the table); the rest is in _generation_config.
@@ -84,7 +80,11 @@ def build_request(
     # A header, never ?key=: URLs end up in access logs and traces.
     headers.update(registry.key_headers(provider))
     url = f"{provider.base_url}/v1beta/models/{model}:{action}"
-    body = dumps(to_gemini(chat.body, model))
+    facts = registry.model_facts(provider, route.model, config.model_facts)
+    out = to_gemini(chat.body, model, facts or registry.GEMINI_NEWEST)
+    if facts is not None and facts.signatures and sign_current_turn(out["contents"]):
+        ctx.repaired = "thinking"
+    body = dumps(out)
     return FetchRequest("POST", url, headers, body, timeout=config.upstream_timeout)
 
 
@@ -92,7 +92,7 @@ def stream_translator(route: Route, ctx: ChatContext) -> GeminiStream:
     return GeminiStream(route, ctx)
 
 
-def to_gemini(body: dict, model: str) -> dict:
+def to_gemini(body: dict, model: str, facts: ModelFacts = registry.GEMINI_NEWEST) -> dict:
     """The ``generateContent`` body for an OpenAI Chat Completions body."""
     for name, reason in _UNSUPPORTED.items():
         if body.get(name) not in (None, False, {}, []):
@@ -103,7 +103,7 @@ def to_gemini(body: dict, model: str) -> dict:
     if isinstance(modalities, list) and any(m != "text" for m in modalities):
         raise bad_request("Only text output is translated for Gemini.", param="modalities")
     checked = check(body)
-    system, contents = to_contents(body["messages"])
+    system, contents = to_contents(body["messages"], model)
     out: dict = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": system}
@@ -112,7 +112,7 @@ def to_gemini(body: dict, model: str) -> dict:
         if checked.tool_choice is not None:
             # Without tools there is nothing to choose; Gemini may refuse the config.
             out["toolConfig"] = {"functionCallingConfig": _tool_choice(checked.tool_choice)}
-    generation = _generation_config(body, checked, model)
+    generation = _generation_config(body, checked, facts)
     if generation:
         out["generationConfig"] = generation
     return out
@@ -135,7 +135,7 @@ def _tool_choice(choice: ToolChoice) -> dict:
     return {"mode": _TOOL_MODES[choice.mode]}
 
 
-def _generation_config(body: dict, checked: Checked, model: str) -> dict:
+def _generation_config(body: dict, checked: Checked, facts: ModelFacts) -> dict:
     config: dict = {}
     map_fields(FIELDS, checked, body, config)
     # A zero penalty is the default; some Gemini models refuse the fields even then.
@@ -148,15 +148,28 @@ def _generation_config(body: dict, checked: Checked, model: str) -> dict:
     _response_format(body.get("response_format"), config)
     effort = checked.reasoning_effort
     if effort is not None:
-        major = _MAJOR.match(model)
-        if major and int(major.group(1)) >= 3:
-            thinking: dict = {"thinkingLevel": _LEVELS[effort]}
-        else:
-            thinking = {"thinkingBudget": _BUDGETS[effort]}
+        thinking = _thinking(effort, facts)
         if effort != "none":
             thinking["includeThoughts"] = True  # thought summaries -> reasoning_content
         config["thinkingConfig"] = thinking
     return config
+
+
+def _thinking(effort: str, facts: ModelFacts) -> dict:
+    """thinkingLevel (Gemini 3 and later) or thinkingBudget (2.5), as the model takes it."""
+    if facts.thinking != "level":
+        if effort == "none" and not facts.can_disable:
+            return {"thinkingBudget": _LOWEST_BUDGET}
+        return {"thinkingBudget": _BUDGETS[effort]}
+    levels = facts.efforts
+    if effort == "none":
+        return {"thinkingLevel": levels[0]}  # cannot switch thinking off: its lowest level
+    if effort == "xhigh":
+        return {"thinkingLevel": levels[-1]}
+    wanted = _LEVELS[effort]
+    # A level the model lacks: the next one up (Gemini 3 Pro has LOW and HIGH only).
+    above = _LEVEL_ORDER[_LEVEL_ORDER.index(wanted) :]
+    return {"thinkingLevel": next((lv for lv in above if lv in levels), levels[-1])}
 
 
 def _response_format(spec: object, config: dict) -> None:

@@ -25,11 +25,16 @@ _IMAGE_TYPES = {
 }
 
 
-def to_contents(messages: list) -> tuple[list, list]:
+# Google's documented placeholder for a function call whose thought signature was lost.
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+
+
+def to_contents(messages: list, model: str) -> tuple[list, list]:
     """``(systemInstruction parts, contents)``. System and developer messages, wherever they
     stand, become the one system instruction Gemini has. Consecutive messages of one role form
     one turn, so several tool results (and a user message right after them) answer one model
-    turn, and the turns alternate as Gemini expects."""
+    turn, and the turns alternate as Gemini expects. Thought signatures go back only if
+    ``model`` produced them."""
     system: list = []
     contents: list = []
     names: dict = {}  # tool_call_id -> function name, from the assistant turns seen so far
@@ -43,7 +48,7 @@ def to_contents(messages: list) -> tuple[list, list]:
         elif role == "user":
             parts = _user_parts(message.get("content"), i)
         else:
-            role, parts = "model", _model_parts(message, i, names)
+            role, parts = "model", _model_parts(message, i, names, model)
             if not parts:  # Gemini rejects a turn without parts
                 continue
         if contents and contents[-1]["role"] == role:
@@ -121,10 +126,10 @@ def _inline(url: str, where: str) -> dict:
     return {"mimeType": mime, "data": data}
 
 
-def _model_parts(message: dict, i: int, names: dict) -> list:
+def _model_parts(message: dict, i: int, names: dict, model: str) -> list:
     text = "".join(p["text"] for p in _text_parts(message.get("content"), i))
     parts: list = [{"text": text}] if text else []
-    signatures = _signatures(message.get("reasoning_details"))
+    signatures = _signatures(message.get("reasoning_details"), model)
     calls = message.get("tool_calls") or []
     if not isinstance(calls, list):
         raise bad_request(
@@ -156,8 +161,10 @@ def _model_parts(message: dict, i: int, names: dict) -> list:
     return parts
 
 
-def _signatures(details: object) -> dict:
-    """Gemini thought signatures from ``reasoning_details``, by tool call id (None: on text)."""
+def _signatures(details: object, model: str) -> dict:
+    """Gemini thought signatures from ``reasoning_details``, by tool call id (None: on text).
+    A signature is valid only for the model that made it: items of another ``model`` are
+    left out (items without one predate the tag and are kept)."""
     found: dict = {}
     if isinstance(details, list):
         for d in details:
@@ -167,9 +174,30 @@ def _signatures(details: object) -> dict:
                 and d.get("format") == FORMAT
                 and isinstance(d.get("data"), str)
                 and isinstance(d.get("id"), str | None)
+                and d.get("model", model) == model
             ):
                 found.setdefault(d.get("id"), d["data"])
     return found
+
+
+def sign_current_turn(contents: list) -> bool:
+    """Put ``SKIP_SIGNATURE`` on the first function call of each model step of the current
+    turn that has no signature (Gemini 3 validates those; the first of parallel calls is the one
+    that carries it). The current turn starts after the last user content that is more than
+    function responses. Real signatures are never replaced. True if any was placed."""
+    start = 0
+    for i, content in enumerate(contents):
+        if content["role"] == "user" and any("functionResponse" not in p for p in content["parts"]):
+            start = i + 1
+    placed = False
+    for content in contents[start:]:
+        if content["role"] != "model":
+            continue
+        first = next((p for p in content["parts"] if "functionCall" in p), None)
+        if first is not None and "thoughtSignature" not in first:
+            first["thoughtSignature"] = SKIP_SIGNATURE
+            placed = True
+    return placed
 
 
 def _function_response(message: dict, i: int, names: dict) -> dict:

@@ -51,12 +51,15 @@ def openai_usage(meta: Mapping | None) -> dict:
     )
 
 
-def signature(data: str, call_id: str | None, index: int) -> dict:
+def signature(data: str, call_id: str | None, index: int, model: str) -> dict:
+    """A thought signature as a reasoning_details item: ``call_id`` is the tool call it came
+    on (None: on text); only ``model``, which made it, takes it back."""
     return {
         "type": "reasoning.encrypted",
         "data": data,
         "id": call_id,
         "format": FORMAT,
+        "model": model,
         "index": index,
     }
 
@@ -94,7 +97,8 @@ def _completion(answer: dict, route: Route, ctx: ChatContext) -> bytes:
         elif "text" in part:
             texts.append(part["text"])
         if "thoughtSignature" in part:
-            details.append(signature(part["thoughtSignature"], call_id, len(details)))
+            signed = part["thoughtSignature"]
+            details.append(signature(signed, call_id, len(details), route.model))
     message: dict = {"role": "assistant", "content": "".join(texts) or None, "refusal": None}
     if thoughts:
         message["reasoning_content"] = "".join(thoughts)

@@ -159,7 +159,7 @@ class GeminiStream:
             delta = {"content": text} if text else {}
         if "thoughtSignature" in part:
             delta["reasoning_details"] = [
-                signature(part["thoughtSignature"], call_id, self._details)
+                signature(part["thoughtSignature"], call_id, self._details, self._model)
             ]
             self._details += 1
         if delta and self._out is not None:

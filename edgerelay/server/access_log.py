@@ -27,11 +27,15 @@ class AccessLog:
             return
         start = time.perf_counter()
         status = 0
+        repaired = None
 
         async def send_and_note(message) -> None:
-            nonlocal status
+            nonlocal status, repaired
             if message["type"] == "http.response.start":
                 status = message["status"]
+                for name, value in message.get("headers", ()):
+                    if name == b"x-edgerelay-repaired":
+                        repaired = value.decode("latin-1")
             await send(message)
 
         try:
@@ -44,4 +48,6 @@ class AccessLog:
                 "status": status,  # 0: the client left before any answer
                 "ms": round((time.perf_counter() - start) * 1000, 2),
             }
+            if repaired:  # the gateway changed the request to be answerable (x-edgerelay-repaired)
+                entry["repaired"] = repaired
             self.stream.write(json.dumps(entry) + "\n")

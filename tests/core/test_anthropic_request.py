@@ -19,7 +19,7 @@ def answer_json() -> bytes:
         "id": "msg_1",
         "type": "message",
         "role": "assistant",
-        "model": "claude-x",
+        "model": "claude-sonnet-4-5",
         "content": [{"type": "text", "text": "ok"}],
         "stop_reason": "end_turn",
         "usage": {"input_tokens": 1, "output_tokens": 1},
@@ -36,7 +36,7 @@ def send(body: dict, env=None, headers=None):
         return FakeResponse(200, {}, [answer_json()])
 
     gateway, fetch = make_gateway(upstream, {**ENV, **(env or {})})
-    body = {"model": "anthropic/claude-x", "messages": [USER], **body}
+    body = {"model": "anthropic/claude-sonnet-4-5", "messages": [USER], **body}
     response, _ = call(gateway, body=body, headers=headers)
     assert response.status == 200, response.body
     (request,) = fetch.requests
@@ -47,7 +47,7 @@ def rejected(body: dict, env=None) -> dict:
     gateway, fetch = make_gateway(
         lambda r: FakeResponse(200, {}, [answer_json()]), {**ENV, **(env or {})}
     )
-    body = {"model": "claude-x", "messages": [USER], **body}
+    body = {"model": "claude-sonnet-4-5", "messages": [USER], **body}
     response, _ = call(gateway, body=body)
     assert response.status == 400, response.body
     assert fetch.requests == []
@@ -64,7 +64,7 @@ def test_url_headers_model_and_defaults():
     assert "authorization" not in {k.lower() for k in request.headers}
     assert b"client-token" not in request.body
     assert sent == {
-        "model": "claude-x",
+        "model": "claude-sonnet-4-5",
         "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
         "max_tokens": 4096,
     }

@@ -115,6 +115,7 @@ def test_thinking_redacted_text_and_parallel_tool_calls():
                     "text": "Let me check both cities.",
                     "signature": "sig-A==",
                     "format": "anthropic-claude-v1",
+                    "model": "claude-x",
                     "index": 0,
                 }
             ]
@@ -126,6 +127,7 @@ def test_thinking_redacted_text_and_parallel_tool_calls():
                 "type": "reasoning.encrypted",
                 "data": "ENCRYPTED==",
                 "format": "anthropic-claude-v1",
+                "model": "claude-x",
                 "index": 1,
             }
         ]

@@ -93,6 +93,7 @@ def test_text_thoughts_several_function_calls_and_signatures():
                             "data": "S1",
                             "id": "call_id1",
                             "format": "google-gemini-v1",
+                            "model": "gemini-2.5-flash",
                             "index": 0,
                         }
                     ],
@@ -115,6 +116,7 @@ def test_a_signature_on_a_text_part_is_carried_with_a_null_id():
             "data": "T",
             "id": None,
             "format": "google-gemini-v1",
+            "model": "gemini-2.5-flash",
             "index": 0,
         }
     ]

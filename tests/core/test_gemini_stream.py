@@ -108,6 +108,7 @@ def call_delta(index, call_id, name, arguments, signature=None, detail_index=0):
                 "data": signature,
                 "id": call_id,
                 "format": "google-gemini-v1",
+                "model": "gemini-2.5-flash",
                 "index": detail_index,
             }
         ]

@@ -246,12 +246,14 @@ def test_two_turn_tool_conversation_with_thinking_streamed_then_json(upstream, c
             "text": "I need the weather.",
             "signature": SIGNATURE,
             "format": "anthropic-claude-v1",
+            "model": "claude-sonnet-4-5",
             "index": 0,
         },
         {
             "type": "reasoning.encrypted",
             "data": "REDACTED-DATA",
             "format": "anthropic-claude-v1",
+            "model": "claude-sonnet-4-5",
             "index": 1,
         },
     ]

@@ -163,3 +163,29 @@ def test_loopback_serves_anyone_and_says_so_elsewhere_identity_or_explicit_conse
     assert anonymous_refusal(keyed, "0.0.0.0") is None
     assert "no client identity" not in banner(keyed, "0.0.0.0", 80)
     assert "a-client-key-of-enough-length" not in banner(keyed, "0.0.0.0", 80)
+
+
+def test_the_access_log_line_says_when_a_request_was_repaired():
+    import asyncio
+    import io
+    import json
+
+    from edgerelay.server.access_log import AccessLog
+
+    async def repaired_app(scope, receive, send):
+        headers = [(b"content-type", b"application/json"), (b"x-edgerelay-repaired", b"thinking")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def plain_app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def ignore(message):
+        pass
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions"}
+    for app, expected in ((repaired_app, "thinking"), (plain_app, None)):
+        stream = io.StringIO()
+        asyncio.run(AccessLog(app, stream)(scope, None, ignore))
+        assert json.loads(stream.getvalue()).get("repaired") == expected

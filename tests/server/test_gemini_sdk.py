@@ -208,6 +208,7 @@ def test_non_stream_tool_calls_and_a_two_turn_conversation_keeps_the_signature(u
             "data": SIGNATURE,
             "id": paris.id,
             "format": "google-gemini-v1",
+            "model": "gemini-2.5-flash",
             "index": 0,
         }
     ]
