@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/translate_bench.py
 	$(BIN)/python bench/lambda_bench.py
 	$(BIN)/python bench/identity_bench.py
+	$(BIN)/python bench/loop_hold_bench.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -20,10 +20,18 @@ class ChatRequest(NamedTuple):
     raw: bytes = b""  # the body as received, for an upstream that takes it unchanged
 
 
-def parse_chat_request(raw: bytes) -> ChatRequest:
-    """Decode and check the fields every provider relies on; 400 naming the field otherwise."""
+def parse_chat_request(raw: bytes, max_messages: int = 2000) -> ChatRequest:
+    """Decode and check the fields every provider relies on; 400 naming the field otherwise.
+    More than ``max_messages`` messages is a 400 too: each costs CPU to check and translate,
+    on the event loop every other request shares."""
     try:
-        body = safejson.loads(raw, parse_constant=_no_constant)
+        body = safejson.loads(raw)
+    except safejson.NonFinite as exc:
+        field = safejson.nonfinite_path(raw)
+        where = f"`{field}`" if field else "The request body"
+        raise bad_request(
+            f"{where} holds a number JSON cannot carry ({exc}).", param=field or None
+        ) from None
     except safejson.TooDeep:
         raise bad_request(
             f"The request body is nested too deeply (more than {safejson.MAX_DEPTH} levels)."
@@ -38,6 +46,13 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad_request("`messages` is required and must be a non-empty array.", param="messages")
+    if len(messages) > max_messages:
+        raise bad_request(
+            f"`messages` has {len(messages)} messages; at most {max_messages} are allowed "
+            "(EDGERELAY_MAX_MESSAGES).",
+            param="messages",
+            code="too_many_messages",
+        )
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise bad_request(f"`messages[{i}]` must be an object.", param=f"messages[{i}]")
@@ -57,12 +72,6 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         raise bad_request("`stream_options` must be an object.", param="stream_options")
     include_usage = bool(stream and options and options.get("include_usage"))
     return ChatRequest(body, model, stream, include_usage, raw)
-
-
-def _no_constant(name: str):
-    """NaN and Infinity are not JSON (RFC 8259); Python's parser would accept them and pass
-    them on upstream as invalid JSON."""
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def text_of(content: object) -> str:

@@ -47,6 +47,25 @@ class Config(NamedTuple):
     # Per-model facts from EDGERELAY_CONFIG's [models.<provider or kind>."<pattern>"] tables,
     # checked before the registry's own (models that arrive after a release).
     model_facts: Mapping[str, tuple[registry.ModelFacts, ...]] = {}
+    # Upstream connections per provider (a pool each, so one busy provider cannot starve the
+    # others), and the bound on waiting for a free one plus the TCP/TLS connect.
+    pool_size: int = 256
+    connect_timeout: float = 10.0
+    # Longest pause between two pieces of a request body (the local server; Workers and Lambda
+    # receive bodies through their platform).
+    body_idle_timeout: float = 30.0
+    # Most an upstream's non-stream answer may hold once decompressed (a small gzip can expand
+    # to gigabytes; the answer is read whole to be translated).
+    max_response_bytes: int = 32 * 1024 * 1024
+    # Most messages in one chat request: translating each costs CPU on the event loop.
+    max_messages: int = 2000
+
+
+# Config fields holding secrets besides the providers' keys: each a str or a collection of str.
+# A setting that holds one (client keys, a JWT, session, Turnstile or admin secret, the
+# password of a store URL) names its field here, and core/redact.py then keeps it out of every
+# response, passed-on header and log line.
+SECRET_FIELDS: tuple[str, ...] = ()
 
 
 def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None = None) -> Config:
@@ -118,6 +137,29 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         trust_env,
         identity,
         facts,
+        pool_size=_positive_int(
+            "EDGERELAY_POOL_SIZE", get("EDGERELAY_POOL_SIZE") or limits.get("pool_size"), 256
+        ),
+        connect_timeout=_positive_float(
+            "EDGERELAY_CONNECT_TIMEOUT",
+            get("EDGERELAY_CONNECT_TIMEOUT") or limits.get("connect_timeout"),
+            10.0,
+        ),
+        body_idle_timeout=_positive_float(
+            "EDGERELAY_BODY_IDLE_TIMEOUT",
+            get("EDGERELAY_BODY_IDLE_TIMEOUT") or limits.get("body_idle_timeout"),
+            30.0,
+        ),
+        max_response_bytes=_positive_int(
+            "EDGERELAY_MAX_RESPONSE_BYTES",
+            get("EDGERELAY_MAX_RESPONSE_BYTES") or limits.get("max_response_bytes"),
+            32 * 1024 * 1024,
+        ),
+        max_messages=_positive_int(
+            "EDGERELAY_MAX_MESSAGES",
+            get("EDGERELAY_MAX_MESSAGES") or limits.get("max_messages"),
+            2000,
+        ),
     )
 
 
@@ -201,7 +243,10 @@ def _parse_toml(raw: str, read_file: Callable[[str], str] | None) -> dict:
         try:
             text = read_file(raw)
         except OSError as exc:
-            raise ConfigError("EDGERELAY_CONFIG", f"cannot read {raw}: {exc.strerror}") from None
+            # Not the value itself: a key pasted here by mistake must not reach a log.
+            raise ConfigError(
+                "EDGERELAY_CONFIG", f"cannot read the file it names ({exc.strerror})"
+            ) from None
     import tomllib  # only when there is TOML: it is slow to import
 
     try:

@@ -19,6 +19,11 @@ class FetchRequest(NamedTuple):
     headers: Mapping[str, str] = {}  # never mutated
     body: bytes | AsyncIterator[bytes] | None = None  # an iterator: forwarded as it arrives
     timeout: float | None = None  # seconds for the whole exchange up to the response headers
+    # Which connection pool serves it (the provider's name: one pool each, so a provider whose
+    # connections are all busy cannot hold up the others) and how long waiting for a free
+    # connection plus connecting may take. Transports without pools ignore both.
+    pool: str = ""
+    connect_timeout: float | None = None
 
 
 class FetchResponse(Protocol):

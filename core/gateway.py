@@ -21,13 +21,16 @@ from .identity.authenticate import Authenticator
 from .identity.enforce import enforce_chat, route_names
 from .identity.settings import IdentitySettings
 from .providers.base import ChatContext, StreamTranslator
+from .redact import redactor_for
 from .responses import (
     EVENT_STREAM,
     JSON,
+    body_stalled,
     error_response,
     passthrough,
     too_large,
     translated_headers,
+    unexpected_status,
 )
 from .safejson import dumps
 
@@ -38,6 +41,7 @@ _ROUTES = {
     "/v1/chat/completions": "POST",
     "/v1/models": "GET",
     "/healthz": "GET",
+    "/readyz": "GET",
 }
 # Routes anyone may call: health checks, and the session routes (a page without a session
 # asks whether sessions are on, then trades a Turnstile token for one).
@@ -70,6 +74,7 @@ class Gateway:
         identity = config.identity if config.identity is not None else IdentitySettings()
         self.identity: IdentitySettings = identity
         self.auth = Authenticator(identity, fetch, clock, verifier, public=target in PUBLIC_TARGETS)
+        self.redactor = redactor_for(config)
 
     async def handle(self, request: Request) -> Response:
         if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
@@ -86,7 +91,7 @@ class Gateway:
             response = error_response(GatewayError(500, "Internal gateway error."))
         if "origin" in request.headers:
             self.cors.decorate(response, request.headers)
-        return response
+        return self.redactor.response(response) if self.redactor else response
 
     async def _admit(self, request: Request) -> Response | None:
         """Refuse a foreign origin (403) or a caller without a valid credential (401) before
@@ -114,9 +119,19 @@ class Gateway:
     def too_large_response(self, request: Request) -> Response:
         """For adapters that stop reading a body over the limit: a 413 in the error format of
         the route's API (a provider's own on its passthrough route)."""
+        return self.refusal(request, too_large(self.config.max_body_bytes))
+
+    def body_stalled_response(self, request: Request) -> Response:
+        """For adapters that gave up on a body that stopped arriving (nothing for
+        EDGERELAY_BODY_IDLE_TIMEOUT): a 408 in the route's error format."""
+        return self.refusal(request, body_stalled(self.config.body_idle_timeout))
+
+    def refusal(self, request: Request, error: GatewayError) -> Response:
+        """``error`` in the error format of the route's API, with CORS headers: for what an
+        adapter refuses before or outside ``handle``."""
         found = native.find(request.path, self.config)
         flavor = found.flavor if found is not None else "openai"
-        response = error_response(too_large(self.config.max_body_bytes), flavor)
+        response = error_response(error, flavor)
         if "origin" in request.headers:
             self.cors.decorate(response, request.headers)
         return response
@@ -144,7 +159,19 @@ class Gateway:
             return await self.chat_completions(request)
         if request.path == "/v1/models":
             return self.models(request)
+        if request.path == "/readyz":
+            return self.readiness()
         return Response(200, [JSON], b'{"status":"ok"}')
+
+    def readiness(self) -> Response:
+        """503 while any provider's connection pool is fully in use (a further request there
+        would wait for a free connection), so a load balancer sends traffic elsewhere;
+        ``/healthz`` stays a liveness check. A platform without pools is always ready."""
+        saturated_pools = getattr(self.fetch, "saturated_pools", None)
+        busy = saturated_pools() if saturated_pools is not None else []
+        if busy:
+            return Response(503, [JSON], dumps({"status": "saturated", "pools": sorted(busy)}))
+        return Response(200, [JSON], b'{"status":"ready"}')
 
     async def sessions(self, request: Request) -> Response:
         """``GET /v1/sessions`` (are sessions on, which site key) and ``POST /v1/sessions``
@@ -185,7 +212,7 @@ class Gateway:
         """``POST /v1/chat/completions``: one shape for every provider (providers/base.py)."""
         if len(request.body) > self.config.max_body_bytes:
             raise too_large(self.config.max_body_bytes)
-        chat = parse_chat_request(request.body)
+        chat = parse_chat_request(request.body, self.config.max_messages)
         route = routing.route_model(chat.model, self.config)
         if request.identity is not None:
             # May refuse (403), or lower or set the output limit the upstream sees.
@@ -197,11 +224,16 @@ class Gateway:
         ctx = ChatContext.lazy(self.clock, self.new_id, chat.include_usage)
         if not provider.relays_openai:
             ctx.draw()  # the answer's id is the first id drawn, before any tool call's
-        outbound = provider.build_request(chat, route, self.config, ctx)
+        outbound = provider.build_request(chat, route, self.config, ctx)._replace(
+            pool=config.name, connect_timeout=self.config.connect_timeout
+        )
         try:
             upstream = await (provider.local_upstream or self.fetch)(outbound)
         except FetchError as exc:
             raise unreachable(config.name, exc) from None
+        if upstream.status < 200 or 300 <= upstream.status < 400:
+            await upstream.aclose()
+            raise unexpected_status(config.name, upstream.status)
         if upstream.status >= 400:
             error = await _upstream_error(upstream, provider.translate_error)
             error.headers = (*error.headers, *_repaired(ctx))
@@ -215,7 +247,7 @@ class Gateway:
             response.stream = _translate(upstream, stream, response)
             return response
         try:
-            body = await upstream.read()
+            body = await _read_capped(upstream, self.config.max_response_bytes, config.name)
         except FetchError as exc:
             raise unreachable(config.name, exc) from None
         finally:
@@ -228,6 +260,24 @@ def _repaired(ctx: ChatContext) -> tuple[tuple[str, str], ...]:
     """``x-edgerelay-repaired`` when the request was changed to be answerable (the access log
     reads it too)."""
     return (("x-edgerelay-repaired", ctx.repaired),) if ctx.repaired else ()
+
+
+async def _read_capped(upstream: FetchResponse, limit: int, name: str) -> bytes:
+    """The whole (decompressed) body, or a 502 as soon as it passes ``limit``: reading
+    stops there and the connection is dropped, so an answer that expands without end cannot
+    take the gateway's memory with it."""
+    chunks, size = [], 0
+    async for chunk in upstream.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise GatewayError(
+                502,
+                f"The {name} upstream's answer is larger than EDGERELAY_MAX_RESPONSE_BYTES "
+                f"({limit} bytes).",
+                code="response_too_large",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _upstream_error(

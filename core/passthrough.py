@@ -22,7 +22,7 @@ from .config import Config, ProviderConfig
 from .errors import Flavor, GatewayError, not_configured, unreachable
 from .fetch import Fetch, FetchError, FetchRequest
 from .http import Request, Response
-from .responses import error_response, passthrough, too_large
+from .responses import error_response, passthrough, too_large, unexpected_status
 
 if TYPE_CHECKING:
     from .identity.policy import Policy
@@ -166,6 +166,8 @@ def build_request(request: Request, native: Native, config: Config) -> FetchRequ
         headers,
         body if request.method != "GET" else None,
         timeout=config.upstream_timeout,
+        pool=provider.name,
+        connect_timeout=config.connect_timeout,
     )
 
 
@@ -207,6 +209,9 @@ async def relay(
             upstream = await fetch(outbound)
         except FetchError as exc:
             raise unreachable(native.provider.name, exc) from None
+        if upstream.status < 200 or 300 <= upstream.status < 400:
+            await upstream.aclose()
+            raise unexpected_status(native.provider.name, upstream.status)
     except GatewayError as error:
         return error_response(error, native.flavor)
     except Exception:  # a bug of ours: the SDK still gets its own error shape, the log the rest

@@ -37,3 +37,23 @@ def too_large(limit: int) -> GatewayError:
         f"The request body is larger than EDGERELAY_MAX_BODY_BYTES ({limit} bytes).",
         code="request_too_large",
     )
+
+
+def body_stalled(seconds: float) -> GatewayError:
+    # Connection: close, because the rest of the body may still be on its way.
+    return GatewayError(
+        408,
+        f"The request body stalled: nothing arrived for EDGERELAY_BODY_IDLE_TIMEOUT "
+        f"({seconds:g} s).",
+        code="request_timeout",
+        headers=(("connection", "close"),),
+    )
+
+
+def unexpected_status(name: str, status: int) -> GatewayError:
+    """An upstream answer that is neither a success nor an error: a 1xx (``101 Switching
+    Protocols``) or a 3xx (redirects are not followed). Passed on, it would turn the client's
+    connection into something else or point it at a URL the gateway does not control."""
+    return GatewayError(
+        502, f"The {name} upstream answered with status {status}.", code="bad_gateway"
+    )

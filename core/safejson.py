@@ -1,5 +1,6 @@
-"""JSON in and out: ``loads`` with a nesting limit, for JSON from clients and upstreams, and
-``dumps``, the one compact encoder every answer and chunk the gateway writes goes through.
+"""JSON in and out: ``loads`` with a nesting limit and finite numbers only, for JSON from
+clients and upstreams, and ``dumps``, the one compact encoder every answer and chunk the gateway
+writes goes through (never ``NaN`` or ``Infinity``, which are not JSON).
 
 The C JSON decoder recurses once per ``[`` or ``{``. CPython turns a very deep document into a
 RecursionError, but under Pyodide (the Cloudflare Worker) the recursion exhausts the JavaScript
@@ -21,19 +22,79 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 # One encoder, built once: ``json.dumps`` with options builds a new one on every call.
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# allow_nan=False: a non-finite number raises instead of being written as invalid JSON (loads
+# lets none in, so only a bug of ours could reach it).
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 class TooDeep(ValueError):
     """JSON nested deeper than ``MAX_DEPTH``."""
 
 
+class NonFinite(ValueError):
+    """A number JSON cannot carry: ``NaN``/``Infinity`` (not JSON at all, though Python's
+    parser takes them) or a literal too large for a double (``1e400``), which would parse to
+    infinity and be written back as ``Infinity``, invalid JSON."""
+
+
 def loads(data: str | bytes, **options):
     """``json.loads``; raises ``TooDeep`` (a ValueError, as for any invalid JSON) first when
-    ``data`` nests deeper than ``MAX_DEPTH``."""
+    ``data`` nests deeper than ``MAX_DEPTH``, and ``NonFinite`` for a number that is not
+    finite."""
     if depth(data) > MAX_DEPTH:
         raise TooDeep(f"JSON nested deeper than {MAX_DEPTH} levels")
+    options.setdefault("parse_float", _finite)
+    options.setdefault("parse_constant", _no_constant)
     return json.loads(data, **options)
+
+
+def nonfinite_path(data: str | bytes) -> str:
+    """Where in ``data`` the first non-finite number is, as ``a.b[2].c`` (for a 400 naming the
+    field); ``""`` when it is the whole document. Only called once ``loads`` raised
+    ``NonFinite``, so the second parse costs nothing on good requests."""
+    found = json.loads(data, parse_float=_marker_if_infinite, parse_constant=_Marker)
+    path = _find_marker(found, "")
+    return path or ""
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value - value != 0:  # inf - inf is nan; every finite number minus itself is 0
+        raise NonFinite(f"{text[:32]} is too large for a JSON number")
+    return value
+
+
+def _no_constant(name: str):
+    raise NonFinite(f"{name} is not a JSON value")
+
+
+class _Marker:
+    __slots__ = ()
+
+    def __init__(self, _text: str) -> None:
+        pass
+
+
+def _marker_if_infinite(text: str):
+    value = float(text)
+    return _Marker(text) if value - value != 0 else value
+
+
+def _find_marker(node: object, path: str) -> str | None:
+    # Recursive: loads has checked the depth against MAX_DEPTH already.
+    if isinstance(node, _Marker):
+        return path
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found = _find_marker(value, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found = _find_marker(value, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def depth(data: str | bytes) -> int:

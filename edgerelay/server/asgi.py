@@ -18,6 +18,12 @@ from edgerelay.server.upload import Upload
 DEMO_PAGE = Path(__file__).resolve().parents[2] / "examples" / "browser" / "index.html"
 
 
+def _log():
+    import logging  # only on the rare paths that log
+
+    return logging.getLogger("edgerelay")
+
+
 def new_id() -> str:
     return os.urandom(12).hex()
 
@@ -27,7 +33,7 @@ def read_file(path: str) -> str:
         return f.read()
 
 
-def default_fetch(env: Mapping[str, str], trust_env: bool = False) -> Fetch:
+def default_fetch(env: Mapping[str, str], trust_env: bool = False, pool_size: int = 256) -> Fetch:
     """aiohttp unless EDGERELAY_HTTP_CLIENT=httpx; both measured in bench/."""
     client = env.get("EDGERELAY_HTTP_CLIENT", "").strip() or "aiohttp"
     if client not in ("aiohttp", "httpx"):
@@ -35,10 +41,10 @@ def default_fetch(env: Mapping[str, str], trust_env: bool = False) -> Fetch:
     if client == "httpx":
         from edgerelay.transports.httpx_fetch import HttpxFetch
 
-        return HttpxFetch(trust_env=trust_env)
+        return HttpxFetch(trust_env=trust_env, pool_size=pool_size)
     from edgerelay.transports.aiohttp_fetch import AiohttpFetch
 
-    return AiohttpFetch(trust_env=trust_env)
+    return AiohttpFetch(trust_env=trust_env, pool_size=pool_size)
 
 
 def default_verifier(config: Config):
@@ -61,6 +67,7 @@ class EdgerelayASGI:
             target="server",
         )
         self.max_body = config.max_body_bytes
+        self.body_idle = config.body_idle_timeout
         self.fetch = fetch
 
     async def __call__(self, scope, receive, send) -> None:
@@ -93,13 +100,16 @@ class EdgerelayASGI:
             if declared.isdigit() and int(declared) > self.max_body:
                 await _send_bytes(self.gateway.too_large_response(request), send)
                 return
-            upload = request.body_stream = Upload(receive, self.max_body)
+            upload = request.body_stream = Upload(receive, self.max_body, self.body_idle)
         else:
-            body = await _read_body(receive, request.headers, self.max_body)
+            body = await _read_body(receive, request.headers, self.max_body, self.body_idle)
             if body is None:  # the client left while sending
                 return
             if body is TOO_LARGE:
                 await _send_bytes(self.gateway.too_large_response(request), send)
+                return
+            if body is STALLED:
+                await _send_bytes(self.gateway.body_stalled_response(request), send)
                 return
             request.body = body
         # From here on, a client that goes away cancels this task wherever it is: waiting for
@@ -108,18 +118,26 @@ class EdgerelayASGI:
         response = None
         try:
             response = await self.gateway.handle(request)
-            if upload is not None and (upload.too_large or upload.gone):
+            if upload is not None and (upload.too_large or upload.gone or upload.stalled):
                 await response.aclose()  # the upstream call failed because of the upload
                 if upload.gone:
                     return
-                response = self.gateway.too_large_response(request)
+                if upload.stalled:
+                    response = self.gateway.body_stalled_response(request)
+                else:
+                    response = self.gateway.too_large_response(request)
             if response.stream is None:
                 await _send_bytes(response, send)
             else:
                 await _send_stream(response, send)
         except asyncio.CancelledError:
             if not guard.gone:
-                raise  # a shutdown, not the client leaving
+                # A shutdown, not the client leaving: one line, no traceback (cli.py keeps
+                # uvicorn from logging the cancellation again, with one).
+                _log().warning(
+                    "edgerelay: %s %s cut short by the shutdown", request.method, scope["path"]
+                )
+                raise
             guard.task.uncancel()
         except OSError:
             pass  # the client went away mid-write
@@ -142,17 +160,26 @@ class EdgerelayASGI:
 
 
 TOO_LARGE = object()
+STALLED = object()
 
 
-async def _read_body(receive, headers: Mapping[str, str], limit: int) -> bytes | object | None:
-    """The whole body; None if the client left; TOO_LARGE past ``limit`` (reading stops)."""
+async def _read_body(
+    receive, headers: Mapping[str, str], limit: int, idle: float
+) -> bytes | object | None:
+    """The whole body; None if the client left; TOO_LARGE past ``limit`` (reading stops);
+    STALLED when nothing arrived for ``idle`` seconds (a Content-Length larger than what is
+    sent, or a client that just stops)."""
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         return TOO_LARGE
     chunks = []
     size = 0
     while True:
-        message = await receive()
+        try:
+            async with asyncio.timeout(idle):
+                message = await receive()
+        except TimeoutError:
+            return STALLED
         if message["type"] == "http.disconnect":
             return None
         chunk = message.get("body", b"")
@@ -252,5 +279,5 @@ def create_app(
     """Build the app from the environment; raises ``ConfigError`` naming a bad setting."""
     env = os.environ if env is None else env
     config = load_config(env, read_file)
-    fetch = fetch or default_fetch(env, config.trust_env)
+    fetch = fetch or default_fetch(env, config.trust_env, config.pool_size)
     return EdgerelayASGI(config, fetch, clock=clock or time.time)

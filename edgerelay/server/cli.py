@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
 
 from edgerelay.core import ConfigError, registry
@@ -26,6 +28,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="on SIGTERM/Ctrl-C, end responses still open after this long (default: 5)",
     )
+    serve.add_argument(
+        "--header-timeout",
+        type=_positive,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection that has not sent a request's headers within this long "
+        "(default: 10)",
+    )
+    serve.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="answer 503 to connections beyond this many open ones (default: 1000)",
+    )
     args = parser.parse_args(argv)
 
     from edgerelay.server.asgi import create_app
@@ -48,12 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         from edgerelay.server.access_log import AccessLog
 
         app = AccessLog(app)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
         loop="uvloop",
-        http="httptools",
         lifespan="on",
         access_log=False,  # uvicorn's prints the query string; ours (above) does not
         log_level="warning",
@@ -62,8 +78,52 @@ def main(argv: list[str] | None = None) -> int:
         # Without it uvicorn waits for every open stream to end, however long: one idle client
         # kept the server from stopping. Cancelled requests abort their upstream request.
         timeout_graceful_shutdown=args.graceful_timeout,
+        **connection_limits(args.header_timeout, args.limit_concurrency),
     )
-    return 0
+    redact_logs(app.gateway.redactor)  # after uvicorn.Config: it sets up the log handlers
+    logging.getLogger("uvicorn.error").addFilter(not_a_cancelled_response)
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    return 0 if server.started else 3  # 3, as uvicorn.run: the port could not be bound
+
+
+def not_a_cancelled_response(record) -> bool:
+    """A logging filter for uvicorn's "Exception in ASGI application" when the exception is
+    the shutdown's cancellation: the app has already logged one line for that response."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, asyncio.CancelledError)
+
+
+def redact_logs(redactor) -> None:
+    """Every log line, ours and uvicorn's, tracebacks included, cleaned of the configured
+    secrets before it is written."""
+    ours = logging.getLogger("edgerelay")
+    if not ours.handlers:  # otherwise logging's last-resort handler writes, unfiltered
+        ours.addHandler(logging.StreamHandler())
+        ours.propagate = False
+    for name in ("edgerelay", "uvicorn", "uvicorn.error", "uvicorn.access", ""):
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(redactor)
+
+
+def connection_limits(header_timeout: float, limit_concurrency: int) -> dict:
+    """uvicorn options for the header deadline and the connection cap (server/protocol.py)."""
+    from edgerelay.server.protocol import guarded_protocol
+
+    return {
+        "http": guarded_protocol(header_timeout, limit_concurrency),
+        "limit_concurrency": limit_concurrency,
+    }
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
 
 
 def banner(config, host: str, port: int) -> str:

@@ -4,6 +4,7 @@ the client abandons, aborts the upstream request instead of reaching it cut shor
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from edgerelay.core.fetch import FetchError
@@ -16,16 +17,28 @@ class UploadAborted(FetchError):
 
 
 class Upload:
-    __slots__ = ("_limit", "_receive", "finished", "gone", "size", "started", "too_large")
+    __slots__ = (
+        "_idle",
+        "_limit",
+        "_receive",
+        "finished",
+        "gone",
+        "size",
+        "stalled",
+        "started",
+        "too_large",
+    )
 
-    def __init__(self, receive, limit: int) -> None:
+    def __init__(self, receive, limit: int, idle_timeout: float) -> None:
         self._receive = receive
         self._limit = limit
+        self._idle = idle_timeout
         self.size = 0
         self.started = False
         self.finished = False  # read to its end, or aborted: receive() is free again
         self.too_large = False
         self.gone = False
+        self.stalled = False  # nothing arrived for idle_timeout seconds
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
@@ -34,7 +47,12 @@ class Upload:
         self.started = True
         try:
             while True:
-                message = await self._receive()
+                try:
+                    async with asyncio.timeout(self._idle):
+                        message = await self._receive()
+                except TimeoutError:
+                    self.stalled = True
+                    raise UploadAborted("the upload stalled") from None
                 if message["type"] == "http.disconnect":
                     self.gone = True
                     raise UploadAborted("the client left during the upload")

@@ -8,18 +8,20 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from edgerelay.core.fetch import FetchError, FetchRequest
+from edgerelay.transports.pool_use import Lease, PoolUse
 
 _ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
 class AiohttpResponse:
-    __slots__ = ("status", "headers", "native_body", "_response")
+    __slots__ = ("status", "headers", "native_body", "_response", "_lease")
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, lease: Lease) -> None:
         self.status = response.status
         self.headers = {k.lower(): v for k, v in response.headers.items()}
         self.native_body = None
         self._response = response
+        self._lease = lease
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         try:
@@ -35,6 +37,7 @@ class AiohttpResponse:
             raise FetchError(_describe(exc), timeout=isinstance(exc, TimeoutError)) from None
 
     async def aclose(self) -> None:
+        self._lease.end()
         # release() keeps a fully read connection for reuse; close() drops an unfinished one.
         if self._response.content.at_eof():
             self._response.release()
@@ -43,28 +46,43 @@ class AiohttpResponse:
 
 
 class AiohttpFetch:
-    """One shared session per process: no cookies kept, no proxy or .netrc from the env."""
+    """A session per pool (per provider): no cookies kept, no proxy or .netrc from the env.
 
-    def __init__(self, *, trust_env: bool = False, limit: int = 256) -> None:
+    Each pool holds at most ``pool_size`` connections. A request that finds them all busy
+    waits for one at most ``FetchRequest.connect_timeout`` (aiohttp's ``connect`` timeout is
+    that wait plus the connect itself), then fails as a timeout instead of waiting forever."""
+
+    def __init__(self, *, trust_env: bool = False, pool_size: int = 256) -> None:
         self._trust_env = trust_env
-        self._limit = limit
-        self._session: aiohttp.ClientSession | None = None
+        self._pool_size = pool_size
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._pools: dict[str, PoolUse] = {}
 
-    def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(
+    def _open(self, pool: str) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self._pool_size, ttl_dns_cache=300)
+        session = self._sessions[pool] = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=self._trust_env,
             auto_decompress=True,
         )
-        return self._session
+        self._pools[pool] = PoolUse(self._pool_size)
+        return session
+
+    def saturated_pools(self) -> list[str]:
+        """The pools whose connections are all in use: a further request there would wait."""
+        return [name for name, use in self._pools.items() if use.saturated]
 
     async def __call__(self, request: FetchRequest) -> AiohttpResponse:
-        session = self._session or self._open()
-        # sock_read bounds both the wait for headers and each gap between stream chunks.
+        session = self._sessions.get(request.pool) or self._open(request.pool)
+        lease = self._pools[request.pool].lease()
+        # sock_read bounds both the wait for headers and each gap between stream chunks;
+        # connect bounds the wait for a free pooled connection plus connecting.
         timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=request.timeout, sock_read=request.timeout
+            total=None,
+            connect=request.connect_timeout,
+            sock_connect=request.connect_timeout,
+            sock_read=request.timeout,
         )
         try:
             response = await session.request(
@@ -76,13 +94,17 @@ class AiohttpFetch:
                 allow_redirects=False,
             )
         except _ERRORS as exc:
+            lease.end()
             raise FetchError(_describe(exc), timeout=isinstance(exc, TimeoutError)) from None
-        return AiohttpResponse(response)
+        except BaseException:
+            lease.end()
+            raise
+        return AiohttpResponse(response, lease)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            await session.close()
 
 
 def _describe(exc: BaseException) -> str:

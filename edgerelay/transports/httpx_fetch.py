@@ -8,6 +8,7 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 import httpx
 
 from edgerelay.core.fetch import FetchError, FetchRequest
+from edgerelay.transports.pool_use import Lease, PoolUse
 
 
 class _RefuseAll(DefaultCookiePolicy):
@@ -18,13 +19,14 @@ class _RefuseAll(DefaultCookiePolicy):
 
 
 class HttpxResponse:
-    __slots__ = ("status", "headers", "native_body", "_response")
+    __slots__ = ("status", "headers", "native_body", "_response", "_lease")
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx.Response, lease: Lease) -> None:
         self.status = response.status_code
         self.headers = {k.lower(): v for k, v in response.headers.items()}
         self.native_body = None
         self._response = response
+        self._lease = lease
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         try:
@@ -42,36 +44,86 @@ class HttpxResponse:
             raise FetchError(_describe(exc), timeout=timeout) from None
 
     async def aclose(self) -> None:
+        self._lease.end()
         await self._response.aclose()
 
 
 class HttpxFetch:
-    def __init__(self, client: httpx.AsyncClient | None = None, *, trust_env: bool = False):
-        self.client = client or httpx.AsyncClient(
+    """A client per pool (per provider), each holding at most ``pool_size`` connections.
+
+    Waiting for a free connection and connecting are each bounded by
+    ``FetchRequest.connect_timeout`` (httpx's ``pool`` and ``connect`` timeouts). A client
+    passed in (Lambda's: one request per invocation) serves every pool."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None = None,
+        *,
+        trust_env: bool = False,
+        pool_size: int = 256,
+    ) -> None:
+        self.client = client
+        self._trust_env = trust_env
+        self._pool_size = pool_size
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._pools: dict[str, PoolUse] = {}
+        # Made once, here (loading the CA bundle costs tens of milliseconds): every pool's
+        # client shares it, so opening one on a provider's first request is cheap.
+        self._ssl = None if client else httpx.create_ssl_context(trust_env=trust_env)
+
+    def client_for(self, pool: str) -> httpx.AsyncClient:
+        """The client (and so the connection pool) that serves ``pool``."""
+        return self._clients.get(pool) or self._open(pool)
+
+    def _open(self, pool: str) -> httpx.AsyncClient:
+        client = self._clients[pool] = self.client or httpx.AsyncClient(
             cookies=CookieJar(policy=_RefuseAll()),
-            trust_env=trust_env,
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            verify=self._ssl,
+            trust_env=self._trust_env,
+            limits=httpx.Limits(
+                max_connections=self._pool_size,
+                max_keepalive_connections=min(64, self._pool_size),
+            ),
             follow_redirects=False,
         )
+        self._pools[pool] = PoolUse(self._pool_size)
+        return client
+
+    def saturated_pools(self) -> list[str]:
+        """The pools whose connections are all in use: a further request there would wait."""
+        return [name for name, use in self._pools.items() if use.saturated]
 
     async def __call__(self, request: FetchRequest) -> HttpxResponse:
-        built = self.client.build_request(
+        client = self.client_for(request.pool)
+        timeout = httpx.Timeout(
+            request.timeout, connect=request.connect_timeout, pool=request.connect_timeout
+        )
+        built = client.build_request(
             request.method,
             request.url,
             headers={name: _header_bytes(value) for name, value in request.headers.items()},
             content=request.body,
-            timeout=httpx.Timeout(request.timeout),
+            timeout=timeout,
         )
+        lease = self._pools[request.pool].lease()
         try:
-            response = await self.client.send(built, stream=True)
+            response = await client.send(built, stream=True)
         except httpx.HTTPError as exc:
+            lease.end()
             raise FetchError(
                 _describe(exc), timeout=isinstance(exc, httpx.TimeoutException)
             ) from None
-        return HttpxResponse(response)
+        except BaseException:
+            lease.end()
+            raise
+        return HttpxResponse(response, lease)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        clients, self._clients = self._clients, {}
+        for client in {id(c): c for c in clients.values()}.values():
+            await client.aclose()
+        if self.client is not None and not clients:
+            await self.client.aclose()
 
 
 def _header_bytes(value: str) -> bytes:

@@ -50,4 +50,16 @@ def create_app(env: Mapping[str, str] | None = None, fetch: Fetch | None = None)
     gateway = Gateway(
         config, fetch, clock=time.time, new_id=new_id, verifier=verifier, target="lambda"
     )
+    redact_logs(gateway.redactor)
     return LambdaApp(gateway, fetch, settings)
+
+
+def redact_logs(redactor) -> None:
+    """Lambda ships every log line to CloudWatch: the configured secrets are taken out of each
+    (tracebacks included) by the handlers that write them, the runtime's own and ours."""
+    import logging
+
+    for name in ("", "edgerelay"):
+        for handler in logging.getLogger(name).handlers:
+            if redactor not in handler.filters:
+                handler.addFilter(redactor)

@@ -114,3 +114,36 @@ def test_trust_env_is_off_unless_set():
 def test_a_bad_google_gemini_base_url_is_named_as_set():
     with pytest.raises(ConfigError, match="GOOGLE_GEMINI_BASE_URL"):
         load_config({"GOOGLE_GEMINI_BASE_URL": "generativelanguage.googleapis.com"})
+
+
+def test_an_unreadable_config_path_is_named_without_quoting_it():
+    # A key pasted into EDGERELAY_CONFIG looks like a path; the error must not print it.
+    def unreadable(path):
+        raise FileNotFoundError(2, "No such file or directory")
+
+    with pytest.raises(ConfigError) as raised:
+        load_config({"EDGERELAY_CONFIG": "sk-proj-pasted-by-mistake"}, unreadable)
+    assert "EDGERELAY_CONFIG" in str(raised.value)
+    assert "No such file or directory" in str(raised.value)
+    assert "sk-proj-pasted-by-mistake" not in str(raised.value)
+
+
+def test_the_hardening_limits_have_defaults_and_are_named_when_bad():
+    config = load_config({})
+    assert (config.pool_size, config.connect_timeout, config.body_idle_timeout) == (256, 10, 30)
+    assert config.max_response_bytes == 32 * 1024 * 1024
+    assert config.max_messages == 2000
+    set_by_env = load_config({"EDGERELAY_POOL_SIZE": "4", "EDGERELAY_MAX_MESSAGES": "10"})
+    assert (set_by_env.pool_size, set_by_env.max_messages) == (4, 10)
+    from_toml = load_config({"EDGERELAY_CONFIG": "[limits]\nconnect_timeout = 2.5\n"})
+    assert from_toml.connect_timeout == 2.5
+    for setting in (
+        "EDGERELAY_POOL_SIZE",
+        "EDGERELAY_CONNECT_TIMEOUT",
+        "EDGERELAY_BODY_IDLE_TIMEOUT",
+        "EDGERELAY_MAX_RESPONSE_BYTES",
+        "EDGERELAY_MAX_MESSAGES",
+    ):
+        with pytest.raises(ConfigError) as raised:
+            load_config({setting: "0"})
+        assert setting in str(raised.value)

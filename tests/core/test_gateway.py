@@ -71,8 +71,22 @@ def test_mock_echo_honours_max_tokens_with_length_finish():
         ({"model": "mock/echo", "messages": [{"role": ["user"]}]}, "messages[0].role"),
         ({"model": "mock/echo", "messages": [{"role": {"a": 1}}]}, "messages[0].role"),
         (b"[" * 100_000 + b"]" * 100_000, None),
-        (b'{"model": "mock/echo", "temperature": NaN, "messages": [{"role": "user"}]}', None),
-        (b'{"model": "mock/echo", "top_p": -Infinity, "messages": [{"role": "user"}]}', None),
+        (
+            b'{"model": "mock/echo", "temperature": NaN, "messages": [{"role": "user"}]}',
+            "temperature",
+        ),
+        (
+            b'{"model": "mock/echo", "top_p": -Infinity, "messages": [{"role": "user"}]}',
+            "top_p",
+        ),
+        (
+            b'{"model": "mock/echo", "temperature": 1e400, "messages": [{"role": "user"}]}',
+            "temperature",
+        ),
+        (
+            b'{"model": "mock/echo", "messages": [{"role": "user", "x": [1, -2E+999]}]}',
+            "messages[0].x[1]",
+        ),
     ],
 )
 def test_bad_requests_get_400_naming_the_field(body, param):
@@ -306,3 +320,14 @@ def test_upstream_errors_keep_rate_limit_headers_and_an_http_date_retry_after():
     assert ("x-request-id", "req-9") in got
     assert all(k not in ("set-cookie", "openai-organization") for k, _ in got)
     assert dict(got)["content-type"] == "application/json"
+
+
+def test_more_messages_than_the_limit_is_400_naming_messages():
+    gateway, _ = make_gateway(EDGERELAY_MAX_MESSAGES="3")
+    messages = [{"role": "user", "content": str(i)} for i in range(4)]
+    response, _ = call(gateway, body={"model": "mock/echo", "messages": messages})
+    assert response.status == 400
+    error = error_of(response)
+    assert (error["param"], error["code"]) == ("messages", "too_many_messages")
+    assert "EDGERELAY_MAX_MESSAGES" in error["message"]
+    assert call(gateway, body={"model": "mock/echo", "messages": messages[:3]})[0].status == 200

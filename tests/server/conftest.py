@@ -14,8 +14,8 @@ def gateway_for():
     """``gateway_for(env) -> GatewayServer`` started for this test."""
     started = []
 
-    def start(env, http_client="aiohttp"):
-        server = GatewayServer(env, http_client).__enter__()
+    def start(env, http_client="aiohttp", **options):
+        server = GatewayServer(env, http_client, **options).__enter__()
         started.append(server)
         return server
 

@@ -189,3 +189,48 @@ def test_the_access_log_line_says_when_a_request_was_repaired():
         stream = io.StringIO()
         asyncio.run(AccessLog(app, stream)(scope, None, ignore))
         assert json.loads(stream.getvalue()).get("repaired") == expected
+
+
+def test_sigterm_during_streams_logs_one_line_per_cut_stream_and_no_traceback(upstream):
+    sse = {"content-type": "text/event-stream"}
+    chunks = [b'data: {"n":%d}\n\n' % i for i in range(3)]
+    upstream.handler = lambda seen: Reply(200, sse, chunks, lockstep=True)  # never released
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("EDGERELAY_", "OPENAI_"))}
+    env = {**clean, "OPENAI_BASE_URL": upstream.url + "/v1", "OPENAI_API_KEY": "sk-up-secret-1"}
+    argv = ["serve", "--port", str(port), "--graceful-timeout", "0.2"]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "edgerelay.server.cli", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    body = {"model": "gpt-x", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    try:
+        for _ in range(1000):  # bounded: until it listens
+            assert server.poll() is None, "the server did not start"
+            try:
+                httpx.get(url + "/healthz", timeout=WAIT)
+                break
+            except httpx.TransportError:
+                time.sleep(0.01)
+        with (
+            httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=WAIT) as one,
+            httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=WAIT) as two,
+        ):
+            received = [one.iter_raw(), two.iter_raw()]  # kept: dropping one closes it
+            assert [next(r) for r in received] == [chunks[0]] * 2
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(WAIT) == -signal.SIGTERM
+        log = server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(WAIT)
+        server.stderr.close()
+    assert "Traceback" not in log and "CancelledError" not in log
+    cut = [line for line in log.splitlines() if "cut short by the shutdown" in line]
+    assert cut == ["edgerelay: POST /v1/chat/completions cut short by the shutdown"] * 2
+    assert "sk-up-secret-1" not in log

@@ -133,7 +133,9 @@ class GatewayServer:
         env: Mapping[str, str],
         http_client: str = "aiohttp",
         clock: Callable[[], float] | None = None,
+        **options: object,
     ) -> None:
+        """``options``: further uvicorn settings (``edgerelay serve``'s connection limits)."""
         import uvicorn
 
         from edgerelay.server.asgi import create_app
@@ -146,10 +148,10 @@ class GatewayServer:
             host="127.0.0.1",
             port=self.port,
             loop="asyncio",
-            http="httptools",
             lifespan="on",
             log_level="warning",
             access_log=False,
+            **{"http": "httptools", **options},
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True)

@@ -113,7 +113,7 @@ def test_set_cookie_from_an_upstream_is_never_sent_back():
             response = await fetch(FetchRequest("POST", URL, {}, b"{}"))
             await response.read()
             await response.aclose()
-        return len(fetch.client.cookies)
+        return len(fetch.client_for("").cookies)
 
     assert run(scenario()) == 0
     assert all("cookie" not in call.request.headers for call in route.calls)
