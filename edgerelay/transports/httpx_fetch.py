@@ -70,13 +70,25 @@ class HttpxFetch:
         # Made once, here (loading the CA bundle costs tens of milliseconds): every pool's
         # client shares it, so opening one on a provider's first request is cheap.
         self._ssl = None if client else httpx.create_ssl_context(trust_env=trust_env)
+        # The first pool's client is made now too: making one imports the rest of httpx and
+        # httpcore, which would otherwise land on the first request (a Lambda's budget).
+        self._spare = client or self._new_client()
 
     def client_for(self, pool: str) -> httpx.AsyncClient:
         """The client (and so the connection pool) that serves ``pool``."""
         return self._clients.get(pool) or self._open(pool)
 
     def _open(self, pool: str) -> httpx.AsyncClient:
-        client = self._clients[pool] = self.client or httpx.AsyncClient(
+        if self.client is not None:
+            client = self.client
+        else:
+            client, self._spare = self._spare or self._new_client(), None
+        self._clients[pool] = client
+        self._pools[pool] = PoolUse(self._pool_size)
+        return client
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
             cookies=CookieJar(policy=_RefuseAll()),
             verify=self._ssl,
             trust_env=self._trust_env,
@@ -86,8 +98,6 @@ class HttpxFetch:
             ),
             follow_redirects=False,
         )
-        self._pools[pool] = PoolUse(self._pool_size)
-        return client
 
     def saturated_pools(self) -> list[str]:
         """The pools whose connections are all in use: a further request there would wait."""
@@ -120,10 +130,10 @@ class HttpxFetch:
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}
-        for client in {id(c): c for c in clients.values()}.values():
+        unused, self._spare = self._spare, None
+        everyone = [*clients.values(), *([unused] if unused is not None else [])]
+        for client in {id(c): c for c in everyone}.values():
             await client.aclose()
-        if self.client is not None and not clients:
-            await self.client.aclose()
 
 
 def _header_bytes(value: str) -> bytes:
