@@ -98,6 +98,9 @@ _PROVIDERS: dict[str, Provider] = {}
 # Every kind's response headers together, kept up to date by register(): read per response.
 RESPONSE_HEADERS: frozenset[str] = frozenset()
 RESPONSE_HEADER_PREFIXES: tuple[str, ...] = ()
+# (bare-model prefixes, kind) of every kind that claims some, kept up to date likewise: read
+# per request by routing.
+BARE_PREFIXES: tuple[tuple[tuple[str, ...], str], ...] = ()
 
 
 def register(spec: ProviderSpec) -> None:
@@ -115,7 +118,8 @@ def unregister(kind: str) -> None:
 
 
 def _collect() -> None:
-    global RESPONSE_HEADERS, RESPONSE_HEADER_PREFIXES
+    global RESPONSE_HEADERS, RESPONSE_HEADER_PREFIXES, BARE_PREFIXES
+    BARE_PREFIXES = tuple((s.bare_prefixes, s.kind) for s in _SPECS.values() if s.bare_prefixes)
     RESPONSE_HEADERS = frozenset().union(*(s.response_headers for s in _SPECS.values()))
     RESPONSE_HEADER_PREFIXES = tuple(p for s in _SPECS.values() for p in s.response_header_prefixes)
 

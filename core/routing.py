@@ -36,10 +36,11 @@ def route_model(model: str, config: Config) -> Route:
                     code="model_not_found",
                 )
             return Route(provider, provider.kind, rest, requested)
-    kind = next(
-        (s.kind for s in registry.specs() if s.bare_prefixes and model.startswith(s.bare_prefixes)),
-        registry.DEFAULT_KIND,
-    )
+    kind = registry.DEFAULT_KIND
+    for prefixes, owner in registry.BARE_PREFIXES:
+        if model.startswith(prefixes):
+            kind = owner
+            break
     provider = config.providers[kind]
     return Route(provider, provider.kind, model, requested)
 
