@@ -1,0 +1,287 @@
+"""Admission and settlement: the decisions "admit", "refuse with retry-after N" and
+"reserve / settle usage", over any ``LimitStore``.
+
+The limiter builds the counters a request is checked against (from its policy and the window
+strategies), asks the store once, and turns the answer into a decision: the 429 in OpenAI's
+terms (``rate_limit_exceeded``, or ``insufficient_quota`` for a spent day budget, which SDKs are
+told not to retry) with ``Retry-After``, and the ``x-ratelimit-*`` headers. It reads no clock:
+``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from ..errors import GatewayError
+from .headers import format_reset
+from .policy import LimitPolicy, LimitSettings, Price
+from .store import Adjustment, LimitStore, Slot, StoreAnswer, StoreUnavailable
+from .usage import Usage
+from .windows import Counter, Window, weighted
+
+MINUTE = Window(60)
+DAY = Window(86_400, "fixed")  # day budgets reset at 00:00 UTC: easy to explain to a user
+# A refused stream slot frees when some stream ends, which nobody can know: ask to retry soon.
+SLOT_RETRY_SECONDS = 1.0
+# Budgets are counted in micro-dollars: a price per million tokens times tokens is exactly that.
+MICRO = 1_000_000
+
+_DAILY = frozenset({"tokens_per_day", "budget_usd_per_day"})
+_WHAT = {
+    "requests_per_minute": "requests per minute",
+    "tokens_per_minute": "tokens per minute",
+    "tokens_per_day": "tokens per day",
+    "budget_usd_per_day": "budget per day (USD)",
+    "concurrent_streams": "concurrent streams",
+}
+
+
+class LimitRequest(NamedTuple):
+    keys: tuple[str, ...]  # from ``client_keys``; the first one's figures go in the headers
+    policy: LimitPolicy
+    model: str = ""  # the model used, for the price
+    max_tokens: int | None = None  # as the request asks; else the policy's default is reserved
+    input_bytes: int = 0  # the request body's size, for estimates
+    stream: bool = False
+    slot_id: str = ""
+
+
+class Reservation(NamedTuple):
+    """What an admission took, to be settled when the usage is known and released at the end."""
+
+    counters: tuple[Counter, ...]
+    slots: tuple[Slot, ...]
+    reserved_tokens: int
+    reserved_micro_usd: int
+    price: Price | None
+    input_bytes: int
+
+
+class Decision(NamedTuple):
+    admitted: bool
+    headers: tuple[tuple[str, str], ...] = ()
+    error: GatewayError | None = None
+    reservation: Reservation | None = None
+    outcome: str = "none"  # for the log line: none | admitted | refused | fail_open | unavailable
+
+
+ADMIT_UNLIMITED = Decision(True)
+
+
+class Limiter:
+    def __init__(
+        self,
+        settings: LimitSettings,
+        store: LimitStore | None,
+        *,
+        fail_open: bool = False,
+        missing_store: str = "set EDGERELAY_STORE",
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.fail_open = fail_open
+        # What an operator must set when no store is there (differs per target).
+        self.missing_store = missing_store
+
+    def policy(self, name: str) -> LimitPolicy | None:
+        policy = self.settings.policies.get(name)
+        return policy if policy is not None and policy.limited else None
+
+    async def admit(self, request: LimitRequest, now: float) -> Decision:
+        policy = request.policy
+        if not policy.limited:
+            return ADMIT_UNLIMITED
+        reserve = request.max_tokens if request.max_tokens is not None else policy.reserve_tokens
+        price = (
+            self.settings.price(request.model) if policy.budget_usd_per_day is not None else None
+        )
+        if policy.budget_usd_per_day is not None and price is None:
+            return Decision(
+                False,
+                error=GatewayError(
+                    403,
+                    f"The model {request.model!r} has no price in EDGERELAY_CONFIG [prices], "
+                    "so it cannot be charged to a budget.",
+                    code="model_not_priced",
+                ),
+                outcome="refused",
+            )
+        micro = _cost(price, request.input_bytes // 4, reserve) if price else 0
+        counters, slots = self._plan(request, reserve, micro, now)
+        if self.store is None:
+            return self._unavailable(f"no counter store is configured: {self.missing_store}")
+        try:
+            answer = await self.store.admit(counters, slots, now)
+        except StoreUnavailable as exc:
+            return self._unavailable(f"the counter store is unreachable ({exc})")
+        headers = tuple(self._headers(counters, answer, now))
+        if not answer.admitted:
+            return Decision(
+                False,
+                headers,
+                self._refusal(counters, slots, answer, headers, now),
+                outcome="refused",
+            )
+        reservation = Reservation(
+            counters,
+            slots,
+            reserve if policy.counts_tokens else 0,
+            micro,
+            price,
+            request.input_bytes,
+        )
+        return Decision(True, headers, reservation=reservation, outcome="admitted")
+
+    def _plan(self, request: LimitRequest, reserve: int, micro: int, now: float):
+        policy = request.policy
+        minute = Window(60, policy.window)  # type: ignore[arg-type]
+        counters: list[Counter] = []
+        slots: list[Slot] = []
+        for key in request.keys:
+            if policy.requests_per_minute is not None:
+                counters.append(
+                    minute.counter(key, "requests_per_minute", policy.requests_per_minute, 1, now)
+                )
+            if policy.tokens_per_minute is not None:
+                counters.append(
+                    minute.counter(key, "tokens_per_minute", policy.tokens_per_minute, reserve, now)
+                )
+            if policy.tokens_per_day is not None:
+                counters.append(
+                    DAY.counter(key, "tokens_per_day", policy.tokens_per_day, reserve, now)
+                )
+            if policy.budget_usd_per_day is not None:
+                limit = round(policy.budget_usd_per_day * MICRO)
+                counters.append(DAY.counter(key, "budget_usd_per_day", limit, micro, now))
+            if request.stream and policy.concurrent_streams is not None:
+                slots.append(
+                    Slot(
+                        key,
+                        policy.concurrent_streams,
+                        request.slot_id,
+                        now + self.settings.slot_seconds,
+                    )
+                )
+        return tuple(counters), tuple(slots)
+
+    def _unavailable(self, why: str) -> Decision:
+        if self.fail_open:
+            return Decision(True, outcome="fail_open")
+        error = GatewayError(
+            503,
+            f"Rate limits are configured but {why}. "
+            "(EDGERELAY_STORE_FAIL_OPEN=true admits requests unlimited meanwhile.)",
+            type="service_unavailable",
+            code="limits_store_unavailable",
+        )
+        return Decision(False, error=error, outcome="unavailable")
+
+    def _headers(self, counters: Sequence[Counter], answer: StoreAnswer, now: float):
+        first_key = counters[0].key if counters else None
+        by_name = {
+            c.name: (c, n)
+            for c, n in zip(counters, answer.counts, strict=True)
+            if c.key == first_key
+        }
+        for name, suffix in (
+            ("requests_per_minute", "requests"),
+            ("tokens_per_minute", "tokens"),
+            ("tokens_per_day", "tokens"),
+        ):
+            if name not in by_name:
+                continue
+            if suffix == "tokens" and name == "tokens_per_day" and "tokens_per_minute" in by_name:
+                continue  # one trio of token headers: the minute limit is the one SDKs pace by
+            counter, counts = by_name[name]
+            used = weighted(counter, counts) + (counter.amount if answer.admitted else 0)
+            window = _window_of(counter)
+            yield f"x-ratelimit-limit-{suffix}", str(counter.limit)
+            yield f"x-ratelimit-remaining-{suffix}", str(max(0, math.floor(counter.limit - used)))
+            yield (
+                f"x-ratelimit-reset-{suffix}",
+                format_reset(window.reset_after(counter, counts, now)),
+            )
+
+    def _refusal(self, counters, slots, answer: StoreAnswer, headers, now: float) -> GatewayError:
+        failed = []
+        for counter, counts in zip(counters, answer.counts, strict=True):
+            if weighted(counter, counts) + counter.amount > counter.limit:
+                failed.append((_window_of(counter).retry_after(counter, counts, now), counter.name))
+        for slot, open_slots in zip(slots, answer.open_slots, strict=True):
+            if open_slots >= slot.limit:
+                failed.append((SLOT_RETRY_SECONDS, "concurrent_streams"))
+        if not failed:  # the store refused though its own figures fit: a race; retry at once
+            failed.append((SLOT_RETRY_SECONDS, "requests_per_minute"))
+        retry, name = max(failed)
+        daily = any(n in _DAILY for _, n in failed)
+        seconds = max(1, math.ceil(retry))
+        extra = [("retry-after", str(seconds))]
+        if daily:
+            extra.append(("x-should-retry", "false"))
+            message = (
+                f"You exceeded your {_WHAT[next(n for _, n in failed if n in _DAILY)]} "
+                f"limit; it resets in {format_reset(retry)}."
+            )
+        else:
+            message = f"Rate limit reached for {_WHAT[name]}; retry after {seconds} s."
+        return GatewayError(
+            429,
+            message,
+            type="insufficient_quota" if daily else "requests",
+            code="insufficient_quota" if daily else "rate_limit_exceeded",
+            retry_after=seconds,
+            headers=(*headers, *extra),
+        )
+
+    async def settle(
+        self, reservation: Reservation, usage: Usage | None, relayed_bytes: int, now: float
+    ) -> Usage:
+        """Charge what was used instead of what was reserved; return the usage charged (the
+        reported one, or the estimate from the bytes relayed when none came)."""
+        from .usage import estimate
+
+        charged = usage if usage is not None else estimate(reservation.input_bytes, relayed_bytes)
+        adjustments = []
+        for counter in reservation.counters:
+            if counter.name in ("tokens_per_minute", "tokens_per_day"):
+                delta = charged.total - reservation.reserved_tokens
+            elif counter.name == "budget_usd_per_day" and reservation.price is not None:
+                delta = (
+                    _cost(reservation.price, charged.input, charged.output)
+                    - reservation.reserved_micro_usd
+                )
+            else:
+                continue
+            if delta:
+                adjustments.append(
+                    Adjustment(counter.bucket_id(counter.buckets[0][0]), delta, counter.expires_at)
+                )
+        if adjustments and self.store is not None:
+            try:
+                await self.store.adjust(adjustments, now)
+            except StoreUnavailable:
+                pass  # the reservation stands: charged at most what was reserved
+        return charged
+
+    async def release(self, reservation: Reservation) -> None:
+        """Give back the stream slots (every way a stream ends calls this once)."""
+        if reservation.slots and self.store is not None:
+            try:
+                await self.store.release(reservation.slots)
+            except StoreUnavailable:
+                pass  # the slots expire on their own
+
+
+def _window_of(counter: Counter) -> Window:
+    if counter.name in _DAILY:
+        return DAY
+    if len(counter.buckets) == 1:
+        return Window(60, "fixed")
+    return MINUTE
+
+
+def _cost(price: Price, input_tokens: int, output_tokens: int) -> int:
+    """Micro-dollars, rounded up so a budget is never under-charged."""
+    return math.ceil(price.input * input_tokens + price.output * output_tokens)
