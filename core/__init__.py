@@ -6,6 +6,9 @@ from .errors import GatewayError
 from .fetch import Fetch, FetchError, FetchRequest, FetchResponse
 from .gateway import Gateway, error_response
 from .http import Request, Response
+from .ids import new_id
+from .observer import StreamEnd, StreamHook, StreamObserver
+from .responses import config_error
 from .sse import SSEEvent, SSEParser
 
 __all__ = [
@@ -22,6 +25,11 @@ __all__ = [
     "Response",
     "SSEEvent",
     "SSEParser",
+    "StreamEnd",
+    "StreamHook",
+    "StreamObserver",
+    "config_error",
     "error_response",
     "load_config",
+    "new_id",
 ]

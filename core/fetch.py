@@ -49,7 +49,14 @@ class FetchResponse(Protocol):
 
 
 class Fetch(Protocol):
+    """Sends one ``FetchRequest``; raises ``FetchError`` when the upstream cannot be reached
+    or does not answer in time."""
+
     async def __call__(self, request: FetchRequest) -> FetchResponse: ...
+
+    async def aclose(self) -> None:
+        """Release pooled connections at shutdown (a transport without any does nothing)."""
+        ...
 
 
 class FetchError(Exception):

@@ -6,7 +6,7 @@ and the clock and id source are injected too, so this module stays sans-IO.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 from . import passthrough as native
 from . import registry, routing
@@ -20,6 +20,7 @@ from .identity import SignatureVerifier, sessions
 from .identity.authenticate import Authenticator
 from .identity.enforce import enforce_chat, route_names
 from .identity.settings import IdentitySettings
+from .observer import HookFactory, Protocol, StreamHook
 from .providers.base import ChatContext, StreamTranslator
 from .redact import redactor_for
 from .responses import (
@@ -27,6 +28,8 @@ from .responses import (
     JSON,
     body_stalled,
     error_response,
+    is_event_stream,
+    observed,
     passthrough,
     too_large,
     translated_headers,
@@ -51,6 +54,12 @@ PUBLIC_TARGETS = frozenset({"worker", "lambda"})
 
 
 class Gateway:
+    """Edgerelay's whole request handling, platform-free: adapters build it once with the
+    configuration, their ``Fetch``, a clock and an id source, then call ``handle`` per request.
+
+    ``stream_hooks``: factories of ``StreamHook``s, asked once per relayed event stream (the
+    one place where features that watch streams plug in)."""
+
     def __init__(
         self,
         config: Config,
@@ -60,6 +69,7 @@ class Gateway:
         new_id: Callable[[], str],
         verifier: SignatureVerifier | None = None,
         target: str = "server",
+        stream_hooks: Sequence[HookFactory] = (),
     ) -> None:
         self.config = config
         self.fetch = fetch
@@ -75,8 +85,12 @@ class Gateway:
         self.identity: IdentitySettings = identity
         self.auth = Authenticator(identity, fetch, clock, verifier, public=target in PUBLIC_TARGETS)
         self.redactor = redactor_for(config)
+        self.stream_hooks = tuple(stream_hooks)
 
     async def handle(self, request: Request) -> Response:
+        """Answer one request. Never raises: errors become responses in the route's error
+        format. A streamed response must be closed by the adapter (``Response.aclose``) once
+        its body is sent or the client has left."""
         if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
             return self.cors.preflight(request.headers)  # a browser's CORS preflight
         try:
@@ -143,7 +157,7 @@ class Gateway:
         if method is None:
             # /openai/v1/…, /anthropic/…, /gemini/… and named providers: native passthrough.
             policy = request.identity.policy if request.identity is not None else None
-            response = await native.relay(request, self.config, self.fetch, policy)
+            response = await native.relay(request, self.config, self.fetch, policy, self.hooks)
             if response is not None:
                 return response
             raise GatewayError(404, f"Unknown route: {request.method} {request.path}")
@@ -156,7 +170,10 @@ class Gateway:
                 headers=(("allow", allow),),
             )
         if request.path == "/v1/chat/completions":
-            return await self.chat_completions(request)
+            response = await self.chat_completions(request)
+            if response.stream is not None and is_event_stream(response.headers):
+                observed(response, "chat", self.hooks("chat"))
+            return response
         if request.path == "/v1/models":
             return self.models(request)
         if request.path == "/readyz":
@@ -187,6 +204,13 @@ class Gateway:
         if len(request.body) > self.config.max_body_bytes:
             raise too_large(self.config.max_body_bytes)
         return await sessions.create(request, self.identity, self.fetch, self.clock, self.new_id)
+
+    def hooks(self, protocol: Protocol) -> list[StreamHook]:
+        """The hooks that watch one stream of ``protocol`` (none unless a feature asks)."""
+        if not self.stream_hooks:
+            return []
+        made = (factory(protocol) for factory in self.stream_hooks)
+        return [hook for hook in made if hook is not None]
 
     def models(self, request: Request | None = None) -> Response:
         """The models the caller may use: listed ones its policy's allowlist lets through."""

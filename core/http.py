@@ -2,18 +2,24 @@
 
 Adapters (ASGI, Worker, Lambda) translate their platform's request into ``Request`` and write
 ``Response`` back. A response body is exactly one of: ``body`` bytes, or ``stream`` (an async
-iterator of bytes). When ``upstream`` is set, ``stream`` is that upstream body unchanged: an
-adapter that can forward ``upstream.native_body`` without touching it (a Worker) may do so.
+iterator of bytes). When ``upstream`` is set, ``stream`` is that upstream body unchanged (an
+event stream through its observer, which only cuts it on event boundaries and adds an error
+event if it breaks): an adapter that can forward ``upstream.native_body`` without touching it
+(a Worker) may do so while nothing watches the observer (``observer.watched``).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 
+from .errors import GatewayError
 from .fetch import FetchResponse
+from .observer import StreamObserver
 
 
 class Request:
+    """An inbound request as core sees it; adapters build it from their platform's request."""
+
     __slots__ = (
         "body",
         "body_stream",
@@ -52,7 +58,12 @@ class Request:
 
 
 class Response:
-    __slots__ = ("body", "failure", "headers", "status", "stream", "upstream")
+    """What the gateway answers: status, headers, and ``body`` bytes or a ``stream``.
+
+    An event stream carries its ``observer`` (``core.observer``): it cut the stream on event
+    boundaries and can still end it with the route's terminal error event (``end_with``)."""
+
+    __slots__ = ("body", "failure", "headers", "observer", "status", "stream", "upstream")
 
     def __init__(
         self,
@@ -71,13 +82,21 @@ class Response:
         # got an error frame in-band; adapters that can also flag it out of band (Lambda's
         # error trailers) read it here once the stream is done.
         self.failure: Exception | None = None
+        self.observer: StreamObserver | None = None
 
     def __repr__(self) -> str:
         return f"Response({self.status})"
 
-    @property
-    def is_stream(self) -> bool:
-        return self.stream is not None
+    def end_with(self, error: GatewayError) -> bytes:
+        """End the body early (a limit was reached, or the stream raised): the bytes to send
+        last, the route's terminal error event, or nothing when the body is not an event
+        stream (an adapter can then only break the connection) or had already ended."""
+        if self.observer is None:
+            return b""
+        out = self.observer.fail(error)
+        if self.observer.failure is not None:
+            self.failure = self.observer.failure
+        return out
 
     async def aclose(self) -> None:
         """Stop producing the body: close the stream and abort the upstream read, if any."""
@@ -86,3 +105,5 @@ class Response:
             await stream.aclose()
         if self.upstream is not None:
             await self.upstream.aclose()
+        if self.observer is not None:
+            self.observer.close()

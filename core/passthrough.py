@@ -14,7 +14,7 @@ backslashes, empty segments) is refused, and the upstream gets the validated can
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import registry
@@ -22,6 +22,7 @@ from .config import Config, ProviderConfig
 from .errors import Flavor, GatewayError, not_configured, unreachable
 from .fetch import Fetch, FetchError, FetchRequest
 from .http import Request, Response
+from .observer import Protocol, StreamHook
 from .responses import error_response, passthrough, too_large, unexpected_status
 
 if TYPE_CHECKING:
@@ -188,14 +189,19 @@ def streams_upload(request: Request, config: Config) -> bool:
 
 
 async def relay(
-    request: Request, config: Config, fetch: Fetch, policy: Policy | None = None
+    request: Request,
+    config: Config,
+    fetch: Fetch,
+    policy: Policy | None = None,
+    hooks: Callable[[Protocol], list[StreamHook]] = lambda _: [],
 ) -> Response | None:
     """Answer a passthrough request, or None when ``request`` is not one. With ``policy``, the
     caller's policy is applied first (``identity.enforce``).
 
     The upstream's answer, errors included, reaches the client unchanged (status, allowed
     headers, body bytes streamed), so the SDK sees exactly what the provider said. Errors the
-    gateway makes itself are rendered in the provider's own shape."""
+    gateway makes itself are rendered in the provider's own shape; so is the terminal error
+    event that ends a model stream that breaks off (``core.observer``)."""
     native = find(request.path, config)
     if native is None:
         return None
@@ -221,7 +227,32 @@ async def relay(
             "unhandled error on %s passthrough %s", native.provider.name, request.method
         )
         return error_response(GatewayError(500, "Internal gateway error."), native.flavor)
-    return passthrough(upstream)
+    protocol = stream_protocol(native, upstream.status, upstream.headers)
+    return passthrough(upstream, protocol, hooks(protocol) if protocol is not None else ())
+
+
+def stream_protocol(native: Native, status: int, headers: Mapping[str, str]) -> Protocol | None:
+    """The stream protocol of a successful model stream on a passthrough route (what its end
+    marker and its terminal error look like), or None for any other answer."""
+    if status != 200:
+        return None
+    content_type = headers.get("content-type", "").lower()
+    sse = content_type.startswith("text/event-stream")
+    kind = native.provider.kind
+    path = canonical_path(native.rest)  # checked already: what the upstream was asked
+    if kind == "openai":
+        if not sse:
+            return None
+        if path.endswith("/chat/completions"):
+            return "chat"
+        return "responses" if path.endswith("/responses") else None
+    if kind == "anthropic":
+        return "anthropic" if sse and path.endswith("/messages") else None
+    if kind == "gemini" and path.endswith(":streamGenerateContent"):
+        if sse:
+            return "gemini"
+        return "gemini-json" if content_type.startswith("application/json") else None
+    return None
 
 
 def canonical_path(raw: str) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from .config import ConfigError
 from .errors import Flavor, GatewayError
 from .fetch import FetchResponse
 from .headers import filter_response_headers
 from .http import Response
+from .observer import Protocol, StreamHook, StreamObserver, observe
 
 JSON = ("content-type", "application/json")
 EVENT_STREAM = ("content-type", "text/event-stream; charset=utf-8")
@@ -19,10 +23,50 @@ def error_response(error: GatewayError, flavor: Flavor = "openai") -> Response:
     return Response(error.status, headers, error.render(flavor))
 
 
-def passthrough(upstream: FetchResponse) -> Response:
-    """The client gets the upstream's status, allowed headers and body bytes unchanged."""
+def passthrough(
+    upstream: FetchResponse, protocol: Protocol | None = None, hooks: Sequence[StreamHook] = ()
+) -> Response:
+    """The client gets the upstream's status, allowed headers and body bytes unchanged; an
+    event stream of ``protocol`` goes through its observer (see ``observed``)."""
     headers = filter_response_headers(upstream.headers)
-    return Response(upstream.status, headers, stream=upstream.aiter_bytes(), upstream=upstream)
+    response = Response(upstream.status, headers, stream=upstream.aiter_bytes(), upstream=upstream)
+    if protocol is not None:
+        observed(response, protocol, hooks)
+    return response
+
+
+def observed(response: Response, protocol: Protocol, hooks: Sequence[StreamHook] = ()) -> Response:
+    """Put ``response.stream`` through a ``StreamObserver`` of ``protocol``: cut on event
+    boundaries, watched for its end marker, ended with the route's terminal error event if it
+    breaks off or ends without it (``response.failure`` then says why)."""
+    assert response.stream is not None
+    observer = response.observer = StreamObserver(protocol, hooks)
+
+    def failed() -> None:
+        response.failure = observer.failure
+
+    response.stream = observe(response.stream, observer, failed)
+    return response
+
+
+def config_error(exc: ConfigError) -> GatewayError:
+    """A bad setting, as every target reports it: 503 naming the setting and what is wrong
+    with it (never its value: ``ConfigError`` does not quote values, so a misplaced key cannot
+    leak). The local server prints the same message and refuses to start."""
+    return GatewayError(
+        503,
+        f"The gateway is not configured correctly: {exc}.",
+        type="service_unavailable",
+        code="bad_configuration",
+    )
+
+
+def is_event_stream(headers: list[tuple[str, str]]) -> bool:
+    """Whether ``headers`` say ``text/event-stream`` (names lower-case, as core writes them)."""
+    return any(
+        k.lower() == "content-type" and v.lower().startswith("text/event-stream")
+        for k, v in headers
+    )
 
 
 def translated_headers(content_type: tuple[str, str], upstream: FetchResponse):

@@ -4,15 +4,28 @@ back, streaming chunk by chunk. A client that goes away cancels the upstream rea
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from edgerelay.core import Config, ConfigError, Gateway, Request, Response, load_config
-from edgerelay.core.fetch import Fetch
+from edgerelay.core import (
+    Config,
+    ConfigError,
+    Gateway,
+    GatewayError,
+    Request,
+    Response,
+    load_config,
+    new_id,
+)
+from edgerelay.core.body import declared_too_large
+from edgerelay.core.fetch import Fetch, FetchError
 from edgerelay.server.upload import Upload
+
+log = logging.getLogger("edgerelay")
 
 # The browser demo, served at / by the local server when run from a checkout (make dev).
 DEMO_PAGE = Path(__file__).resolve().parents[2] / "examples" / "browser" / "index.html"
@@ -22,10 +35,6 @@ def _log():
     import logging  # only on the rare paths that log
 
     return logging.getLogger("edgerelay")
-
-
-def new_id() -> str:
-    return os.urandom(12).hex()
 
 
 def read_file(path: str) -> str:
@@ -96,8 +105,7 @@ class EdgerelayASGI:
         )
         upload = None
         if self.gateway.streams_upload(request):  # forwarded as it arrives, not read first
-            declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_body:
+            if declared_too_large(request.headers, self.max_body):
                 await _send_bytes(self.gateway.too_large_response(request), send)
                 return
             upload = request.body_stream = Upload(receive, self.max_body, self.body_idle)
@@ -152,9 +160,7 @@ class EdgerelayASGI:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                close = getattr(self.fetch, "aclose", None)
-                if close is not None:
-                    await close()
+                await self.fetch.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -225,10 +231,27 @@ async def _send_bytes(response: Response, send) -> None:
 
 
 async def _send_stream(response: Response, send) -> None:
+    """Each chunk as core yields it. An event stream that breaks off has already been ended
+    by core with the route's terminal error event; should the stream itself raise (a bug),
+    the client still gets that event and a clean end, and the log the traceback. A body that
+    is not an event stream and breaks off can only be cut: the response is left unfinished,
+    so the server drops the connection and the client sees it was incomplete."""
     headers = _encode_headers(response.headers)
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    async for chunk in response.stream:
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    try:
+        async for chunk in response.stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except FetchError as exc:  # not an event stream: core's observer catches it for those
+        log.warning("the upstream body broke off; the response is cut: %s", exc)
+        return
+    except (asyncio.CancelledError, OSError):
+        raise
+    except Exception:
+        log.exception("response body failed")
+        if response.observer is None:
+            return
+        last = response.end_with(GatewayError(500, "Internal gateway error."))
+        await send({"type": "http.response.body", "body": last, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
 

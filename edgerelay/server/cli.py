@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 
-from edgerelay.core import ConfigError, registry
+from edgerelay.core import ConfigError, config_error, registry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app = create_app()
     except ConfigError as exc:
-        print(f"edgerelay: bad configuration: {exc}", file=sys.stderr)
+        print(f"edgerelay: {config_error(exc).message}", file=sys.stderr)
         return 2
 
     refusal = anonymous_refusal(app.gateway.config, args.host)

@@ -9,14 +9,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from edgerelay.core import Gateway, load_config
+from edgerelay.core import Gateway, load_config, new_id
 from edgerelay.core.fetch import Fetch
 
 from .settings import LambdaSettings, load_settings
-
-
-def new_id() -> str:
-    return os.urandom(12).hex()
 
 
 def read_file(path: str) -> str:

@@ -15,14 +15,13 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from edgerelay.core import ConfigError, GatewayError, Response, error_response
-from edgerelay.core.errors import stream_error_frame
-from edgerelay.core.fetch import Fetch, FetchError
+from edgerelay.core import ConfigError, GatewayError, Response, config_error, error_response
+from edgerelay.core.fetch import Fetch
 
 from .app import LambdaApp, create_app
 from .events import EventError, HttpEvent, decode_event, proxy_response
-from .framing import EventAligner
-from .limits import Expired, Limits, is_text_event_stream, limits_for, pull, time_cut
+from .limits import Cut, limits_for, time_cut
+from .pump import pump
 
 log = logging.getLogger("edgerelay")
 
@@ -43,7 +42,7 @@ class BufferedHandler:
         try:
             return cls(create_app(env, fetch))
         except ConfigError as exc:
-            log.error("bad configuration: %s", exc)
+            log.error("%s", config_error(exc).message)
             return cls(exc)
 
     def __call__(self, event: object, context: object) -> dict:
@@ -53,21 +52,14 @@ class BufferedHandler:
             # Not from API Gateway or a Function URL (a direct test invoke, say): a clear 400.
             return proxy_response("2.0", *_as_parts(error_response(GatewayError(400, str(exc)))))
         if isinstance(self.app, ConfigError):
-            error = GatewayError(
-                503,
-                f"The gateway is misconfigured: check the setting {self.app.setting}.",
-                type="service_unavailable",
-                code="bad_configuration",
-            )
+            error = config_error(self.app)
             return proxy_response(decoded.version, *_as_parts(error_response(error)))
         remaining = _remaining_seconds(context)
         return self.loop.run_until_complete(_handle(self.app, decoded, remaining))
 
     def close(self) -> None:
         if not isinstance(self.app, ConfigError):
-            close = getattr(self.app.fetch, "aclose", None)
-            if close is not None:
-                self.loop.run_until_complete(close())
+            self.loop.run_until_complete(self.app.fetch.aclose())
         self.loop.close()
 
 
@@ -102,61 +94,46 @@ async def _handle(app: LambdaApp, event: HttpEvent, remaining: float | None) -> 
                 response = await app.gateway.handle(event.request)
         except TimeoutError:
             response = error_response(time_cut(limits, app.settings).error)
+    sink = _Collected()
     try:
-        status, headers, body = await _collect(app, response, limits)
+        outcome = await pump(
+            response,
+            sink,
+            limits,
+            app.settings,
+            max_bytes=MAX_BUFFERED_BYTES,
+            size_cut=_too_large_to_buffer(),
+        )
     finally:
         await response.aclose()
-    return proxy_response(event.version, status, headers, body)
+    answer = outcome.response
+    return proxy_response(event.version, answer.status, answer.headers, b"".join(sink.parts))
 
 
-async def _collect(
-    app: LambdaApp, response: Response, limits: Limits
-) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Read the whole body within the limits. An event stream that cannot finish keeps what it
-    had and ends with an SSE error event; any other body becomes an error response."""
-    if response.stream is None:
-        return response.status, response.headers, response.body
-    sse = is_text_event_stream(response.headers)
-    aligner = EventAligner() if sse else None
-    parts: list[bytes] = []
-    size = 0
-    iterator = aiter(response.stream)
-    error: GatewayError | None = None
-    while True:
-        try:
-            chunk = await pull(iterator, limits)
-        except Expired:
-            error = time_cut(limits, app.settings).error
-            break
-        except FetchError as exc:
-            error = GatewayError(502, f"The upstream stream broke off: {exc}", code="bad_gateway")
-            break
-        except Exception:
-            log.exception("response body failed")
-            error = GatewayError(500, "Internal gateway error.", type="api_error")
-            break
-        if chunk is None:
-            break
-        size += len(chunk)
-        if size > MAX_BUFFERED_BYTES:
-            error = GatewayError(
-                502,
-                "The response is larger than a buffered Lambda can return "
-                f"({MAX_BUFFERED_BYTES} bytes); use the streaming function.",
-                code="response_too_large",
-            )
-            break
-        parts.append(aligner.feed(chunk) if aligner is not None else chunk)
-    if error is None:
-        if aligner is not None:
-            parts.append(aligner.flush())
-        return response.status, response.headers, b"".join(parts)
-    await response.aclose()
-    if aligner is not None:
-        aligner.drop()
-        parts.append(stream_error_frame(error))
-        return response.status, response.headers, b"".join(parts)
-    return _as_parts(error_response(error))
+class _Collected:
+    """The buffered function's sink: the whole body, returned at once. Until then the answer
+    can still be replaced by an error response."""
+
+    replaceable = True
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    async def start(self, response: Response) -> None:
+        self.parts = []
+
+    async def write(self, chunk: bytes) -> None:
+        self.parts.append(chunk)
+
+
+def _too_large_to_buffer() -> Cut:
+    error = GatewayError(
+        502,
+        "The response is larger than a buffered Lambda can return "
+        f"({MAX_BUFFERED_BYTES} bytes); use the streaming function.",
+        code="response_too_large",
+    )
+    return Cut(error, trailer_type="Edgerelay.ResponseTooLarge")
 
 
 def _as_parts(response: Response) -> tuple[int, list[tuple[str, str]], bytes]:

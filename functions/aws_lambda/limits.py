@@ -87,10 +87,3 @@ async def pull(iterator: AsyncIterator[bytes], limits: Limits) -> bytes | None:
 
 class Expired(TimeoutError):
     """The stop time came, as opposed to a TimeoutError raised by the body's own code."""
-
-
-def is_text_event_stream(headers: list[tuple[str, str]]) -> bool:
-    return any(
-        k.lower() == "content-type" and v.lower().startswith("text/event-stream")
-        for k, v in headers
-    )

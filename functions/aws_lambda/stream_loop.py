@@ -28,14 +28,12 @@ import sys
 import time
 from collections.abc import Callable
 
-from edgerelay.core import ConfigError, GatewayError, Response, error_response
-from edgerelay.core.errors import stream_error_frame
-from edgerelay.core.fetch import FetchError
+from edgerelay.core import ConfigError, Response, config_error, error_response
 
 from .app import LambdaApp, create_app
 from .events import EventError, HttpEvent, decode_event_bytes, prelude
-from .framing import EventAligner
-from .limits import Cut, Expired, Limits, is_text_event_stream, limits_for, pull, size_cut, time_cut
+from .limits import Limits, limits_for, size_cut, time_cut
+from .pump import pump
 from .runtime_api import Invocation, ResponseStream, RuntimeAPI, RuntimeAPIError
 
 log = logging.getLogger("edgerelay")
@@ -114,98 +112,20 @@ class StreamLoop:
             return error_response(time_cut(limits, self.settings).error)
 
     async def _stream(self, invocation: Invocation, response: Response, limits: Limits) -> None:
-        first, iterator = response.body, None
-        if response.stream is not None:
-            iterator = aiter(response.stream)
-            try:
-                first = await pull(iterator, limits) or b""
-            except Expired:
-                await response.aclose()
-                response = error_response(time_cut(limits, self.settings).error)
-                first, iterator = response.body, None
-            except Exception as exc:
-                await response.aclose()
-                response = error_response(_failure(exc))
-                first, iterator = response.body, None
-            else:
-                if len(first) > limits.max_bytes:  # nothing is sent yet: a plain error answer
-                    await response.aclose()
-                    response = error_response(size_cut(self.settings).error)
-                    first, iterator = response.body, None
-        sse = iterator is not None and is_text_event_stream(response.headers)
-        aligner = EventAligner() if sse else None
-        if aligner is not None:
-            first = aligner.feed(first)
-        stream = await self.runtime.start_stream(invocation.request_id)
+        sink = _RuntimeSink(self.runtime, invocation.request_id)
         try:
-            await stream.write(prelude(response.status, response.headers) + first)
-            if iterator is None:
-                await self._finish(stream, invocation)
-                return
-            await self._pump(invocation, stream, response, iterator, aligner, limits, len(first))
+            outcome = await pump(
+                response,
+                sink,
+                limits,
+                self.settings,
+                max_bytes=limits.max_bytes,
+                size_cut=size_cut(self.settings),
+            )
+            await self._finish(sink.stream, invocation, outcome.error_type, outcome.message)
         finally:
-            stream.close()
-
-    async def _pump(
-        self,
-        invocation: Invocation,
-        stream: ResponseStream,
-        response: Response,
-        iterator,
-        aligner: EventAligner | None,
-        limits: Limits,
-        sent: int,
-    ) -> None:
-        while True:
-            try:
-                chunk = await pull(iterator, limits)
-            except Expired:
-                return await self._cut(
-                    invocation, stream, response, aligner, time_cut(limits, self.settings)
-                )
-            except Exception as exc:
-                return await self._fail(invocation, stream, response, aligner, exc)
-            if chunk is None:
-                break
-            if sent + len(chunk) > limits.max_bytes:
-                return await self._cut(
-                    invocation, stream, response, aligner, size_cut(self.settings)
-                )
-            out = aligner.feed(chunk) if aligner is not None else chunk
-            if out:
-                await stream.write(out)
-                sent += len(out)
-        if aligner is not None:
-            await stream.write(aligner.flush())
-        # A translated stream whose upstream broke: core already sent the error event; the
-        # trailers flag it too, as for a cut passthrough stream.
-        failure = response.failure
-        kind = "Edgerelay.UpstreamError" if failure is not None else None
-        await self._finish(stream, invocation, kind, str(failure or ""))
-
-    async def _cut(self, invocation, stream, response, aligner, cut: Cut) -> None:
-        """A limit was reached: stop the upstream; an event stream gets an error event and a
-        clean end, any other body can only be flagged in the trailers."""
-        await response.aclose()
-        log.warning("invocation %s: %s", invocation.request_id, cut.error.message)
-        if aligner is not None:
-            aligner.drop()
-            await stream.write(stream_error_frame(cut.error))
-            await self._finish(stream, invocation)
-        else:
-            await self._finish(stream, invocation, cut.trailer_type, cut.error.message)
-
-    async def _fail(self, invocation, stream, response, aligner, exc: Exception) -> None:
-        """The body broke after streaming began: error event (event streams), then trailers."""
-        await response.aclose()
-        error = _failure(exc)
-        kind = (
-            "Edgerelay.UpstreamError" if isinstance(exc, FetchError) else "Edgerelay.InternalError"
-        )
-        if aligner is not None:
-            aligner.drop()
-            await stream.write(stream_error_frame(error))
-        await self._finish(stream, invocation, kind, error.message)
+            if sink.stream is not None:
+                sink.stream.close()
 
     async def _finish(
         self,
@@ -219,13 +139,28 @@ class StreamLoop:
             log.error("Runtime API refused the response to %s: %s", invocation.request_id, status)
 
 
-def _failure(exc: Exception) -> GatewayError:
-    if isinstance(exc, FetchError):
-        if exc.timeout:
-            return GatewayError(504, "The upstream did not answer in time.", code="timeout")
-        return GatewayError(502, f"The upstream stream broke off: {exc}", code="bad_gateway")
-    log.error("response body failed: %s", type(exc).__name__, exc_info=exc)
-    return GatewayError(500, "Internal gateway error.", type="api_error")
+class _RuntimeSink:
+    """The streaming function's sink: the prelude (status, headers) goes out with the first
+    chunk, every chunk as it comes. Once started the status is sent: nothing can replace it."""
+
+    replaceable = False
+
+    def __init__(self, runtime: RuntimeAPI, request_id: str) -> None:
+        self._runtime = runtime
+        self._request_id = request_id
+        self._prelude = b""
+        self.stream: ResponseStream | None = None
+
+    async def start(self, response: Response) -> None:
+        self.stream = await self._runtime.start_stream(self._request_id)
+        self._prelude = prelude(response.status, response.headers)
+
+    async def write(self, chunk: bytes) -> None:
+        assert self.stream is not None
+        if self._prelude:
+            chunk, self._prelude = self._prelude + chunk, b""
+        if chunk:  # an empty write would end the chunked upload early
+            await self.stream.write(chunk)
 
 
 async def serve(runtime: RuntimeAPI) -> int:
@@ -233,8 +168,9 @@ async def serve(runtime: RuntimeAPI) -> int:
     try:
         app = create_app()
     except ConfigError as exc:
-        log.error("bad configuration: %s", exc)
-        await runtime.init_error("Edgerelay.ConfigError", str(exc))
+        message = config_error(exc).message
+        log.error("%s", message)
+        await runtime.init_error("Edgerelay.ConfigError", message)
         return 1
     except Exception as exc:  # e.g. a dependency missing from the package
         log.exception("start-up failed")
@@ -252,9 +188,7 @@ async def serve(runtime: RuntimeAPI) -> int:
         log.error("Runtime API: %s", exc)
         return 1
     finally:
-        close = getattr(app.fetch, "aclose", None)
-        if close is not None:
-            await close()
+        await app.fetch.aclose()
     return 0
 
 

@@ -530,12 +530,19 @@ def test_a_bug_is_a_clean_500_in_the_provider_shape():
     assert b"boom" not in response.body
 
 
-def test_a_streamed_answer_is_relayed_chunk_by_chunk_unchanged():
-    frames = [b"event: message_start\n", b'data: {"a":1}\n\n', b"event: ping\ndata: {}\n\n"]
+def test_a_streamed_answer_is_relayed_unchanged_event_by_event():
+    frames = [
+        b"event: message_start\n",
+        b'data: {"a":1}\n\n',
+        b"event: ping\ndata: {}\n\n",
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+    ]
     sse = {"content-type": "text/event-stream", "request-id": "req_1"}
     gateway, fetch = make_gateway(lambda r: FakeResponse(200, sse, frames), ENV)
     response, chunks = send(gateway, "POST", "/anthropic/v1/messages", {}, BODY)
-    assert chunks == frames
+    # The same bytes; each chunk goes out as soon as the event in it is whole.
+    assert b"".join(chunks) == b"".join(frames)
+    assert chunks == [frames[0] + frames[1], *frames[2:]]
     assert fetch.responses[0].closed
     assert response.headers == [("content-type", "text/event-stream"), ("request-id", "req_1")]
 

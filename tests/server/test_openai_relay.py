@@ -88,7 +88,7 @@ def test_openai_sdk_non_stream_through_the_gateway(upstream, gateway_for):
 def test_lockstep_upstream_proves_chunks_are_relayed_as_they_arrive(upstream, gateway_for):
     # Chunk k+1 leaves the upstream only after the client has read chunk k: a relay that
     # buffers anything deadlocks here and the read times out.
-    frames = [f'data: {{"n": {i}}}\n\n'.encode() for i in range(8)]
+    frames = [f'data: {{"n": {i}}}\n\n'.encode() for i in range(8)] + [b"data: [DONE]\n\n"]
     upstream.handler = lambda seen: Reply(200, SSE, frames, lockstep=True)
     gateway = gateway_for({"OPENAI_BASE_URL": upstream.url + "/v1"})
     body = {"model": "gpt-x", "stream": True, "messages": [{"role": "user", "content": "x"}]}

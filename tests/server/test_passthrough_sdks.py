@@ -363,6 +363,7 @@ def test_a_passthrough_stream_is_relayed_as_it_arrives(upstream, gateway_for):
     # Chunk k+1 leaves the upstream only after the client has read chunk k: a relay that
     # buffers anything deadlocks here and the read times out.
     frames = [f'event: ping\ndata: {{"n": {i}}}\n\n'.encode() for i in range(8)]
+    frames.append(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
     upstream.handler = lambda seen: Reply(200, SSE, frames, lockstep=True)
     gateway = gateway_for(env_for(upstream))
     got = []

@@ -41,12 +41,16 @@ class FakeFetch:
         self.handler = handler
         self.requests: list[FetchRequest] = []
         self.responses: list[FakeResponse] = []
+        self.closed = False
 
     async def __call__(self, request: FetchRequest) -> FakeResponse:
         self.requests.append(request)
         response = self.handler(request)
         self.responses.append(response)
         return response
+
+    async def aclose(self) -> None:
+        self.closed = True
 
 
 def split_every(data: bytes, size: int) -> list[bytes]:

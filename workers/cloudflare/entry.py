@@ -19,7 +19,6 @@ which is why the sibling imports below are flat.
 
 from __future__ import annotations
 
-import os
 import time
 
 from js_fetch import CLIENT_SIGNAL, JsFetch
@@ -31,20 +30,18 @@ from edgerelay.core import (
     Config,
     ConfigError,
     Gateway,
-    GatewayError,
     Response,
+    config_error,
     error_response,
     load_config,
+    new_id,
 )
 
-_cached: tuple[object, Gateway] | None = None  # (the env it came from, its gateway)
+# (the env it came from, its gateway, EDGERELAY_ZERO_COPY)
+_cached: tuple[object, Gateway, bool] | None = None
 # One per isolate: it keeps imported JWKS keys across requests (importKey costs more than
 # the verification itself), whichever configuration is current.
 _verifier = WebCryptoVerifier()
-
-
-def new_id() -> str:
-    return os.urandom(12).hex()
 
 
 def config_for(env) -> Config:
@@ -55,12 +52,18 @@ def config_for(env) -> Config:
 def gateway_for(env) -> Gateway:
     """The gateway for this env, built once per isolate and configuration: it keeps what
     identity caches between requests (JWKS keys, verified tokens). Raises ``ConfigError``."""
+    return _settings_for(env)[0]
+
+
+def _settings_for(env) -> tuple[Gateway, bool]:
     global _cached
     raw = getattr(env, "_env", env)  # the SDK wraps the JS env object in a new wrapper per call
     if _cached is not None and _cached[0] == raw:  # JS identity for JS objects
-        return _cached[1]
+        return _cached[1], _cached[2]
     # No read_file: EDGERELAY_CONFIG must hold the TOML itself (a Worker has no files of ours).
-    config = load_config(WorkerEnv(env))
+    settings = WorkerEnv(env)
+    config = load_config(settings)
+    zero_copy = _zero_copy(settings.get("EDGERELAY_ZERO_COPY"))
     gateway = Gateway(
         config,
         JsFetch(),  # each call carries the current request's abort signal (CLIENT_SIGNAL)
@@ -69,30 +72,34 @@ def gateway_for(env) -> Gateway:
         verifier=_verifier,
         target="worker",  # a public target: anonymous model calls need an explicit opt-in
     )
-    _cached = (raw, gateway)
-    return gateway
+    _cached = (raw, gateway, zero_copy)
+    return gateway, zero_copy
 
 
-def config_error(exc: ConfigError):
-    """503 naming the setting and what is wrong with it (never its value: ConfigError does
-    not quote values, so a misplaced key cannot leak)."""
-    print(f"edgerelay: configuration error: {exc}")  # console.log: `npx wrangler tail` shows it
-    return error_response(
-        GatewayError(
-            503,
-            f"The gateway is not configured correctly: {exc}.",
-            type="service_unavailable",
-            code="config_error",
-        )
-    )
+def _zero_copy(value: str | None) -> bool:
+    """EDGERELAY_ZERO_COPY: pass an upstream's stream on untouched (true, the default) or
+    through core's stream observer (false; see docs/cloudflare.md for what each costs)."""
+    text = (value or "").strip().lower()
+    if text in ("", "true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError("EDGERELAY_ZERO_COPY", "must be true or false")
+
+
+def config_error_response(exc: ConfigError) -> Response:
+    """core's 503 naming the setting (never its value), and the same line in the log."""
+    error = config_error(exc)
+    print(f"edgerelay: {error.message}")  # console.log: `npx wrangler tail` shows it
+    return error_response(error)
 
 
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
         try:
-            gateway = gateway_for(self.env)
+            gateway, zero_copy = _settings_for(self.env)
         except ConfigError as exc:
-            return to_worker_response(config_error(exc), self.ctx)
+            return to_worker_response(config_error_response(exc), self.ctx)
         # This request's task (and the pump task it starts) sees its own client signal, so a
         # client that leaves cancels its upstream request and no other.
         CLIENT_SIGNAL.set(getattr(getattr(request, "js_object", request), "signal", None))
@@ -101,4 +108,4 @@ class Default(WorkerEntrypoint):
         if isinstance(inbound, Response):  # already the answer (413, unreadable body)
             return to_worker_response(inbound, self.ctx)
         response = await gateway.handle(inbound)
-        return to_worker_response(response, self.ctx)
+        return to_worker_response(response, self.ctx, zero_copy=zero_copy)

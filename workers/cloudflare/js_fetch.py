@@ -89,6 +89,9 @@ class JsFetch:
         signal = CLIENT_SIGNAL.get()
         return None if signal is jsnull else signal
 
+    async def aclose(self) -> None:
+        """Nothing to release: the runtime owns the connections."""
+
     async def __call__(self, request: FetchRequest) -> JsFetchResponse:
         controller = js.AbortController.new()
         timed_out = False

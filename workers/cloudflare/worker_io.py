@@ -3,11 +3,12 @@ the environment core reads its settings from, and ``core.Response`` as a Worker 
 
 Three ways out, cheapest first:
 
-* the upstream's bytes unchanged (``response.upstream.native_body``, an OpenAI-compatible
-  passthrough): the upstream's own ``ReadableStream`` becomes the client's body, so the runtime
-  moves the bytes and no Python runs per chunk;
+* the upstream's bytes unchanged (``response.upstream.native_body``, a passthrough) while
+  nothing watches the stream observer: the upstream's own ``ReadableStream`` becomes the
+  client's body, so the runtime moves the bytes and no Python runs per chunk;
 * ``body`` bytes: one ``Response``;
-* a stream core produces or transforms (``mock/echo``, translated providers): a pump task
+* a stream core produces, transforms or observes (``mock/echo``, translated providers, a
+  passthrough stream with EDGERELAY_ZERO_COPY=false or a hook watching it): a pump task
   writes each chunk to a ``TransformStream`` as soon as core yields it, and the client reads
   the readable side. ``ctx.waitUntil`` keeps the pump alive after ``fetch`` has returned.
 """
@@ -23,6 +24,8 @@ from pyodide.ffi import JsException, create_proxy, to_js
 from workers import Response as WorkerResponse
 
 from edgerelay.core import GatewayError, Request, Response, error_response
+from edgerelay.core.body import declared_too_large, read_limited
+from edgerelay.core.fetch import FetchError
 from edgerelay.core.responses import too_large
 
 try:
@@ -79,11 +82,13 @@ async def to_core_request(
         headers.get("cf-connecting-ip"),
     )
     refuse = too_large_response or (lambda _: error_response(too_large(max_body)))
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_body:
+    if declared_too_large(headers, max_body):
         return refuse(inbound)  # refuse before reading a byte
+    stream = js_request.body
     try:
-        body = await _read_body(js_request.body, max_body)
+        body = b""
+        if stream is not None and stream is not jsnull:
+            body = await read_limited(_chunks(stream.getReader()), max_body)
     except JsException:  # the client broke off the upload
         return error_response(GatewayError(400, "The request body could not be read."))
     if body is None:
@@ -92,25 +97,20 @@ async def to_core_request(
     return inbound
 
 
-async def _read_body(stream, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it grows past ``limit`` (a chunked upload has no
-    Content-Length to check up front)."""
-    if stream is None or stream is jsnull:
-        return b""
-    reader = stream.getReader()
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        result = await reader.read()
-        if result.done:
-            break
-        chunk = result.value.to_bytes()
-        size += len(chunk)
-        if size > limit:
+async def _chunks(reader):
+    """A JS body reader's chunks; one left unfinished (the body is over the limit) is
+    cancelled, which stops the upload."""
+    done = False
+    try:
+        while True:
+            result = await reader.read()
+            if result.done:
+                done = True
+                return
+            yield result.value.to_bytes()
+    finally:
+        if not done:
             await reader.cancel()
-            return None
-        chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def js_headers(headers: list[tuple[str, str]]):
@@ -121,8 +121,13 @@ def js_headers(headers: list[tuple[str, str]]):
     return result
 
 
-def to_worker_response(response: Response, ctx) -> WorkerResponse:
-    """Core's answer as the Worker's ``Response``; see the module docstring for the three ways."""
+def to_worker_response(response: Response, ctx, *, zero_copy: bool = True) -> WorkerResponse:
+    """Core's answer as the Worker's ``Response``; see the module docstring for the three ways.
+
+    ``zero_copy`` (EDGERELAY_ZERO_COPY): hand an upstream's stream to the client untouched
+    while no hook watches it. That costs no CPU per chunk, but the stream observer then does
+    not see it: an upstream that breaks mid-way, or ends without its end marker, reaches the
+    client as the runtime leaves it (docs/cloudflare.md)."""
     headers = js_headers(response.headers)
     status = response.status
     if status in _NULL_BODY:
@@ -130,7 +135,12 @@ def to_worker_response(response: Response, ctx) -> WorkerResponse:
         # 304 (whose own body is null, so there is nothing to release) is passed on bodiless.
         return WorkerResponse(None, status=status, headers=headers)
     upstream = response.upstream
-    if upstream is not None and upstream.native_body is not None:
+    observer = response.observer
+    if (
+        upstream is not None
+        and upstream.native_body is not None
+        and (observer is None or (zero_copy and not observer.watched))
+    ):
         # Zero-copy passthrough: the client reads the upstream's ReadableStream itself. A client
         # that leaves cancels that stream, and the runtime drops the upstream connection.
         return WorkerResponse(upstream.native_body, status=status, headers=headers)
@@ -161,16 +171,32 @@ async def pump(response: Response, writer) -> None:
         await writer.close()
     except (JsException, asyncio.CancelledError):
         pass  # the client went away (the write failed or the pump was cancelled): no one to tell
-    except Exception:  # a bug of ours mid-stream: break the stream so the client sees it
+    except Exception as exc:  # a bug of ours, or a body that is not an event stream broke off
+        await _end_broken(response, writer, exc)
+    finally:
+        await response.aclose()  # close core's stream and abort an unfinished upstream read
+
+
+async def _end_broken(response: Response, writer, exc: Exception) -> None:
+    """An event stream ends with the route's terminal error event and a clean end, so the
+    client reads it; any other body can only be broken off, so the client sees it failed."""
+    if isinstance(exc, FetchError):
+        print(f"edgerelay: the upstream body broke off: {exc}")
+        error = GatewayError(502, f"The upstream stream broke off: {exc}")
+    else:
         import logging  # only on this rare path: slow to import
 
         logging.getLogger("edgerelay").exception("stream failed")
-        try:
+        error = GatewayError(500, "Internal gateway error.")
+    last = response.end_with(error)
+    try:
+        if last:
+            await writer.write(to_js(last))
+            await writer.close()
+        else:
             await writer.abort(js.Error.new("the gateway's stream failed"))
-        except JsException:
-            pass
-    finally:
-        await response.aclose()  # close core's stream and abort an unfinished upstream read
+    except JsException:
+        pass
 
 
 def keep_alive(ctx, task: asyncio.Task) -> None:

@@ -1,0 +1,190 @@
+"""Cutting a relayed stream on event boundaries, so that an error added after a failure is
+always read as an event of its own.
+
+Upstream chunks split events anywhere. Passing half an event on and then appending an error
+event would glue the two into one unparseable event. The framers below pass on everything up
+to the last boundary at once and hold back only the unfinished event after it; a well-behaved
+upstream ends each chunk on a boundary, so in practice nothing is held and the check is one
+``endswith``.
+
+* ``EventAligner``: Server-Sent Events, where a blank line ends an event.
+* ``JsonArrayFramer``: a streamed JSON array (Gemini's ``streamGenerateContent`` without
+  ``alt=sse``), where the end of a top-level element is a boundary and the closing ``]`` ends
+  the stream.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A blank line ends an event; lines end in LF, CRLF or CR, so these are every way it can look.
+_BOUNDARIES = (b"\n\n", b"\r\r", b"\r\n\r\n", b"\n\r\n", b"\r\n\n")
+# An unfinished event is held up to this size; past it (no SSE framing we can keep) it is
+# passed on as it is, and the stream is no longer at a boundary.
+MAX_HELD = 4 * 1024 * 1024
+
+
+def last_boundary_end(data: bytes) -> int:
+    """The offset just past the last blank line in ``data``; 0 when there is none."""
+    best = 0
+    for mark in _BOUNDARIES:
+        at = data.rfind(mark)
+        if at >= 0:
+            best = max(best, at + len(mark))
+    return best
+
+
+class EventAligner:
+    """``feed(bytes) -> bytes`` of whole SSE events; ``flush()`` at a clean end; ``drop()``
+    after a failure."""
+
+    __slots__ = ("_held", "_size", "at_boundary")
+
+    def __init__(self) -> None:
+        self._held: list[bytes] = []  # pieces of one unfinished event, joined once it ends
+        self._size = 0
+        self.at_boundary = True  # everything passed on so far ends on a boundary
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Bytes that are safe to send now: whole events only."""
+        if not self._held:
+            if chunk.endswith(b"\n\n"):  # the usual case: one check, no copy
+                self.at_boundary = True
+                return chunk
+            end = last_boundary_end(chunk)
+            if end == len(chunk):
+                self.at_boundary = True
+                return chunk
+            return self._hold(chunk[:end], chunk[end:])
+        # A boundary may begin in the held bytes (CR|LF split across chunks): look from the
+        # held tail on, never through the whole held event again.
+        tail = self._held[-1][-3:]
+        end = last_boundary_end(tail + chunk) - len(tail)
+        if end <= 0:
+            return self._hold(b"", chunk)
+        head = b"".join(self._held) + chunk[:end]
+        self._held, self._size = [], 0
+        if end == len(chunk):
+            self.at_boundary = True
+            return head
+        return self._hold(head, chunk[end:])
+
+    def _hold(self, out: bytes, rest: bytes) -> bytes:
+        self._held.append(rest)
+        self._size += len(rest)
+        if self._size > MAX_HELD:
+            out += b"".join(self._held)
+            self._held, self._size = [], 0
+            self.at_boundary = False
+            return out
+        if out:
+            self.at_boundary = True
+        return out
+
+    def flush(self) -> bytes:
+        """At a clean end of stream: whatever was held, as the upstream sent it."""
+        held = b"".join(self._held)
+        self._held, self._size = [], 0
+        return held
+
+    def drop(self) -> int:
+        """After a failure: forget the unfinished event; returns how many bytes were dropped."""
+        size = self._size
+        self._held, self._size = [], 0
+        return size
+
+
+# What moves the JSON framer: brackets and braces outside strings, quotes, and backslashes
+# inside strings.
+_STRUCTURE = re.compile(rb'[\[\]{}"]')
+_IN_STRING = re.compile(rb'["\\]')
+
+
+class JsonArrayFramer:
+    """``feed(bytes) -> bytes`` of whole top-level elements of a streamed JSON array.
+
+    ``opened``: the ``[`` went out; ``elements``: whole elements passed on; ``closed``: the
+    array's closing ``]`` arrived (the stream's own end marker), or the body turned out not to
+    be an array (then it is passed on as it comes)."""
+
+    __slots__ = ("_depth", "_escape", "_held", "_in_string", "closed", "elements", "opened")
+
+    def __init__(self) -> None:
+        self._held: list[bytes] = []
+        self._depth = 0
+        self._in_string = False
+        self._escape = False  # the previous chunk ended on a backslash inside a string
+        self.opened = False
+        self.closed = False
+        self.elements = 0
+
+    @property
+    def at_boundary(self) -> bool:
+        return True  # only whole elements are ever passed on
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.closed:
+            return chunk
+        cut = self._scan(chunk)
+        if cut < 0:
+            self._held.append(chunk)
+            return b""
+        out = b"".join(self._held) + chunk[:cut] if self._held else chunk[:cut]
+        self._held = [chunk[cut:]] if cut < len(chunk) else []
+        return out
+
+    def _scan(self, chunk: bytes) -> int:
+        """Move the state over ``chunk``; the offset just past its last boundary, or -1."""
+        cut = -1
+        pos, n = 0, len(chunk)
+        if self._escape and n:
+            self._escape = False
+            pos = 1
+        while pos < n:
+            if self._in_string:
+                found = _IN_STRING.search(chunk, pos)
+                if found is None:
+                    return cut
+                pos = found.end()
+                if found.group() == b"\\":
+                    if pos == n:
+                        self._escape = True
+                        return cut
+                    pos += 1
+                else:
+                    self._in_string = False
+                continue
+            found = _STRUCTURE.search(chunk, pos)
+            if found is None:
+                return cut
+            char, pos = found.group(), found.end()
+            if self._depth == 0 and char != b"[":
+                # Not an array after all (an error object, say): nothing to frame or watch.
+                self.closed = True
+                return n
+            if char == b'"':
+                self._in_string = True
+            elif char in b"[{":
+                self._depth += 1
+                if self._depth == 1:  # the array itself opened
+                    self.opened = True
+                    cut = pos
+            else:
+                self._depth -= 1
+                if self._depth == 1:  # a top-level element ended
+                    self.elements += 1
+                    cut = pos
+                elif self._depth == 0:  # the closing ]
+                    self.closed = True
+                    return n
+        return cut
+
+    def flush(self) -> bytes:
+        held = b"".join(self._held)
+        self._held = []
+        return held
+
+    def drop(self) -> int:
+        size = sum(len(piece) for piece in self._held)
+        self._held = []
+        return size

@@ -1,0 +1,393 @@
+"""The stream observer: one small object that watches every event stream the gateway relays.
+
+It sees each chunk at event boundaries (it holds back only an unfinished event), knows the
+stream's own end marker, and so can tell a complete stream from one that broke off. When the
+upstream breaks after the first byte, or the body ends without its end marker, it gives the
+terminal error event in the protocol of the route the client called, so the client reads an
+error, never a silently shortened answer:
+
+==================  ====================================  ===================================
+protocol            end marker                            terminal error
+==================  ====================================  ===================================
+``chat``            ``data: [DONE]``                      ``data: {"error": {...}}``
+``responses``       ``response.completed`` /              ``event: response.failed`` carrying
+                    ``response.incomplete`` /             ``response.error``
+                    ``response.failed``
+``anthropic``       ``message_stop``                      ``event: error`` (Anthropic's shape)
+``gemini``          a candidate with ``finishReason``     ``data: {"error": {...}}``
+``gemini-json``     the array's closing ``]``             ``,{"error": {...}}]``
+==================  ====================================  ===================================
+
+An error event the upstream sends itself also ends the stream (nothing is added after it).
+
+It stays cheap on the hot path: a boundary check is one ``endswith``, and each protocol looks
+for a few byte strings with ``in``; JSON is parsed only for an event holding one of them (in
+practice the last one or two of a stream).
+
+Later features plug in here through ``StreamHook`` (usage accounting, an idle timer, cache
+recording): hooks get the whole events as they go out and one ``StreamEnd`` when the stream is
+over, however it ended.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Literal, NamedTuple
+
+from .errors import GatewayError
+from .fetch import FetchError
+from .framing import EventAligner, JsonArrayFramer
+from .sse import SSEEvent, SSEParser, encode_data, encode_event
+
+Protocol = Literal["chat", "responses", "anthropic", "gemini", "gemini-json"]
+
+# How a stream ended, for hooks (and logs).
+Reason = Literal["complete", "upstream_error", "broken", "unterminated", "cut", "cancelled"]
+
+
+class StreamEnd(NamedTuple):
+    """How one relayed stream ended.
+
+    ``reason``: ``complete`` (its end marker arrived), ``upstream_error`` (the upstream sent its
+    own error event), ``broken`` (the upstream connection failed mid-way), ``unterminated``
+    (the body ended without its end marker), ``cut`` (the gateway ended it: a limit, a bug),
+    ``cancelled`` (the client went away first). ``error`` is the terminal error the gateway
+    added, if any; ``relayed`` counts the bytes passed to the client."""
+
+    reason: Reason
+    error: GatewayError | None
+    relayed: int
+
+    @property
+    def complete(self) -> bool:
+        return self.reason == "complete"
+
+
+class StreamHook:
+    """Override what you need: both methods do nothing by default."""
+
+    def on_events(self, data: bytes) -> None:
+        """``data``: one or more whole events, exactly as they go to the client."""
+
+    def on_end(self, end: StreamEnd) -> None:
+        """Called once, when the stream is over however it ended."""
+
+
+# Makes the hooks for one stream: (the route's protocol) -> a hook, or None for none.
+HookFactory = Callable[[Protocol], StreamHook | None]
+
+
+class StreamObserver:
+    """``feed(bytes) -> bytes`` to send now; ``finish() -> bytes`` at the body's clean end;
+    ``fail(error) -> bytes`` when it must end early; ``close()`` when the client left."""
+
+    __slots__ = ("_framer", "_hooks", "_kind", "_watch", "ended", "failure", "relayed")
+
+    def __init__(self, protocol: Protocol, hooks: Sequence[StreamHook] = ()) -> None:
+        self._kind = _KINDS[protocol]()
+        self._framer: EventAligner | JsonArrayFramer = (
+            JsonArrayFramer() if protocol == "gemini-json" else EventAligner()
+        )
+        self._hooks = tuple(hooks)
+        self.ended: Reason | None = None  # set once the stream is over
+        self._watch = True  # still looking for the end marker
+        self.failure: GatewayError | None = None  # the terminal error the gateway added
+        self.relayed = 0
+
+    @property
+    def protocol(self) -> Protocol:
+        return self._kind.name
+
+    @property
+    def watched(self) -> bool:
+        """Whether a hook needs to see the bytes (a byte-for-byte passthrough that skips the
+        observer, as the Worker's zero-copy one does, would leave it blind)."""
+        return bool(self._hooks)
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.ended is not None and self.ended != "complete":
+            return b""  # an error went out: nothing may follow it
+        out = self._framer.feed(chunk)
+        if out:
+            if self._watch:
+                found = self._kind.scan(out, self._framer)
+                if found is not None:
+                    self._watch = False
+                    self.ended = found
+            self._sent(out)
+        return out
+
+    def finish(self) -> bytes:
+        """The body ended cleanly: what was held, or the terminal error when the stream's end
+        marker never came."""
+        if self.ended is not None and self.ended != "complete":
+            return b""
+        out = self._framer.flush()
+        if out and self._watch:
+            found = self._kind.scan(out, self._framer)
+            if found is not None:
+                self._watch = False
+                self.ended = found
+        if self.ended is None:
+            self._framer.drop()
+            error = GatewayError(
+                502, "The upstream stream ended before the answer was complete.", code="bad_gateway"
+            )
+            return self._terminal(error, "unterminated")
+        if out:
+            self._sent(out)
+        self._end(self.ended)
+        return out
+
+    def fail(self, error: GatewayError, reason: Reason = "cut") -> bytes:
+        """End the stream early with ``error``: the terminal error event to send last (after
+        the held unfinished event is dropped), or nothing when the stream had already ended."""
+        self._framer.drop()
+        if self.ended is not None:
+            if self.ended == "complete":  # nothing of the answer was lost
+                self._end("complete")
+            return b""
+        return self._terminal(error, reason)
+
+    def close(self) -> None:
+        """The stream stopped without finish or fail (the client went away)."""
+        if self.ended is None:
+            self.ended = "cancelled"
+            self._end("cancelled")
+
+    def _terminal(self, error: GatewayError, reason: Reason) -> bytes:
+        self.failure = error
+        self.ended = reason
+        out = self._kind.terminal(error, self._framer)
+        if not self._framer.at_boundary:
+            out = b"\n\n" + out  # an oversized event went out unfinished: end it first
+        self._sent(out)
+        self._end(reason)
+        return out
+
+    def _sent(self, out: bytes) -> None:
+        self.relayed += len(out)
+        for hook in self._hooks:
+            hook.on_events(out)
+
+    def _end(self, reason: Reason) -> None:
+        hooks, self._hooks = self._hooks, ()  # once only
+        end = StreamEnd(reason, self.failure, self.relayed)
+        for hook in hooks:
+            hook.on_end(end)
+
+
+async def observe(
+    source: AsyncIterator[bytes], observer: StreamObserver, on_failure: Callable[[], None]
+) -> AsyncIterator[bytes]:
+    """Relay ``source`` through ``observer``. An upstream that breaks mid-way, or ends without
+    its end marker, ends the body with the terminal error event (``on_failure`` is called
+    before it goes out, so an adapter can flag it out of band too); other errors (a bug) reach
+    the adapter, which ends the body with ``observer.fail``."""
+    try:
+        async for chunk in source:
+            out = observer.feed(chunk)
+            if out:
+                yield out
+        out = observer.finish()
+    except FetchError as exc:
+        out = observer.fail(
+            GatewayError(502, f"The upstream stream broke off: {exc}", code="bad_gateway"),
+            "broken",
+        )
+    except GeneratorExit:
+        observer.close()
+        raise
+    if observer.failure is not None:
+        on_failure()
+    if out:
+        yield out
+
+
+def events(data: bytes) -> list[SSEEvent]:
+    """The SSE events in ``data`` (whole events, as the observer passes them)."""
+    parser = SSEParser()
+    return parser.feed(data) + parser.finish()
+
+
+def _json(data: str) -> object:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _dumps(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# Each protocol: ``scan(out, framer)`` -> how the stream ended, if ``out`` ends it;
+# ``terminal(error, framer)`` -> its terminal error event.
+
+
+class _Chat:
+    name: Protocol = "chat"
+
+    def scan(self, out: bytes, framer) -> Reason | None:
+        if b"[DONE]" in out and any(e.data == "[DONE]" for e in events(out)):
+            return "complete"
+        if b'"error"' in out:
+            for event in events(out):
+                body = _json(event.data)
+                if isinstance(body, dict) and isinstance(body.get("error"), dict):
+                    return "upstream_error"
+        return None
+
+    def terminal(self, error: GatewayError, framer) -> bytes:
+        return encode_data(error.render("openai"))
+
+
+_RESPONSES_ENDS = ("response.completed", "response.incomplete", "response.failed")
+
+
+class _Responses:
+    """OpenAI's Responses API stream: typed events, each with a ``sequence_number``."""
+
+    name: Protocol = "responses"
+
+    __slots__ = ("_response", "_sequence")
+
+    def __init__(self) -> None:
+        self._response: dict | None = None  # from response.created: the failed one copies it
+        self._sequence = -1
+
+    def scan(self, out: bytes, framer) -> Reason | None:
+        self._note_sequence(out)
+        if not (
+            b"response.created" in out
+            or b"response.completed" in out
+            or b"response.incomplete" in out
+            or b"response.failed" in out
+            or b'"error"' in out
+        ):
+            return None
+        for event in events(out):
+            body = _json(event.data)
+            if not isinstance(body, dict):
+                continue
+            kind = body.get("type")
+            if kind == "response.created" and isinstance(body.get("response"), dict):
+                self._response = body["response"]
+            elif kind in _RESPONSES_ENDS:
+                return "complete"
+            elif kind == "error":
+                return "upstream_error"
+        return None
+
+    def _note_sequence(self, out: bytes) -> None:
+        at = out.rfind(b'"sequence_number":')
+        if at < 0:
+            return
+        start = at + len(b'"sequence_number":')
+        end = start
+        while end < len(out) and out[end : end + 1] in b" 0123456789":
+            end += 1
+        digits = out[start:end].strip()
+        if digits.isdigit():
+            self._sequence = int(digits)
+
+    def terminal(self, error: GatewayError, framer) -> bytes:
+        response = dict(self._response or {"object": "response", "output": []})
+        response["status"] = "failed"
+        response["error"] = {"code": "server_error", "message": error.message}
+        event = {
+            "type": "response.failed",
+            "sequence_number": self._sequence + 1,
+            "response": response,
+        }
+        return encode_event(_dumps(event), "response.failed")
+
+
+class _Anthropic:
+    name: Protocol = "anthropic"
+
+    def scan(self, out: bytes, framer) -> Reason | None:
+        if b"message_stop" not in out and b'"error"' not in out:
+            return None
+        for event in events(out):
+            body = _json(event.data)
+            kind = body.get("type") if isinstance(body, dict) else None
+            if kind == "message_stop" or event.event == "message_stop":
+                return "complete"
+            if kind == "error" or event.event == "error":
+                return "upstream_error"
+        return None
+
+    def terminal(self, error: GatewayError, framer) -> bytes:
+        return encode_event(error.render("anthropic"), "error")
+
+
+def _gemini_end(body: object) -> Reason | None:
+    if not isinstance(body, dict):
+        return None
+    if isinstance(body.get("error"), dict):
+        return "upstream_error"
+    candidates = body.get("candidates")
+    if isinstance(candidates, list) and any(
+        isinstance(c, dict) and c.get("finishReason") for c in candidates
+    ):
+        return "complete"
+    return None
+
+
+class _Gemini:
+    """``streamGenerateContent?alt=sse``: Gemini sends no terminator; the frame whose
+    candidate carries ``finishReason`` is the last of the answer."""
+
+    name: Protocol = "gemini"
+
+    def scan(self, out: bytes, framer) -> Reason | None:
+        if b'"finishReason"' not in out and b'"error"' not in out:
+            return None
+        for event in events(out):
+            found = _gemini_end(_json(event.data))
+            if found is not None:
+                return found
+        return None
+
+    def terminal(self, error: GatewayError, framer) -> bytes:
+        return encode_data(error.render("gemini"))
+
+
+class _GeminiJson:
+    """``streamGenerateContent`` without ``alt=sse``: one JSON array, element by element."""
+
+    name: Protocol = "gemini-json"
+
+    def scan(self, out: bytes, framer) -> Reason | None:
+        if b'"error"' in out:
+            # Only the whole elements in ``out`` (it starts after a boundary): parse each.
+            for element in _elements(out):
+                if _gemini_end(_json(element)) == "upstream_error":
+                    return "upstream_error"
+        return "complete" if framer.closed else None
+
+    def terminal(self, error: GatewayError, framer) -> bytes:
+        body = error.render("gemini")
+        if not framer.opened:
+            return b"[" + body + b"]"
+        return (b"," if framer.elements else b"") + body + b"]"
+
+
+def _elements(out: bytes) -> list[str]:
+    """Top-level elements of a piece of a JSON array that holds whole elements only."""
+    text = out.decode("utf-8", "replace").strip().lstrip("[").rstrip("]").strip().lstrip(",")
+    try:
+        return [json.dumps(item) for item in json.loads("[" + text + "]")]
+    except ValueError:
+        return []
+
+
+_KINDS: dict[str, Callable[[], _Chat | _Responses | _Anthropic | _Gemini | _GeminiJson]] = {
+    "chat": _Chat,
+    "responses": _Responses,
+    "anthropic": _Anthropic,
+    "gemini": _Gemini,
+    "gemini-json": _GeminiJson,
+}
