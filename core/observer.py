@@ -115,13 +115,17 @@ class StreamObserver:
                 if found is not None:
                     self._watch = False
                     self.ended = found
-            self._sent(out)
+            self.relayed += len(out)
+            if self._hooks:
+                for hook in self._hooks:
+                    hook.on_events(out)
         return out
 
     def finish(self) -> bytes:
         """The body ended cleanly: what was held, or the terminal error when the stream's end
         marker never came."""
         if self.ended is not None and self.ended != "complete":
+            self._end(self.ended)
             return b""
         out = self._framer.flush()
         if out and self._watch:
@@ -144,9 +148,8 @@ class StreamObserver:
         """End the stream early with ``error``: the terminal error event to send last (after
         the held unfinished event is dropped), or nothing when the stream had already ended."""
         self._framer.drop()
-        if self.ended is not None:
-            if self.ended == "complete":  # nothing of the answer was lost
-                self._end("complete")
+        if self.ended is not None:  # complete (nothing was lost), or an error already went out
+            self._end(self.ended)
             return b""
         return self._terminal(error, reason)
 
@@ -154,7 +157,7 @@ class StreamObserver:
         """The stream stopped without finish or fail (the client went away)."""
         if self.ended is None:
             self.ended = "cancelled"
-            self._end("cancelled")
+        self._end(self.ended)
 
     def _terminal(self, error: GatewayError, reason: Reason) -> bytes:
         self.failure = error
@@ -172,7 +175,7 @@ class StreamObserver:
             hook.on_events(out)
 
     def _end(self, reason: Reason) -> None:
-        hooks, self._hooks = self._hooks, ()  # once only
+        hooks, self._hooks = self._hooks, ()  # once only: later calls find no hooks
         end = StreamEnd(reason, self.failure, self.relayed)
         for hook in hooks:
             hook.on_end(end)

@@ -20,8 +20,10 @@
 //                       nobody acks and the test times out (= fails). Without an
 //                       ack within `timeout` ms the connection is destroyed.
 //   /ls/<id>/<n>/...    the same as /lockstep?id=<id>&n=<n>, usable as a provider's base URL.
-//   /script/<id>/...    steps registered with js.EDGERELAY_TEST.script(id, steps, lockstep),
-//                       as text/event-stream, in lock-step (acks as above) or all at once.
+//   /script/<id>/...    steps registered with js.EDGERELAY_TEST.script(id, steps, lockstep,
+//                       cut, contentType), as text/event-stream (or contentType), in
+//                       lock-step (acks as above) or all at once; with `cut`, the
+//                       connection is dropped after the last step instead of ending the body.
 //   /slow/<ms>/...      200 JSON after <ms> ms (headers included): for timeouts and aborts.
 //   POST /ack?id=X&k=K  204 ok; 404 unknown id; 409 wrong k (also aborts stream X).
 //   /status/<code>/...  responds <code> with JSON {"status": code} (no body for 204, 304).
@@ -34,9 +36,9 @@ function sseEvent(obj) {
   return typeof obj === "string" ? `data: ${obj}\n\n` : `data: ${JSON.stringify(obj)}\n\n`;
 }
 
-function startStream(res) {
+function startStream(res, contentType = "text/event-stream") {
   // No Content-Length: Node uses chunked encoding and flushes every write.
-  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+  res.writeHead(200, { "content-type": contentType, "cache-control": "no-cache" });
   res.flushHeaders();
 }
 
@@ -132,9 +134,13 @@ async function handle(req, res, body) {
     const script = scripts.get(m[1]);
     if (!script) return sendJson(404, { error: `no script ${m[1]}` });
     if (!script.lockstep) {
-      startStream(res);
-      for (const step of script.steps) res.write(step);
-      return res.end();
+      startStream(res, script.contentType);
+      const last = script.steps.length - 1;
+      script.steps.forEach((step, k) =>
+        // A cut drops the connection once the last step is flushed: no terminating chunk.
+        res.write(step, k === last && script.cut ? () => res.destroy() : undefined),
+      );
+      return script.cut ? undefined : res.end();
     }
     return serveLockstep(res, m[1], script.steps, 20000);
   }
@@ -182,8 +188,13 @@ export async function startUpstream() {
       gone: (id) => lockstep.get(String(id))?.gone ?? false,
       // Register what /script/<id>/... serves: `steps` (strings, e.g. several SSE events
       // each) written one by one, in lock-step unless lockstep is false.
-      script: (id, steps, lockstep = true) => {
-        scripts.set(String(id), { steps: Array.from(steps), lockstep: Boolean(lockstep) });
+      script: (id, steps, lockstep = true, cut = false, contentType = "text/event-stream") => {
+        scripts.set(String(id), {
+          steps: Array.from(steps),
+          lockstep: Boolean(lockstep),
+          cut: Boolean(cut),
+          contentType,
+        });
       },
     },
     close() {
