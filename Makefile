@@ -7,7 +7,7 @@ NEWEST_PYTHON := $(shell scripts/newest-python)
 NEWEST_VENV := .venv-newest
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: dev test lint test-cpython test-newest test-pyodide node-deps build-worker bench format clean
+.PHONY: dev test lint test-core test-cpython test-newest test-pyodide node-deps build-worker bench format clean
 
 $(STAMP): requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: lint test-cpython test-newest test-pyodide
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The sans-IO core alone, on CPython: seconds, for the edit-test loop (no network, no node).
+test-core: $(STAMP)
+	$(BIN)/python -m pytest tests/core -q -p no:randomly
 
 # node_modules: tests/workers/test_upload_layout.py runs `wrangler deploy --dry-run` (Node 22).
 test-cpython: $(STAMP) node_modules/.installed

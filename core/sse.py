@@ -128,12 +128,9 @@ def encode_data(data: str | bytes) -> bytes:
 
 
 def encode_event(data: str | bytes, event: str | None = None) -> bytes:
+    """One event with an ``event:`` name (Anthropic's and the Responses API's framing)."""
     head = b"event: " + event.encode() + b"\n" if event else b""
     return head + encode_data(data)
-
-
-def encode_comment(text: str) -> bytes:
-    return b": " + text.encode() + b"\n\n"
 
 
 DONE = b"data: [DONE]\n\n"
