@@ -10,10 +10,11 @@ What the client sees when things go wrong:
 - decided before the first byte (4xx/5xx from core, an upstream that broke before sending
   anything, a deadline reached while waiting): a normal response with that status and an error
   JSON body;
-- the upstream breaks after streaming began: an SSE error event in OpenAI's shape, then the
+- the upstream breaks after streaming began, or ends without its end marker: the terminal
+  error event of the route's protocol (``core.observer``), then the
   ``Lambda-Runtime-Function-Error-*`` trailers;
-- the deadline or a stream cap is reached: the upstream is stopped, and an event stream gets an
-  SSE error event and a clean end (a non-SSE body can only be flagged with the trailers);
+- the deadline or a stream cap is reached: the upstream is stopped, and an event stream gets
+  its terminal error event and a clean end (a non-SSE body can only be flagged with the trailers);
 - the event is not an HTTP event, or the loop itself fails before the first byte:
   ``POST /invocation/{id}/error``; a bad setting at start-up: ``POST /init/error`` naming it.
 """
