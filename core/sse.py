@@ -133,4 +133,9 @@ def encode_event(data: str | bytes, event: str | None = None) -> bytes:
     return head + encode_data(data)
 
 
+def encode_comment(text: str) -> bytes:
+    """An SSE comment: clients skip it, idle timers on the way see traffic."""
+    return b": " + text.encode() + b"\n\n"
+
+
 DONE = b"data: [DONE]\n\n"

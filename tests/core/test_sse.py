@@ -3,7 +3,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgerelay.core.sse import DONE, SSEEvent, SSEParser, encode_data, encode_event
+from edgerelay.core.sse import DONE, SSEEvent, SSEParser, encode_comment, encode_data, encode_event
 
 
 def parse(*chunks: bytes) -> list[SSEEvent]:
@@ -82,7 +82,7 @@ def test_last_event_without_blank_line_is_delivered_at_finish():
 
 
 def test_encoders_round_trip():
-    assert parse(encode_data("x\ny") + encode_event("{}", "e") + b": ping\n\n") == [
+    assert parse(encode_data("x\ny") + encode_event("{}", "e") + encode_comment("ping")) == [
         SSEEvent("x\ny"),
         SSEEvent("{}", "e"),
     ]
