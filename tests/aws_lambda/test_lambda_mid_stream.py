@@ -21,6 +21,7 @@ from tests.support.fake_fetch import FakeFetch, FakeResponse
 
 SSE = {"content-type": "text/event-stream"}
 ENV = {
+    "EDGERELAY_ALLOW_ANONYMOUS": "true",  # Lambda is a public target
     "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
     "OPENAI_API_KEY": "sk-o",
     "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",

@@ -10,7 +10,8 @@ import json
 
 import js
 from async_runner import timeout
-from workerd_call import UPSTREAM, call_fetch, load_entry, make_env, make_request, read_all
+from workerd_call import UPSTREAM, call_fetch, load_entry, make_request, read_all
+from workerd_call import make_env as workerd_env
 
 entry = load_entry()
 TEST = js.EDGERELAY_TEST
@@ -31,6 +32,11 @@ ANTHROPIC_START = (
 GEMINI_FRAME = '{"candidates":[{"content":{"parts":[{"text":"Hi"}],"role":"model"}}]}'
 HALF = 'event: x\ndata: {"type'  # half an event: never reaches the client
 GEMINI = "/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+
+
+def make_env(**settings):
+    """The Worker is a public target: these tests opt in to anonymous calls explicitly."""
+    return workerd_env(EDGERELAY_ALLOW_ANONYMOUS="true", **settings)
 
 
 def chat(model: str) -> str:
