@@ -4,20 +4,14 @@ the upstream sends token k+1."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
-import shutil
-import threading
-from pathlib import Path
 
 import pytest
 
-from tests.support.loopback import WAIT, Reply, free_port
+from tests.browser.conftest import CHROMIUM
+from tests.support.loopback import WAIT, Reply
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-PAGE_DIR = Path(__file__).resolve().parents[2] / "examples" / "browser"
 # CI installs Chromium (.ci/run); only a developer's machine without it may skip.
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None and not os.environ.get("CI"), reason="Chromium is not installed"
@@ -34,39 +28,6 @@ def frame(delta: dict, finish: str | None = None) -> bytes:
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
     return b"data: " + json.dumps(chunk).encode() + b"\n\n"
-
-
-@pytest.fixture
-def page_origin():
-    """The demo page on its own origin (another port), as a real frontend would be."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(PAGE_DIR))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "Chromium is missing: .ci/run installs the Debian package"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield launched
-        launched.close()
 
 
 def test_the_page_streams_token_by_token_through_the_gateway(

@@ -1,4 +1,4 @@
-"""Writes tests/pyodide/jws_vectors.json: tokens signed on CPython with ``cryptography`` for the
+"""Writes tests/pyodide/jws_vectors.json: tokens signed on CPython (PyJWT, ``cryptography``) for the
 WebCrypto verifier's tests inside Pyodide (test_webcrypto_verify.py). Pyodide's own crypto would
 be the code under test checking itself; keys made here are an independent implementation.
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from tests.support.jwt_mint import ALGORITHMS, jwks, mint, new_key  # noqa: E402
+from tests.support.jwt_keys import ALGORITHMS, make_key  # noqa: E402
 
 OUT = Path(__file__).with_name("jws_vectors.json")
 IAT = 1_767_225_600  # 2026-01-01T00:00:00Z; the tests pass it in as the clock
@@ -25,8 +25,8 @@ IAT = 1_767_225_600  # 2026-01-01T00:00:00Z; the tests pass it in as the clock
 def vectors() -> dict:
     out = {"iat": IAT, "algorithms": {}}
     for alg in ALGORITHMS:
-        key = new_key(alg, kid=f"{alg.lower()}-1")
-        other = new_key(alg, kid=f"{alg.lower()}-2")
+        key = make_key(alg, kid=f"{alg.lower()}-1")
+        other = make_key(alg, kid=f"{alg.lower()}-2")
         claims = {
             "sub": f"user-{alg.lower()}",
             "iss": "https://issuer.test/",
@@ -35,8 +35,8 @@ def vectors() -> dict:
             "exp": IAT + 3600,
         }
         out["algorithms"][alg] = {
-            "jwks": jwks(key, other),
-            "token": mint(key, claims),
+            "jwks": {"keys": [key.jwk, other.jwk]},
+            "token": key.mint(claims),
             "claims": claims,
         }
     return out
