@@ -20,10 +20,19 @@ class ChatRequest(NamedTuple):
     raw: bytes = b""  # the body as received, for an upstream that takes it unchanged
 
 
-def parse_chat_request(raw: bytes, max_messages: int = 2000) -> ChatRequest:
+def parse_chat_request(
+    raw: bytes, max_messages: int = 2000, max_values: int = 50_000
+) -> ChatRequest:
     """Decode and check the fields every provider relies on; 400 naming the field otherwise.
-    More than ``max_messages`` messages is a 400 too: each costs CPU to check and translate,
-    on the event loop every other request shares."""
+    More than ``max_messages`` messages, or more than ``max_values`` JSON values in all, is a
+    400 too: each costs CPU to parse, check and translate, on the event loop every other
+    request shares (the values are counted before parsing)."""
+    if safejson.values_over(raw, max_values):
+        raise bad_request(
+            f"The request body holds more than {max_values} JSON values "
+            "(EDGERELAY_MAX_REQUEST_VALUES).",
+            code="too_many_values",
+        )
     try:
         body = safejson.loads(raw)
     except safejson.NonFinite as exc:

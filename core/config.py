@@ -59,6 +59,12 @@ class Config(NamedTuple):
     max_response_bytes: int = 32 * 1024 * 1024
     # Most messages in one chat request: translating each costs CPU on the event loop.
     max_messages: int = 2000
+    # Most JSON values (array elements, object members) in one chat request, counted before
+    # parsing: with the body limit alone, one request could hold the loop for seconds.
+    max_request_values: int = 50_000
+    # Most one event of an upstream stream may hold while the gateway parses it (translated
+    # streams; passthrough streams are relayed unparsed).
+    max_event_bytes: int = 4 * 1024 * 1024
 
 
 # Config fields holding secrets besides the providers' keys: each a str or a collection of str.
@@ -159,6 +165,16 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
             "EDGERELAY_MAX_MESSAGES",
             get("EDGERELAY_MAX_MESSAGES") or limits.get("max_messages"),
             2000,
+        ),
+        max_event_bytes=_positive_int(
+            "EDGERELAY_MAX_EVENT_BYTES",
+            get("EDGERELAY_MAX_EVENT_BYTES") or limits.get("max_event_bytes"),
+            4 * 1024 * 1024,
+        ),
+        max_request_values=_positive_int(
+            "EDGERELAY_MAX_REQUEST_VALUES",
+            get("EDGERELAY_MAX_REQUEST_VALUES") or limits.get("max_request_values"),
+            50_000,
         ),
     )
 

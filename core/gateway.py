@@ -36,6 +36,7 @@ from .responses import (
     unexpected_status,
 )
 from .safejson import dumps
+from .sse import EventTooLarge
 
 # Read at most this much of an upstream error body: it is only for the message.
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -236,7 +237,9 @@ class Gateway:
         """``POST /v1/chat/completions``: one shape for every provider (providers/base.py)."""
         if len(request.body) > self.config.max_body_bytes:
             raise too_large(self.config.max_body_bytes)
-        chat = parse_chat_request(request.body, self.config.max_messages)
+        chat = parse_chat_request(
+            request.body, self.config.max_messages, self.config.max_request_values
+        )
         route = routing.route_model(chat.model, self.config)
         if request.identity is not None:
             # May refuse (403), or lower or set the output limit the upstream sees.
@@ -245,7 +248,9 @@ class Gateway:
         if config.key_required and not config.api_key:
             raise not_configured(config.name, config.api_key_env)
         provider = registry.provider(route.kind)
-        ctx = ChatContext.lazy(self.clock, self.new_id, chat.include_usage)
+        ctx = ChatContext.lazy(
+            self.clock, self.new_id, chat.include_usage, self.config.max_event_bytes
+        )
         if not provider.relays_openai:
             ctx.draw()  # the answer's id is the first id drawn, before any tool call's
         outbound = provider.build_request(chat, route, self.config, ctx)._replace(
@@ -346,6 +351,12 @@ async def _translate(
         out = translator.finish()
     except FetchError as exc:
         response.failure = GatewayError(502, f"The upstream stream broke off: {exc}")
+        out = translator.fail(response.failure)
+    except EventTooLarge as exc:
+        # The stream cannot go on (the rest of the event is unread): it ends like a broken one.
+        response.failure = GatewayError(
+            502, f"The upstream sent {exc} (EDGERELAY_MAX_EVENT_BYTES).", code="event_too_large"
+        )
         out = translator.fail(response.failure)
     finally:
         await upstream.aclose()

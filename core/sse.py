@@ -20,12 +20,33 @@ class SSEEvent(NamedTuple):
     retry: int | None = None
 
 
+class EventTooLarge(ValueError):
+    """An event (or one line of it) longer than the parser's ``max_event_bytes``."""
+
+
 class SSEParser:
-    """``feed(bytes) -> [SSEEvent]``; ``finish() -> [SSEEvent]`` at end of stream."""
+    """``feed(bytes) -> [SSEEvent]``; ``finish() -> [SSEEvent]`` at end of stream.
 
-    __slots__ = ("_buf", "_data", "_event", "_id", "_retry", "_has_data", "_started", "_skip_lf")
+    With ``max_event_bytes``, a line still unfinished past that many bytes, or an event whose
+    data lines add up to more, raises ``EventTooLarge``: what the parser holds is bounded, so
+    an upstream sending one endless line cannot take the gateway's memory."""
 
-    def __init__(self) -> None:
+    __slots__ = (
+        "_buf",
+        "_data",
+        "_event",
+        "_id",
+        "_retry",
+        "_has_data",
+        "_started",
+        "_skip_lf",
+        "_max",
+        "_size",
+    )
+
+    def __init__(self, max_event_bytes: int | None = None) -> None:
+        self._max = max_event_bytes
+        self._size = 0  # bytes of data held for the event being read
         self._buf = b""
         self._data: list[str] = []
         self._event = ""
@@ -70,6 +91,8 @@ class SSEParser:
                 events.append(event)
             start = nxt
         self._buf = buf[start:]
+        if self._max is not None and len(self._buf) > self._max:
+            raise EventTooLarge(f"a line longer than {self._max} bytes")
         return events
 
     def finish(self) -> list[SSEEvent]:
@@ -98,6 +121,10 @@ class SSEParser:
         if name == "data":
             self._data.append(value)
             self._has_data = True
+            if self._max is not None:
+                self._size += len(raw)
+                if self._size > self._max:
+                    raise EventTooLarge(f"an event larger than {self._max} bytes")
         elif name == "event":
             self._event = value
         elif name == "id":
@@ -113,6 +140,7 @@ class SSEParser:
             return None
         event = SSEEvent("\n".join(self._data), self._event or "message", self._id, self._retry)
         self._data = []
+        self._size = 0
         self._has_data = False
         self._event = ""
         return event

@@ -152,7 +152,9 @@ def build_request(
 
 
 def stream_translator(route: Route, ctx: ChatContext) -> AnthropicStream:
-    return AnthropicStream(route.model, ctx.completion_id, ctx.created, ctx.include_usage)
+    return AnthropicStream(
+        route.model, ctx.completion_id, ctx.created, ctx.include_usage, ctx.max_event_bytes
+    )
 
 
 def _check_thinking_sampling(checked: Checked) -> None:

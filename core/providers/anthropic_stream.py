@@ -57,8 +57,15 @@ class AnthropicStream:
         "_done",
     )
 
-    def __init__(self, model: str, completion_id: str, created: int, include_usage: bool) -> None:
-        self._parser = SSEParser()
+    def __init__(
+        self,
+        model: str,
+        completion_id: str,
+        created: int,
+        include_usage: bool,
+        max_event_bytes: int | None = None,
+    ) -> None:
+        self._parser = SSEParser(max_event_bytes)
         self._id = completion_id
         self._model = model
         self._out = ChunkWriter(completion_id, created, model, include_usage)

@@ -31,7 +31,14 @@ class ChatContext:
     are drawn on first use only: an OpenAI passthrough needs neither, so the hot path does not
     pay for them."""
 
-    __slots__ = ("_completion_id", "_created", "include_usage", "new_id", "repaired")
+    __slots__ = (
+        "_completion_id",
+        "_created",
+        "include_usage",
+        "max_event_bytes",
+        "new_id",
+        "repaired",
+    )
 
     def __init__(
         self,
@@ -39,21 +46,28 @@ class ChatContext:
         created: int | Callable[[], float],
         new_id: Callable[[], str],
         include_usage: bool,
+        max_event_bytes: int | None = None,
     ) -> None:
         self._completion_id = completion_id
         self._created = created
         self.new_id = new_id  # fresh random ids (tool call ids for Gemini)
         self.include_usage = include_usage
+        # Most an upstream stream's event may hold (EDGERELAY_MAX_EVENT_BYTES); None: unbounded.
+        self.max_event_bytes = max_event_bytes
         # Set by build_request when it had to change what the client sent to be answerable
         # ("thinking": a tool turn that lost its signed thinking); the response says so.
         self.repaired: str | None = None
 
     @classmethod
     def lazy(
-        cls, clock: Callable[[], float], new_id: Callable[[], str], include_usage: bool
+        cls,
+        clock: Callable[[], float],
+        new_id: Callable[[], str],
+        include_usage: bool,
+        max_event_bytes: int | None = None,
     ) -> ChatContext:
         """A context drawing its id from ``new_id`` and its time from ``clock`` when asked."""
-        return cls(lambda: "chatcmpl-" + new_id(), clock, new_id, include_usage)
+        return cls(lambda: "chatcmpl-" + new_id(), clock, new_id, include_usage, max_event_bytes)
 
     def draw(self) -> None:
         """Fix the id and the time now."""

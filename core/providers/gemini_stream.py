@@ -38,7 +38,7 @@ class GeminiStream:
     def __init__(self, route: Route, ctx: ChatContext) -> None:
         self._ctx = ctx
         self._model = route.model
-        self._parser = SSEParser()
+        self._parser = SSEParser(ctx.max_event_bytes)
         self._out: ChunkWriter | None = None  # once the first frame named id and model
         self._calls = 0  # tool calls sent: the next call's index
         self._details = 0  # reasoning_details entries sent: the next entry's index

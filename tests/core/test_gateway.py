@@ -333,3 +333,16 @@ def test_more_messages_than_the_limit_is_400_naming_messages():
     assert (error["param"], error["code"]) == ("messages", "too_many_messages")
     assert "EDGERELAY_MAX_MESSAGES" in error["message"]
     assert call(gateway, body={"model": "mock/echo", "messages": messages[:3]})[0].status == 200
+
+
+def test_more_json_values_than_the_limit_is_400_before_parsing():
+    gateway, _ = make_gateway(EDGERELAY_MAX_REQUEST_VALUES="50")
+    numbers = {**CHAT, "metadata": {"v": list(range(60))}}
+    response, _ = call(gateway, body=numbers)
+    assert response.status == 400
+    error = error_of(response)
+    assert error["code"] == "too_many_values"
+    assert "EDGERELAY_MAX_REQUEST_VALUES" in error["message"]
+    # Commas and brackets inside strings are not values.
+    text = {**CHAT, "messages": [{"role": "user", "content": ",[{" * 500}]}
+    assert call(gateway, body=text)[0].status == 200

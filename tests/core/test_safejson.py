@@ -68,3 +68,13 @@ def test_the_measure_is_exact_outside_strings(value):
         assert depth(json.dumps(value).encode()) == true_depth(value)
     finally:
         safejson.MAX_DEPTH = original
+
+
+def test_values_are_counted_outside_strings_only():
+    assert not safejson.values_over(b"[1,2,3,4]", 4)
+    assert safejson.values_over(b"[1,2,3,4]", 3)
+    assert safejson.values_over(b'{"a":[{"b":1},{"c":2}]}', 4)
+    inside = b'{"a": "1,2,3,[{\\",[{", "b": 1}'  # commas, brackets and an escaped quote
+    assert not safejson.values_over(inside, 2)
+    assert not safejson.values_over(inside.decode().encode("utf-16"), 2)
+    assert safejson.values_over("[" + "0," * 10 + "0]", 10)
