@@ -28,6 +28,8 @@ _MASKED_LENGTH = 24 + 64 + 4
 def configured_secrets(config: Config) -> list[str]:
     """Every secret the configuration holds."""
     found = [p.api_key for p in config.providers.values() if p.api_key]
+    # Identity keeps its secrets (JWT, session, Turnstile) in its own settings object.
+    found.extend(getattr(config.identity, "secrets", ()))
     for field in SECRET_FIELDS:
         value = getattr(config, field, None)
         if isinstance(value, str):

@@ -126,3 +126,23 @@ def test_a_setting_registers_its_secret(monkeypatch):
     config = config._replace(cors_origins="session-secret-value-1")
     assert "session-secret-value-1" in redact.configured_secrets(config)
     assert redact.redactor_for(config).text("x session-secret-value-1") == f"x {REDACTED}"
+
+
+def test_identity_secrets_are_redacted_like_provider_keys():
+    secrets = {
+        "EDGERELAY_JWT_SECRET": "jwt-secret-0123456789-0123456789-abc",
+        "EDGERELAY_SESSION_SECRET": "session-secret-0123456789-0123456789",
+        "EDGERELAY_TURNSTILE_SECRET": "turnstile-secret-0123456789",
+    }
+    leaked = json.dumps({"error": {"message": "echo: " + " ".join(secrets.values())}}).encode()
+    answer = FakeResponse(500, {"x-request-id": secrets["EDGERELAY_SESSION_SECRET"]}, [leaked])
+    env = {**ENV, **secrets, "EDGERELAY_ALLOW_ANONYMOUS": "true"}
+    gateway, _ = make_gateway(lambda request: answer, env)
+    for model in ("gpt-x", "anthropic/claude-x"):  # relayed and translated errors
+        response, chunks = call(gateway, body={**CHAT, "model": model})
+        sent = response.body + b"".join(chunks or [])
+        assert response.status == 500
+        assert REDACTED.encode() in sent
+        for value in secrets.values():
+            assert value.encode() not in sent
+            assert all(value not in v for _, v in response.headers)
