@@ -65,6 +65,8 @@ class Config(NamedTuple):
     # Most one event of an upstream stream may hold while the gateway parses it (translated
     # streams; passthrough streams are relayed unparsed).
     max_event_bytes: int = 4 * 1024 * 1024
+    # The response cache (``core.cache.CacheSettings``); None: not loaded (all off).
+    cache: object = None
 
 
 # Config fields holding secrets besides the providers' keys: each a str or a collection of str.
@@ -133,6 +135,9 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         get, settings, _positive_int("EDGERELAY_MAX_MESSAGES", max_messages, 0) or None
     )
     facts = _model_facts(_table(settings, "models"))
+    from .cache.settings import load_cache_settings  # it imports ConfigError from here
+
+    cache = load_cache_settings(get, settings)
     return Config(
         providers,
         dict(aliases),
@@ -176,6 +181,7 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
             get("EDGERELAY_MAX_REQUEST_VALUES") or limits.get("max_request_values"),
             50_000,
         ),
+        cache=cache,
     )
 
 

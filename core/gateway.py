@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 from . import passthrough as native
 from . import registry, routing
-from .chat import parse_chat_request
+from .chat import ChatRequest, parse_chat_request
 from .config import Config
 from .cors import CorsPolicy
 from .errors import GatewayError, not_configured, unreachable
@@ -50,6 +50,12 @@ _ROUTES = {
 # Routes anyone may call: health checks, and the session routes (a page without a session
 # asks whether sessions are on, then trades a Turnstile token for one).
 _OPEN = frozenset({"/healthz", "/readyz", "/v1/sessions"})
+
+
+def _is_cache_admin(path: str) -> bool:
+    return path == "/v1/cache" or path.startswith("/v1/cache/")
+
+
 # Targets reachable from the internet by default: no identity configured means 401.
 PUBLIC_TARGETS = frozenset({"worker", "lambda"})
 
@@ -71,6 +77,8 @@ class Gateway:
         verifier: SignatureVerifier | None = None,
         target: str = "server",
         stream_hooks: Sequence[HookFactory] = (),
+        cache_store: object = None,
+        cache_missing: str | None = None,
     ) -> None:
         self.config = config
         self.fetch = fetch
@@ -87,6 +95,23 @@ class Gateway:
         self.auth = Authenticator(identity, fetch, clock, verifier, public=target in PUBLIC_TARGETS)
         self.redactor = redactor_for(config)
         self.stream_hooks = tuple(stream_hooks)
+        # The response cache (core.cache), when the configuration turns it on anywhere or sets
+        # an admin key: ``cache_store`` is the target's store (None: one in this process's
+        # memory, unless ``cache_missing`` says why there is none here: then nothing is cached).
+        self.cache = None
+        settings = config.cache
+        if settings is not None and (settings.enabled or settings.admin_key):
+            from .cache import MemoryCacheStore, ResponseCache  # only when caching: light import
+
+            if cache_store is None and cache_missing is None:
+                cache_store = MemoryCacheStore(settings.max_bytes)
+            self.cache = ResponseCache(
+                settings,
+                cache_store,  # type: ignore[arg-type]  # a CacheStore
+                clock,
+                max_response_bytes=config.max_response_bytes,
+                missing_store=cache_missing,
+            )
 
     async def handle(self, request: Request) -> Response:
         """Answer one request. Never raises: errors become responses in the route's error
@@ -118,7 +143,8 @@ class Gateway:
                 # CORS only stops a browser reading the answer; a "simple" POST (text/plain, no
                 # preflight) would still be processed and billed without this.
                 raise GatewayError(403, "This origin is not allowed.", code="origin_not_allowed")
-            if request.path not in _OPEN:
+            # The cache's admin routes check their own key (core.cache.admin), not a client's.
+            if request.path not in _OPEN and not _is_cache_admin(request.path):
                 request.identity = await self.auth.identify(request.headers, found is not None)
         except GatewayError as error:
             return error_response(error, found.flavor if found is not None else "openai")
@@ -154,6 +180,12 @@ class Gateway:
     async def _dispatch(self, request: Request) -> Response:
         if request.path == "/v1/sessions":
             return await self.sessions(request)
+        if _is_cache_admin(request.path):
+            from .cache import CacheSettings, handle_admin
+
+            cache = self.cache
+            settings = cache.settings if cache is not None else CacheSettings()
+            return await handle_admin(request, settings, cache.store if cache else None)
         method = _ROUTES.get(request.path)
         if method is None:
             # /openai/v1/…, /anthropic/…, /gemini/… and named providers: native passthrough.
@@ -171,10 +203,7 @@ class Gateway:
                 headers=(("allow", allow),),
             )
         if request.path == "/v1/chat/completions":
-            response = await self.chat_completions(request)
-            if response.stream is not None and is_event_stream(response.headers):
-                observed(response, "chat", self.hooks("chat"))
-            return response
+            return await self.chat_completions(request)
         if request.path == "/v1/models":
             return self.models(request)
         if request.path == "/readyz":
@@ -247,6 +276,20 @@ class Gateway:
         config = route.provider
         if config.key_required and not config.api_key:
             raise not_configured(config.name, config.api_key_env)
+        if self.cache is not None:
+            return await self.cache.chat(request, chat, lambda sent: self._chat(sent, route))
+        return await self._chat(chat, route)
+
+    async def _chat(self, chat: ChatRequest, route: routing.Route) -> Response:
+        """The chat completion itself (``chat`` as it goes upstream); an event stream goes
+        through its observer."""
+        response = await self._chat_answer(chat, route)
+        if response.stream is not None and is_event_stream(response.headers):
+            observed(response, "chat", self.hooks("chat"))
+        return response
+
+    async def _chat_answer(self, chat: ChatRequest, route: routing.Route) -> Response:
+        config = route.provider
         provider = registry.provider(route.kind)
         ctx = ChatContext.lazy(
             self.clock, self.new_id, chat.include_usage, self.config.max_event_bytes

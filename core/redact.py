@@ -30,6 +30,7 @@ def configured_secrets(config: Config) -> list[str]:
     found = [p.api_key for p in config.providers.values() if p.api_key]
     # Identity keeps its secrets (JWT, session, Turnstile) in its own settings object.
     found.extend(getattr(config.identity, "secrets", ()))
+    found.extend(getattr(config.cache, "secrets", ()))  # the cache's admin key
     for field in SECRET_FIELDS:
         value = getattr(config, field, None)
         if isinstance(value, str):

@@ -1,0 +1,49 @@
+"""The response cache: exact match on the request, for JSON and streamed answers alike.
+
+Sans-IO like the rest of core: what may be cached and how (``plan``), the key (``keys``), the
+recording of a stream and its replays (``record``, ``entry``, ``assemble``), one upstream call
+per key (``flight``), the async store interface with the in-memory store (``store``), the
+gateway's use of all of it (``layer``) and the admin routes (``admin``). Redis and Workers KV
+stores live with their targets.
+"""
+
+from .admin import handle_admin, is_admin_path
+from .entry import Entry, json_answer, sse_events
+from .flight import Flight, FlightReader
+from .keys import IGNORED_FIELDS, cache_key, canonical, namespace_for
+from .layer import KEY_HEADER, ResponseCache, replay, streamed
+from .plan import HEADER, TTL_HEADER, Plan, plan_request
+from .record import Recording
+from .settings import CacheSettings, PolicyCache, load_cache_settings
+from .store import ALL, CacheStore, CacheUnavailable, MemoryCacheStore, stats_answer
+
+__all__ = [
+    "ALL",
+    "HEADER",
+    "IGNORED_FIELDS",
+    "KEY_HEADER",
+    "TTL_HEADER",
+    "CacheSettings",
+    "CacheStore",
+    "CacheUnavailable",
+    "Entry",
+    "Flight",
+    "FlightReader",
+    "MemoryCacheStore",
+    "Plan",
+    "PolicyCache",
+    "Recording",
+    "ResponseCache",
+    "cache_key",
+    "canonical",
+    "handle_admin",
+    "is_admin_path",
+    "json_answer",
+    "load_cache_settings",
+    "namespace_for",
+    "plan_request",
+    "replay",
+    "sse_events",
+    "stats_answer",
+    "streamed",
+]

@@ -1,0 +1,136 @@
+"""One cached answer: the chat stream as it came (its events, in the batches they arrived in),
+and the two ways it is served again.
+
+The upstream is always asked for a stream with usage (``stream_options.include_usage``), so
+one entry serves every client of the same request:
+
+- as SSE, batch by batch, so the text keeps its original split and a streaming UI still
+  renders progressively; ``[DONE]`` included; the usage chunk and the ``"usage": null``
+  members only for a client that asked for usage itself;
+- as a ``chat.completion`` JSON answer assembled from the chunks (with its usage).
+
+Entries travel to shared stores as bytes (``encode`` / ``decode``): one line of JSON for the
+metadata, then the events' raw bytes, so nothing is re-encoded.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+from .. import safejson
+from ..limits.stream_usage import IncludeUsageStripper, UsageMeter
+from ..sse import SSEParser
+from .assemble import Assembler
+
+_MAGIC = b"edgerelay-cache-1\n"
+
+
+class Entry(NamedTuple):
+    key: str
+    namespace: str
+    created: float  # when the answer was stored (the ``age`` header counts from here)
+    expires: float
+    events: tuple[bytes, ...]  # the SSE batches as they came, [DONE] last
+
+    @property
+    def size(self) -> int:
+        """Bytes this entry holds (what the memory store's bound counts)."""
+        return sum(len(e) for e in self.events) + len(self.key) + len(self.namespace) + 64
+
+    def age(self, now: float) -> int:
+        return max(0, int(now - self.created))
+
+    def live(self, now: float) -> bool:
+        return now < self.expires
+
+    def encode(self) -> bytes:
+        head = {
+            "key": self.key,
+            "namespace": self.namespace,
+            "created": self.created,
+            "expires": self.expires,
+            "lengths": [len(e) for e in self.events],
+        }
+        return (
+            _MAGIC
+            + json.dumps(head, separators=(",", ":")).encode()
+            + b"\n"
+            + b"".join(self.events)
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Entry | None:
+        """The entry in ``data``, or None for anything that is not one (a store holding
+        something else under the key, or a truncated value): a miss, never an error."""
+        if not data.startswith(_MAGIC):
+            return None
+        head_end = data.find(b"\n", len(_MAGIC))
+        try:
+            head = json.loads(data[len(_MAGIC) : head_end])
+            lengths = head["lengths"]
+            events, at = [], head_end + 1
+            for length in lengths:
+                events.append(data[at : at + length])
+                at += length
+            if at != len(data):
+                return None
+            return cls(
+                str(head["key"]),
+                str(head["namespace"]),
+                float(head["created"]),
+                float(head["expires"]),
+                tuple(events),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def sse_events(entry: Entry, include_usage: bool) -> list[bytes]:
+    """The batches to send a streaming client: as recorded for one that asked for usage,
+    else without the usage chunk and the ``"usage": null`` members."""
+    if include_usage:
+        return list(entry.events)
+    stripper = IncludeUsageStripper(UsageMeter())
+    out = [stripper.feed(batch) for batch in entry.events]
+    out.append(stripper.finish())
+    return [batch for batch in out if batch]
+
+
+def chunks_of(events: tuple[bytes, ...] | list[bytes]) -> tuple[list[dict], bool]:
+    """The decoded chunk objects of a chat stream, and whether it ended with ``[DONE]``."""
+    parser = SSEParser()
+    found = [*(e for batch in events for e in parser.feed(batch)), *parser.finish()]
+    chunks, done = [], False
+    for event in found:
+        if event.data == "[DONE]":
+            done = True
+            continue
+        try:
+            obj = safejson.loads(event.data)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(obj, dict):
+            chunks.append(obj)
+    return chunks, done
+
+
+def json_answer(events: tuple[bytes, ...] | list[bytes]) -> bytes:
+    """The ``chat.completion`` answer the stream's chunks add up to."""
+    assembler = Assembler()
+    for chunk in chunks_of(events)[0]:
+        assembler.add(chunk)
+    return safejson.dumps(assembler.completion())
+
+
+def complete_answer(events: tuple[bytes, ...] | list[bytes]) -> bool:
+    """Whether the stream is a whole answer worth keeping: ``[DONE]`` came, no error event, and
+    every choice has its ``finish_reason`` (``length`` included: the answer the request's
+    limit allows is complete)."""
+    chunks, done = chunks_of(events)
+    if not done or any("error" in chunk for chunk in chunks):
+        return False
+    assembler = Assembler()
+    for chunk in chunks:
+        assembler.add(chunk)
+    return assembler.finished

@@ -1,0 +1,246 @@
+"""The response cache in front of the chat completion: plan, look up, join a flight or lead
+one, replay, and say what happened in the answer's headers.
+
+Answers carry ``x-edgerelay-cache`` (``HIT``, ``MISS``, ``BYPASS`` or ``REFRESH``),
+``x-edgerelay-cache-key`` when the entry was served or will be stored, and ``age`` (seconds
+since it was stored) on a hit. A request that waited for an identical request's answer in
+flight is a ``HIT`` with age 0: it made no upstream call of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import NamedTuple
+
+from .. import safejson
+from ..chat import ChatRequest
+from ..errors import GatewayError
+from ..http import Request, Response
+from ..limits.stream_usage import IncludeUsageStripper, UsageMeter
+from ..responses import EVENT_STREAM, JSON, is_event_stream
+from ..sse import SSEParser
+from .entry import Entry, json_answer, sse_events
+from .flight import Flight
+from .keys import cache_key, namespace_for
+from .plan import HEADER, Plan, plan_request
+from .record import Recording
+from .settings import CacheSettings
+from .store import CacheStore, CacheUnavailable
+
+KEY_HEADER = "x-edgerelay-cache-key"
+CHAT_ROUTE = "/v1/chat/completions"
+
+Call = Callable[[ChatRequest], Awaitable[Response]]
+
+
+class Outcome(NamedTuple):
+    """What the cache did for one request (the log line reads it)."""
+
+    status: str  # HIT, MISS, BYPASS, REFRESH
+    key: str | None = None
+
+
+class ResponseCache:
+    """One per gateway: the settings, the store, the clock and the flights in progress."""
+
+    def __init__(
+        self,
+        settings: CacheSettings,
+        store: CacheStore | None,
+        clock: Callable[[], float],
+        *,
+        max_response_bytes: int,
+        missing_store: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.max_response_bytes = max_response_bytes
+        # Why there is no store (the Worker without its KV binding), for the log line.
+        self.missing_store = missing_store
+        self.flights: dict[str, Flight] = {}
+
+    def plan(self, request: Request, chat: ChatRequest) -> Plan | None:
+        policy = request.identity.policy.name if request.identity is not None else None
+        return plan_request(self.settings, request.headers, chat.body, policy, chat.model)
+
+    async def chat(self, request: Request, chat: ChatRequest, call: Call) -> Response:
+        """The answer to a chat completion through the cache: ``call`` makes the upstream call
+        (the gateway's own chat completion, given the request to send)."""
+        plan = self.plan(request, chat)
+        if plan is None:
+            return await call(chat)
+        if not plan.active or self.store is None:
+            return _tagged(await call(chat), Outcome("BYPASS"), request)
+        identity = request.identity
+        namespace = namespace_for(
+            self.settings,
+            identity.client_id if identity is not None else None,
+            identity.policy.name if identity is not None else None,
+        )
+        try:
+            generations = await self.store.generations(namespace)
+        except CacheUnavailable as exc:
+            _warn("cache store unavailable, request not cached: %s", exc)
+            return _tagged(await call(chat), Outcome("BYPASS"), request)
+        key = cache_key(CHAT_ROUTE, chat.model, chat.body, namespace, generations)
+        if plan.lookup:
+            hit = await self._lookup(key)
+            if hit is not None:
+                return _tagged(replay(hit, chat, self.clock()), Outcome("HIT", key), request)
+            flight = self.flights.get(key)
+            if flight is not None and flight.joinable:
+                await self._count(True)
+                return await self._follow(flight, chat, Outcome("HIT", key), request, age=0)
+            await self._count(False)
+        flight = self._lead(key, namespace, plan, chat, call)
+        outcome = Outcome(plan.status, key if plan.store else None)
+        return await self._follow(flight, chat, outcome, request)
+
+    async def _lookup(self, key: str) -> Entry | None:
+        assert self.store is not None
+        try:
+            entry = await self.store.get(key, self.clock())
+        except CacheUnavailable as exc:
+            _warn("cache store unavailable, looked up nothing: %s", exc)
+            return None
+        if entry is not None:
+            await self._count(True)
+        return entry
+
+    async def _count(self, hit: bool) -> None:
+        assert self.store is not None
+        try:
+            await self.store.count(hit)
+        except CacheUnavailable:
+            pass  # stats are best effort: the answer does not wait on them
+
+    def _lead(self, key: str, namespace: str, plan: Plan, chat: ChatRequest, call: Call) -> Flight:
+        """Start the one upstream call for ``key``: always streamed with usage, so the answer
+        serves streaming and JSON clients alike and its usage is known."""
+        store = self.store
+        assert store is not None
+
+        async def stored(flight: Flight) -> None:
+            if flight.recording is None:
+                return
+            now = self.clock()
+            entry = flight.recording.entry(key, namespace, now, plan.ttl, flight.ended)
+            if entry is None:
+                return
+            try:
+                await store.put(entry, now)
+            except CacheUnavailable as exc:
+                _warn("cache store unavailable, answer not stored: %s", exc)
+
+        def closed(flight: Flight) -> None:
+            if self.flights.get(key) is flight:
+                del self.flights[key]
+
+        flight = Flight(
+            lambda: call(streamed(chat)),
+            limit=self.max_response_bytes,
+            recording=Recording(self.settings.max_entry_bytes) if plan.store else None,
+            on_end=stored,
+            on_close=closed,
+        )
+        if plan.lookup and plan.store and key not in self.flights:
+            self.flights[key] = flight  # identical requests arriving now wait for this one
+        flight.start()
+        return flight
+
+    async def _follow(
+        self,
+        flight: Flight,
+        chat: ChatRequest,
+        outcome: Outcome,
+        request: Request,
+        age: int | None = None,
+    ) -> Response:
+        """This client's answer from ``flight``: a live stream, or the JSON once it is over."""
+        reader = flight.reader()
+        upstream = await flight.opened(reader)  # raises the call's error for every waiter
+        kept = [h for h in upstream.headers if not h[0].startswith("content-")]
+        if not is_event_stream(upstream.headers):
+            # The upstream ignored `stream` (some compatible servers do): what it sent goes on.
+            body = b"".join([chunk async for chunk in reader])
+            return _tagged(
+                Response(upstream.status, list(upstream.headers), body), outcome, request
+            )
+        headers = list(kept) if age is None else []
+        if age is not None:
+            headers.append(("age", str(age)))
+        if chat.stream:
+            stream = reader if chat.include_usage else _without_usage(reader)
+            response = Response(200, [EVENT_STREAM, *headers], stream=stream)
+            return _tagged(response, outcome, request)
+        events = [chunk async for chunk in reader]
+        if flight.ended != "complete":
+            raise _stream_error(events)
+        return _tagged(Response(200, [JSON, *headers], json_answer(events)), outcome, request)
+
+
+def streamed(chat: ChatRequest) -> ChatRequest:
+    """``chat`` asking for a stream with usage (what a cacheable request sends upstream)."""
+    options = chat.body.get("stream_options")
+    options = dict(options) if isinstance(options, dict) else {}
+    options["include_usage"] = True
+    body = {**chat.body, "stream": True, "stream_options": options}
+    return chat._replace(body=body, stream=True, include_usage=True, raw=safejson.dumps(body))
+
+
+def replay(entry: Entry, chat: ChatRequest, now: float) -> Response:
+    """A stored answer in the form this client asked for, with its ``age``."""
+    headers = [("age", str(entry.age(now)))]
+    if chat.stream:
+        events = sse_events(entry, chat.include_usage)
+        return Response(200, [EVENT_STREAM, *headers], stream=_iterate(events))
+    return Response(200, [JSON, *headers], json_answer(entry.events))
+
+
+async def _iterate(events: list[bytes]) -> AsyncIterator[bytes]:
+    for batch in events:
+        yield batch
+
+
+async def _without_usage(source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The live stream minus what asking for usage added (the client did not ask)."""
+    stripper = IncludeUsageStripper(UsageMeter())
+    try:
+        async for batch in source:
+            out = stripper.feed(batch)
+            if out:
+                yield out
+        out = stripper.finish()
+        if out:
+            yield out
+    finally:
+        await source.aclose()  # type: ignore[attr-defined]  # a FlightReader: leaves the group
+
+
+def _stream_error(events: list[bytes]) -> GatewayError:
+    """A JSON client's error for a stream that did not complete: the upstream's own message
+    when its error event carries one."""
+    parser = SSEParser()
+    for event in [e for batch in events for e in parser.feed(batch)] + parser.finish():
+        try:
+            body = safejson.loads(event.data)
+        except (ValueError, RecursionError):
+            continue
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return GatewayError(502, error["message"], code="bad_gateway")
+    return GatewayError(502, "The upstream stream ended before the answer was complete.")
+
+
+def _tagged(response: Response, outcome: Outcome, request: Request) -> Response:
+    response.headers.append((HEADER, outcome.status))
+    if outcome.key is not None:
+        response.headers.append((KEY_HEADER, outcome.key))
+    return response
+
+
+def _warn(message: str, exc: Exception) -> None:
+    import logging  # only on this rare path: slow to import
+
+    logging.getLogger("edgerelay").warning(message, exc)
