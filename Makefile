@@ -27,6 +27,7 @@ test: lint test-cpython test-newest test-pyodide
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/typecheck.py
 
 # The sans-IO core alone, on CPython: seconds, for the edit-test loop (no network, no node).
 test-core: $(STAMP)

@@ -7,9 +7,12 @@ optional TOML document in ``EDGERELAY_CONFIG``. Every setting has a default; a b
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import registry
+
+if TYPE_CHECKING:  # identity.settings imports ConfigError from here
+    from .identity.settings import IdentitySettings
 
 
 class ConfigError(Exception):
@@ -43,7 +46,7 @@ class Config(NamedTuple):
     # keys should not pick up a proxy or credentials from whatever environment it runs in).
     trust_env: bool = False
     # Client identity and policies (``core.identity.IdentitySettings``); None: nothing set.
-    identity: object = None
+    identity: IdentitySettings | None = None
     # Per-model facts from EDGERELAY_CONFIG's [models.<provider or kind>."<pattern>"] tables,
     # checked before the registry's own (models that arrive after a release).
     model_facts: Mapping[str, tuple[registry.ModelFacts, ...]] = {}

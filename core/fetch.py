@@ -7,7 +7,7 @@ Core never opens a socket. Each platform supplies a ``Fetch`` (httpx or aiohttp 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any, NamedTuple, Protocol
 
 
@@ -17,7 +17,7 @@ class FetchRequest(NamedTuple):
     method: str
     url: str
     headers: Mapping[str, str] = {}  # never mutated
-    body: bytes | AsyncIterator[bytes] | None = None  # an iterator: forwarded as it arrives
+    body: bytes | AsyncIterable[bytes] | None = None  # an iterable: forwarded as it arrives
     timeout: float | None = None  # seconds for the whole exchange up to the response headers
     # Which connection pool serves it (the provider's name: one pool each, so a provider whose
     # connections are all busy cannot hold up the others) and how long waiting for a free
@@ -26,14 +26,31 @@ class FetchRequest(NamedTuple):
     connect_timeout: float | None = None
 
 
-class FetchResponse(Protocol):
-    """An upstream response whose body has not been read yet."""
+class Upstream(Protocol):
+    """What a response keeps of the upstream answer it relays: enough to close it with the
+    response and, for an adapter that can, to hand its ``native_body`` on untouched."""
 
-    status: int
-    headers: Mapping[str, str]  # lower-case names
-    # The platform's own body object (a JS ReadableStream in a Worker), or None. When core
-    # decides the client gets the upstream's bytes unchanged, an adapter may hand it on as is.
-    native_body: Any
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Lower-case names."""
+        ...
+
+    @property
+    def native_body(self) -> Any:
+        """The platform's own body object (a JS ReadableStream in a Worker), or None. When core
+        decides the client gets the upstream's bytes unchanged, an adapter may hand it on as is."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the connection, aborting the upstream read if the body is unfinished."""
+        ...
+
+
+class FetchResponse(Upstream, Protocol):
+    """An upstream response whose body has not been read yet."""
 
     def aiter_bytes(self) -> AsyncIterator[bytes]:
         """Yield body chunks as they arrive, without buffering."""
@@ -41,10 +58,6 @@ class FetchResponse(Protocol):
 
     async def read(self) -> bytes:
         """Read the whole body."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release the connection, aborting the upstream read if the body is unfinished."""
         ...
 
 

@@ -10,11 +10,15 @@ event if it breaks): an adapter that can forward ``upstream.native_body`` withou
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from typing import TYPE_CHECKING
 
 from .errors import GatewayError
-from .fetch import FetchResponse
+from .fetch import Upstream
 from .observer import StreamObserver
+
+if TYPE_CHECKING:
+    from .identity.authenticate import Identity
 
 
 class Request:
@@ -39,7 +43,7 @@ class Request:
         headers: Mapping[str, str] | None = None,
         body: bytes = b"",
         client_ip: str | None = None,
-        body_stream: AsyncIterator[bytes] | None = None,
+        body_stream: AsyncIterable[bytes] | None = None,
     ) -> None:
         self.method = method
         self.path = path  # raw path as received, still percent-encoded
@@ -51,7 +55,7 @@ class Request:
         # (``Gateway.streams_upload``); ``body`` is then empty.
         self.body_stream = body_stream
         # Who is calling (``core.identity.Identity``), set by the gateway once checked.
-        self.identity = None
+        self.identity: Identity | None = None
 
     def __repr__(self) -> str:  # never the headers or body: they may hold secrets
         return f"Request({self.method} {self.path})"
@@ -71,7 +75,7 @@ class Response:
         headers: list[tuple[str, str]],
         body: bytes = b"",
         stream: AsyncIterator[bytes] | None = None,
-        upstream: FetchResponse | None = None,
+        upstream: Upstream | None = None,
     ) -> None:
         self.status = status
         self.headers = headers

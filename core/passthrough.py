@@ -14,7 +14,7 @@ backslashes, empty segments) is refused, and the upstream gets the validated can
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import registry
@@ -154,7 +154,7 @@ def build_request(request: Request, native: Native, config: Config) -> FetchRequ
     if query:
         url += "?" + query
     headers = forwarded_headers(request.headers, provider)
-    body: bytes | AsyncIterator[bytes] | None = request.body
+    body: bytes | AsyncIterable[bytes] | None = request.body
     if request.body_stream is not None:
         # The upload goes on as it arrives, framed as the client framed it.
         body = request.body_stream

@@ -103,7 +103,8 @@ class Redactor:
             if cut <= 0:
                 carry = data
                 continue
-            out, pos = [], 0
+            out: list[bytes] = []
+            pos = 0
             # A match starting before the cut is whole within data (none is longer than
             # window); one starting after it waits for the next chunk.
             for match in pattern.finditer(data):

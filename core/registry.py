@@ -139,7 +139,7 @@ def provider(kind: str) -> Provider:
     found = _PROVIDERS.get(kind)
     if found is None:
         module = _SPECS[kind].module
-        found = _PROVIDERS[kind] = import_module(module, __package__)  # type: ignore[assignment]
+        found = _PROVIDERS[kind] = import_module(module, __package__)
     return found
 
 

@@ -23,7 +23,7 @@ from ..errors import GatewayError
 from ..fetch import Fetch
 from .client_keys import key_id
 from .jwks import JwksUnavailable
-from .policy import ANONYMOUS, DEFAULT, Policy, policy_named
+from .policy import ANONYMOUS, DEFAULT, Policy, anonymous_policy, policy_named
 from .sessions import SESSION_ISSUER
 from .settings import IDENTITY_SETTINGS, IdentitySettings
 from .tokens import (
@@ -90,10 +90,10 @@ class Authenticator:
         # else `default` (so `make dev` keeps every route). With identity on, the built-in
         # `anonymous` (no passthrough) applies when there is none.
         if settings.enabled or ANONYMOUS in policies:
-            self._anonymous = Identity("anonymous", policy_named(policies, ANONYMOUS))
+            self._anonymous = Identity("anonymous", anonymous_policy(policies))
         else:
             self._anonymous = Identity("anonymous", policies[DEFAULT])
-        self._session_policy = policy_named(policies, ANONYMOUS)
+        self._session_policy = anonymous_policy(policies)
 
     async def identify(self, headers: Mapping[str, str], passthrough: bool) -> Identity:
         """The caller's identity; ``GatewayError`` 401 (or 503 when keys cannot be had)."""
@@ -121,6 +121,8 @@ class Authenticator:
         if match is None:
             raise InvalidCredential("unknown client key")
         policy = policy_named(self.settings.policies, match.policy)
+        if policy is None:  # settings refuse a key naming an unknown policy
+            raise InvalidCredential("unknown policy")
         return Identity("key:" + key_id(match.digest), policy)
 
     async def _jwt(self, token: str) -> Identity:

@@ -118,6 +118,8 @@ async def enforce_passthrough(
 
 async def _read(request: Request, limit: int) -> bytes:
     stream, request.body_stream = request.body_stream, None
+    if stream is None:
+        return request.body
     chunks: list[bytes] = []
     size = 0
     try:

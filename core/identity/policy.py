@@ -67,8 +67,15 @@ def load_policies(
 
 def policy_named(policies: Mapping[str, Policy], name: str) -> Policy | None:
     """A configured policy, or the built-in ``anonymous`` (``default`` without passthrough)."""
-    policy = policies.get(name)
-    if policy is None and name == ANONYMOUS:
+    if name == ANONYMOUS:
+        return anonymous_policy(policies)
+    return policies.get(name)
+
+
+def anonymous_policy(policies: Mapping[str, Policy]) -> Policy:
+    """The configured ``anonymous`` policy, else ``default`` without passthrough."""
+    policy = policies.get(ANONYMOUS)
+    if policy is None:
         policy = policies[DEFAULT]._replace(name=ANONYMOUS, passthrough=frozenset())
     return policy
 

@@ -118,7 +118,9 @@ class ClaimRules(NamedTuple):
 def check_claims(claims: Mapping[str, Any], now: float, rules: ClaimRules) -> None:
     """``exp`` (required), ``nbf`` and ``iat`` within the leeway; ``iss`` and ``aud`` when the
     rules name them; a non-empty string ``sub``."""
-    exp = _numeric(claims, "exp", required=True)
+    exp = _numeric(claims, "exp")
+    if exp is None:
+        raise InvalidCredential("no exp")
     if now - rules.leeway >= exp:
         raise InvalidCredential("expired", expired=True)
     nbf = _numeric(claims, "nbf")
@@ -139,11 +141,9 @@ def check_claims(claims: Mapping[str, Any], now: float, rules: ClaimRules) -> No
         raise InvalidCredential("no subject")
 
 
-def _numeric(claims: Mapping[str, Any], name: str, *, required: bool = False) -> float | None:
+def _numeric(claims: Mapping[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
-        if required:
-            raise InvalidCredential(f"no {name}")
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         raise InvalidCredential(f"{name} is not a number")

@@ -103,7 +103,7 @@ class EdgerelayASGI:
             b"",
             client[0] if client else None,
         )
-        upload = None
+        upload: Upload | None = None
         if self.gateway.streams_upload(request):  # forwarded as it arrives, not read first
             if declared_too_large(request.headers, self.max_body):
                 await _send_bytes(self.gateway.too_large_response(request), send)
@@ -119,6 +119,7 @@ class EdgerelayASGI:
             if body is STALLED:
                 await _send_bytes(self.gateway.body_stalled_response(request), send)
                 return
+            assert isinstance(body, bytes)
             request.body = body
         # From here on, a client that goes away cancels this task wherever it is: waiting for
         # the upstream's headers (a long non-stream answer) or between stream chunks.
@@ -236,10 +237,12 @@ async def _send_stream(response: Response, send) -> None:
     the client still gets that event and a clean end, and the log the traceback. A body that
     is not an event stream and breaks off can only be cut: the response is left unfinished,
     so the server drops the connection and the client sees it was incomplete."""
+    stream = response.stream
+    assert stream is not None
     headers = _encode_headers(response.headers)
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     try:
-        async for chunk in response.stream:
+        async for chunk in stream:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     except FetchError as exc:  # not an event stream: core's observer catches it for those
         log.warning("the upstream body broke off; the response is cut: %s", exc)
@@ -268,7 +271,9 @@ class DisconnectGuard:
     def __init__(self, receive, upload: Upload | None = None) -> None:
         self._receive = receive
         self._upload = upload  # while an upload is being forwarded, it owns receive()
-        self.task = asyncio.current_task()
+        task = asyncio.current_task()
+        assert task is not None  # made inside the request's own task
+        self.task = task
         self.gone = False
         self._watcher: asyncio.Task | None = None
         self._timer = asyncio.get_running_loop().call_later(self.DELAY, self._start)

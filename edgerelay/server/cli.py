@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 
 from edgerelay.core import ConfigError, config_error, registry
 
@@ -61,12 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     print(banner(app.gateway.config, args.host, args.port), file=sys.stderr, flush=True)
+    served: Callable[..., Awaitable[None]] = app
     if args.access_log:
         from edgerelay.server.access_log import AccessLog
 
-        app = AccessLog(app)
+        served = AccessLog(app)
     config = uvicorn.Config(
-        app,
+        served,
         host=args.host,
         port=args.port,
         loop="uvloop",

@@ -38,7 +38,7 @@ def guarded_protocol(header_timeout: float, max_connections: int) -> type[HttpTo
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _header_timer: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport) -> None:
             super().connection_made(transport)
             if len(self.connections) > max_connections:
                 transport.write(BUSY_RESPONSE)

@@ -72,7 +72,7 @@ class HttpxFetch:
         self._ssl = None if client else httpx.create_ssl_context(trust_env=trust_env)
         # The first pool's client is made now too: making one imports the rest of httpx and
         # httpcore, which would otherwise land on the first request (a Lambda's budget).
-        self._spare = client or self._new_client()
+        self._spare: httpx.AsyncClient | None = client or self._new_client()
 
     def client_for(self, pool: str) -> httpx.AsyncClient:
         """The client (and so the connection pool) that serves ``pool``."""
@@ -90,7 +90,7 @@ class HttpxFetch:
     def _new_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             cookies=CookieJar(policy=_RefuseAll()),
-            verify=self._ssl,
+            verify=self._ssl if self._ssl is not None else True,
             trust_env=self._trust_env,
             limits=httpx.Limits(
                 max_connections=self._pool_size,
@@ -111,7 +111,9 @@ class HttpxFetch:
         built = client.build_request(
             request.method,
             request.url,
-            headers={name: _header_bytes(value) for name, value in request.headers.items()},
+            headers={
+                name.encode(): _header_bytes(value) for name, value in request.headers.items()
+            },
             content=request.body,
             timeout=timeout,
         )

@@ -38,7 +38,7 @@ def create_app(env: Mapping[str, str] | None = None, fetch: Fetch | None = None)
 
         fetch = HttpxFetch(trust_env=config.trust_env)
     verifier = None
-    if config.identity.jwks_url:
+    if config.identity is not None and config.identity.jwks_url:
         # Only then: cryptography's import would otherwise cost every cold start.
         from edgerelay.transports.signatures import CryptographyVerifier
 

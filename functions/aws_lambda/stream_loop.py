@@ -123,6 +123,7 @@ class StreamLoop:
                 max_bytes=limits.max_bytes,
                 size_cut=size_cut(self.settings),
             )
+            assert sink.stream is not None  # pump always starts the sink
             await self._finish(sink.stream, invocation, outcome.error_type, outcome.message)
         finally:
             if sink.stream is not None:
