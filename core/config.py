@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from . import registry
 
-if TYPE_CHECKING:  # identity.settings imports ConfigError from here
+if TYPE_CHECKING:  # both import ConfigError from here
+    from .cache.settings import CacheSettings
     from .identity.settings import IdentitySettings
 
 
@@ -69,7 +70,7 @@ class Config(NamedTuple):
     # streams; passthrough streams are relayed unparsed).
     max_event_bytes: int = 4 * 1024 * 1024
     # The response cache (``core.cache.CacheSettings``); None: not loaded (all off).
-    cache: object = None
+    cache: CacheSettings | None = None
 
 
 # Config fields holding secrets besides the providers' keys: each a str or a collection of str.

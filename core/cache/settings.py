@@ -121,7 +121,7 @@ def load_cache_settings(get: Callable[[str], str | None], settings: Mapping) -> 
 def _mode(setting: str, value: object) -> Mode:
     if value not in MODES:
         raise ConfigError(setting, "must be off, opt-in or on")
-    return value  # type: ignore[return-value]  # checked just above
+    return value
 
 
 def _seconds(setting: str, value: object, default: int) -> int:
