@@ -24,6 +24,9 @@ class FetchRequest(NamedTuple):
     # connection plus connecting may take. Transports without pools ignore both.
     pool: str = ""
     connect_timeout: float | None = None
+    # Serves many requests (a download others wait for): a transport that aborts an upstream
+    # call when its client leaves (the Worker) must not tie this one to the client that started it.
+    shared: bool = False
 
 
 class Upstream(Protocol):

@@ -51,8 +51,7 @@ class JwksCache:
         self, kid: str | None, fetch: Fetch, clock: Callable[[], float]
     ) -> Mapping[str, Any] | None:
         """The JWK for ``kid`` (None when the token names none and the set has one key), or
-        None when the provider has no such key. Raises ``JwksUnavailable``. ``fetch`` is the
-        calling request's (a Worker's carries that request's abort signal)."""
+        None when the provider has no such key. Raises ``JwksUnavailable``."""
         if self._wants_download(kid, clock()):
             if self._lock is None:
                 import asyncio  # only once a JWKS is needed: it is slow to import
@@ -79,9 +78,15 @@ class JwksCache:
         return self._last_attempt is None or now - self._last_attempt >= REFETCH_INTERVAL
 
     async def _refresh(self, now: float, fetch: Fetch) -> None:
-        self._last_attempt = now
+        previous, self._last_attempt = self._last_attempt, now
         self.fetches += 1
-        fetched = await self._download(fetch)
+        try:
+            fetched = await self._download(fetch)
+        except BaseException:
+            # The request that started it went away (its task cancelled): not a verdict on
+            # the host, so the next caller downloads at once instead of waiting out the interval.
+            self._last_attempt = previous
+            raise
         if fetched is None:
             return  # host down or garbage: stale keys stay in use
         keys, ttl = fetched
@@ -91,8 +96,10 @@ class JwksCache:
     async def _download(
         self, fetch: Fetch
     ) -> tuple[dict[str | None, dict[str, Any]], float] | None:
+        # Shared: callers that arrive meanwhile wait for it, so it is not aborted when the
+        # client that started it leaves (a Worker would otherwise tie it to that request).
         request = FetchRequest(
-            "GET", self.url, {"accept": "application/json"}, timeout=FETCH_TIMEOUT
+            "GET", self.url, {"accept": "application/json"}, timeout=FETCH_TIMEOUT, shared=True
         )
         try:
             response = await fetch(request)

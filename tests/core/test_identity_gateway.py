@@ -2,6 +2,7 @@
 sessions, the JWKS cache's decisions, errors in each route's own shape, and canary secrets never
 in a response. Core only, fake upstreams, a stand-in verifier (runs inside Pyodide too)."""
 
+import asyncio
 import json
 
 import pytest
@@ -273,6 +274,38 @@ def test_jwks_host_down_keeps_cached_keys_and_none_cached_is_503_naming_the_jwks
     assert response.status == 503
     parsed = json.loads(body)
     assert parsed["type"] == "error" and "EDGERELAY_JWKS_URL" in parsed["error"]["message"]
+
+
+class LeavesDuringJwks(Upstreams):
+    """The first JWKS download is cut short by the request that started it going away (its
+    task cancelled on the server); later downloads succeed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancel_next_jwks = True
+
+    def __call__(self, request):
+        if request.url == JWKS_URL and self.cancel_next_jwks:
+            self.cancel_next_jwks = False
+            raise asyncio.CancelledError
+        return super().__call__(request)
+
+
+def test_a_jwks_download_cut_by_its_client_leaving_does_not_lock_the_others_out():
+    upstreams = LeavesDuringJwks()
+    gateway, fetch, _ = identity_gateway(upstreams=upstreams)
+    with pytest.raises(asyncio.CancelledError):
+        send(gateway, body=CHAT, headers=bearer(signed(claims())))
+    # The next caller, at the same instant, downloads the keys itself: no 503 for 30 s.
+    assert send(gateway, body=CHAT, headers=bearer(signed(claims())))[0].status == 200
+    assert jwks_fetches(fetch) == 2
+
+
+def test_the_jwks_download_is_shared_so_no_one_client_aborts_it():
+    gateway, fetch, _ = identity_gateway()
+    assert send(gateway, body=CHAT, headers=bearer(signed(claims())))[0].status == 200
+    (download,) = [r for r in fetch.requests if r.url == JWKS_URL]
+    assert download.shared  # a Worker does not tie it to the starting request's abort signal
 
 
 def test_jwks_cache_control_sets_the_lifetime_within_floor_and_ceiling():

@@ -396,3 +396,30 @@ async def test_config_cache_follows_the_env():
     for env, status in ((a, 413), (b, 200), (a, 413)):
         resp, _ = await call_fetch(env, make_request(body=big))
         assert resp.status == status
+
+
+@timeout(10)
+async def test_a_shared_fetch_is_not_aborted_with_the_client_that_started_it():
+    # A JWKS download other requests wait for goes on when its starter's client has left.
+    from edgerelay.core.fetch import FetchError, FetchRequest
+    from js_fetch import CLIENT_SIGNAL, JsFetch
+
+    gone = js.AbortController.new()
+    gone.abort()
+    token = CLIENT_SIGNAL.set(gone.signal)
+    try:
+        url = f"{UPSTREAM}/slow/50"
+        try:
+            await JsFetch()(FetchRequest("GET", url))
+        except FetchError as exc:
+            assert "went away" in str(exc)
+        else:
+            raise AssertionError("a request's own fetch must follow its client's abort")
+        response = await JsFetch()(FetchRequest("GET", url, shared=True))
+        try:
+            assert response.status == 200
+            assert json.loads(await response.read()) == {"slow": 50}
+        finally:
+            await response.aclose()
+    finally:
+        CLIENT_SIGNAL.reset(token)

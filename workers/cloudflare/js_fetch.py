@@ -104,7 +104,7 @@ class JsFetch:
         timer = None
         if request.timeout is not None:
             timer = js.setTimeout(create_once_callable(on_timeout), request.timeout * 1000)
-        client = self._signal()
+        client = None if request.shared else self._signal()
         unlink = None
         if client is not None:
             if client.aborted:
