@@ -401,8 +401,9 @@ async def test_config_cache_follows_the_env():
 @timeout(10)
 async def test_a_shared_fetch_is_not_aborted_with_the_client_that_started_it():
     # A JWKS download other requests wait for goes on when its starter's client has left.
-    from edgerelay.core.fetch import FetchError, FetchRequest
     from js_fetch import CLIENT_SIGNAL, JsFetch
+
+    from edgerelay.core.fetch import FetchError, FetchRequest
 
     gone = js.AbortController.new()
     gone.abort()
