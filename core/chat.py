@@ -27,28 +27,7 @@ def parse_chat_request(
     More than ``max_messages`` messages, or more than ``max_values`` JSON values in all, is a
     400 too: each costs CPU to parse, check and translate, on the event loop every other
     request shares (the values are counted before parsing)."""
-    if safejson.values_over(raw, max_values):
-        raise bad_request(
-            f"The request body holds more than {max_values} JSON values "
-            "(EDGERELAY_MAX_REQUEST_VALUES).",
-            code="too_many_values",
-        )
-    try:
-        body = safejson.loads(raw)
-    except safejson.NonFinite as exc:
-        field = safejson.nonfinite_path(raw)
-        where = f"`{field}`" if field else "The request body"
-        raise bad_request(
-            f"{where} holds a number JSON cannot carry ({exc}).", param=field or None
-        ) from None
-    except safejson.TooDeep:
-        raise bad_request(
-            f"The request body is nested too deeply (more than {safejson.MAX_DEPTH} levels)."
-        ) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"The request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object.")
+    body = load_body(raw, max_values)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise bad_request("`model` is required and must be a non-empty string.", param="model")
@@ -81,6 +60,36 @@ def parse_chat_request(
         raise bad_request("`stream_options` must be an object.", param="stream_options")
     include_usage = bool(stream and options and options.get("include_usage"))
     return ChatRequest(body, model, stream, include_usage, raw)
+
+
+def load_body(raw: bytes, max_values: int = 50_000) -> dict:
+    """A request body as a JSON object, or a 400 saying what is wrong with it: more than
+    ``max_values`` JSON values (counted before parsing, so one request cannot hold the event
+    loop), a number JSON cannot carry (named by its field), nesting past
+    ``safejson.MAX_DEPTH``, invalid JSON, anything but an object."""
+    if safejson.values_over(raw, max_values):
+        raise bad_request(
+            f"The request body holds more than {max_values} JSON values "
+            "(EDGERELAY_MAX_REQUEST_VALUES).",
+            code="too_many_values",
+        )
+    try:
+        body = safejson.loads(raw)
+    except safejson.NonFinite as exc:
+        field = safejson.nonfinite_path(raw)
+        where = f"`{field}`" if field else "The request body"
+        raise bad_request(
+            f"{where} holds a number JSON cannot carry ({exc}).", param=field or None
+        ) from None
+    except safejson.TooDeep:
+        raise bad_request(
+            f"The request body is nested too deeply (more than {safejson.MAX_DEPTH} levels)."
+        ) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    return body
 
 
 def text_of(content: object) -> str:

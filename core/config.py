@@ -34,6 +34,9 @@ class ProviderConfig(NamedTuple):
     key_required: bool = True
     # Models to list on /v1/models (from config); nothing is fetched from upstreams.
     models: tuple[str, ...] = ()
+    # /v1/responses on an OpenAI-compatible provider: "native" passes it on to the upstream's
+    # own /responses; "translate" sends Chat Completions (for servers without /responses).
+    responses: str = "native"
 
 
 class Config(NamedTuple):
@@ -71,6 +74,9 @@ class Config(NamedTuple):
     max_event_bytes: int = 4 * 1024 * 1024
     # The response cache (``core.cache.CacheSettings``); None: not loaded (all off).
     cache: CacheSettings | None = None
+    # Stored Responses API answers: how long they are kept, and the memory store's bound.
+    responses_ttl: float = 24 * 3600.0
+    responses_max_bytes: int = 64 * 1024 * 1024
 
 
 # Config fields holding secrets besides the providers' keys: each a str or a collection of str.
@@ -142,6 +148,15 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
     from .cache.settings import load_cache_settings  # it imports ConfigError from here
 
     cache = load_cache_settings(get, settings)
+    stored = _table(settings, "responses")
+    responses_ttl = _positive_float(
+        "EDGERELAY_RESPONSES_TTL", get("EDGERELAY_RESPONSES_TTL") or stored.get("ttl"), 86400.0
+    )
+    responses_max_bytes = _positive_int(
+        "EDGERELAY_RESPONSES_MAX_BYTES",
+        get("EDGERELAY_RESPONSES_MAX_BYTES") or stored.get("max_bytes"),
+        64 * 1024 * 1024,
+    )
     return Config(
         providers,
         dict(aliases),
@@ -186,6 +201,8 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
             50_000,
         ),
         cache=cache,
+        responses_ttl=responses_ttl,
+        responses_max_bytes=responses_max_bytes,
     )
 
 
@@ -301,6 +318,9 @@ def _named_provider(name: str, spec: object, get) -> ProviderConfig:
     models = spec.get("models", [])
     if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
         raise ConfigError(f"{setting}.models", "must be a list of model names")
+    responses = spec.get("responses", "native")
+    if responses not in ("native", "translate") or (responses == "translate" and kind != "openai"):
+        raise ConfigError(f"{setting}.responses", "must be native or translate (openai kind only)")
     return ProviderConfig(
         name,
         kind,
@@ -309,6 +329,7 @@ def _named_provider(name: str, spec: object, get) -> ProviderConfig:
         key_env or "",
         key_required=bool(key_env),
         models=tuple(models),
+        responses=responses,
     )
 
 

@@ -7,6 +7,7 @@ and the clock and id source are injected too, so this module stays sans-IO.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import NamedTuple
 
 from . import passthrough as native
 from . import registry, routing
@@ -14,14 +15,14 @@ from .chat import ChatRequest, parse_chat_request
 from .config import Config
 from .cors import CorsPolicy
 from .errors import GatewayError, not_configured, unreachable
-from .fetch import Fetch, FetchError, FetchResponse
+from .fetch import Fetch, FetchError, FetchRequest, FetchResponse
 from .http import Request, Response
 from .identity import SignatureVerifier, sessions
 from .identity.authenticate import Authenticator
 from .identity.enforce import enforce_chat, route_names
 from .identity.settings import IdentitySettings
 from .observer import HookFactory, Protocol, StreamHook
-from .providers.base import ChatContext, StreamTranslator
+from .providers.base import ChatContext, Provider, StreamTranslator
 from .redact import redactor_for
 from .responses import (
     EVENT_STREAM,
@@ -35,6 +36,7 @@ from .responses import (
     translated_headers,
     unexpected_status,
 )
+from .responses_api.store import MemoryResponseStore, ResponseStore
 from .safejson import dumps
 from .sse import EventTooLarge
 
@@ -43,6 +45,7 @@ _ERROR_BODY_LIMIT = 64 * 1024
 
 _ROUTES = {
     "/v1/chat/completions": "POST",
+    "/v1/responses": "POST",
     "/v1/models": "GET",
     "/healthz": "GET",
     "/readyz": "GET",
@@ -79,6 +82,7 @@ class Gateway:
         stream_hooks: Sequence[HookFactory] = (),
         cache_store: object = None,
         cache_missing: str | None = None,
+        response_store: ResponseStore | None = None,
     ) -> None:
         self.config = config
         self.fetch = fetch
@@ -112,6 +116,11 @@ class Gateway:
                 max_response_bytes=config.max_response_bytes,
                 missing_store=cache_missing,
             )
+        # Stored Responses API answers (previous_response_id, item_reference). A target whose
+        # Gateway may be replaced (the Worker, on a new configuration) passes one that outlives it.
+        if response_store is None:
+            response_store = MemoryResponseStore(clock, config.responses_max_bytes)
+        self.response_store = response_store
 
     async def handle(self, request: Request) -> Response:
         """Answer one request. Never raises: errors become responses in the route's error
@@ -204,6 +213,13 @@ class Gateway:
             )
         if request.path == "/v1/chat/completions":
             return await self.chat_completions(request)
+        if request.path == "/v1/responses":
+            from .responses_api import route  # imported on first use, as the providers are
+
+            response = await route.handle(self, request)
+            if response.stream is not None and is_event_stream(response.headers):
+                observed(response, "responses", self.hooks("responses"))
+            return response
         if request.path == "/v1/models":
             return self.models(request)
         if request.path == "/readyz":
@@ -270,12 +286,7 @@ class Gateway:
             request.body, self.config.max_messages, self.config.max_request_values
         )
         route = routing.route_model(chat.model, self.config)
-        if request.identity is not None:
-            # May refuse (403), or lower or set the output limit the upstream sees.
-            chat = enforce_chat(chat, route, request.identity.policy, self.config)
-        config = route.provider
-        if config.key_required and not config.api_key:
-            raise not_configured(config.name, config.api_key_env)
+        chat = self.admit_chat(request, chat, route)
         if self.cache is not None:
             return await self.cache.chat(request, chat, lambda sent: self._chat(sent, route))
         return await self._chat(chat, route)
@@ -288,50 +299,91 @@ class Gateway:
             observed(response, "chat", self.hooks("chat"))
         return response
 
-    async def _chat_answer(self, chat: ChatRequest, route: routing.Route) -> Response:
+    def admit_chat(self, request: Request, chat: ChatRequest, route: routing.Route) -> ChatRequest:
+        """The chat request as the caller's policy lets it go upstream (403 for a model outside
+        its allowlist, 400 past its message count, the output limit lowered or set), once the
+        provider's key is known to be there (503 naming it otherwise). Every route that speaks
+        chat to the providers passes through here."""
+        if request.identity is not None:
+            chat = enforce_chat(chat, route, request.identity.policy, self.config)
         config = route.provider
+        if config.key_required and not config.api_key:
+            raise not_configured(config.name, config.api_key_env)
+        return chat
+
+    async def _chat_answer(self, chat: ChatRequest, route: routing.Route) -> Response:
+        provider, ctx, upstream = await self.send_chat(chat, route)
+        if provider.relays_openai:
+            return passthrough(upstream)
+        if chat.stream:
+            stream = provider.stream_translator(route, ctx)
+            headers = translated_headers(EVENT_STREAM, upstream)
+            response = Response(200, [*headers, *repaired_header(ctx)])
+            response.stream = translate_stream(upstream, stream, response)
+            return response
+        body = await read_answer(upstream, self.config.max_response_bytes, route.provider.name)
+        body = provider.translate_response(body, route, ctx)
+        return Response(200, [*translated_headers(JSON, upstream), *repaired_header(ctx)], body)
+
+    async def send_chat(self, chat: ChatRequest, route: routing.Route) -> SentChat:
+        """Build the provider's request for an admitted chat request (``admit_chat``) and send
+        it through the provider's pool. An upstream error status is raised as the client's
+        error (with the upstream's request id, rate-limit state and retry-after); a 2xx
+        upstream is returned open, with the provider and context that translate it."""
         provider = registry.provider(route.kind)
         ctx = ChatContext.lazy(
             self.clock, self.new_id, chat.include_usage, self.config.max_event_bytes
         )
         if not provider.relays_openai:
             ctx.draw()  # the answer's id is the first id drawn, before any tool call's
-        outbound = provider.build_request(chat, route, self.config, ctx)._replace(
-            pool=config.name, connect_timeout=self.config.connect_timeout
-        )
+        outbound = provider.build_request(chat, route, self.config, ctx)
+        upstream = await self.send(outbound, route)
+        if upstream.status >= 400:
+            error = await upstream_error(upstream, provider.translate_error)
+            error.headers = (*error.headers, *repaired_header(ctx))
+            raise error
+        return SentChat(provider, ctx, upstream)
+
+    async def send(self, outbound: FetchRequest, route: routing.Route) -> FetchResponse:
+        """``outbound`` through the route's provider pool (the mock answers in process): a
+        provider that cannot be reached is a 502/504, an informational or redirect status a
+        502."""
+        name = route.provider.name
+        outbound = outbound._replace(pool=name, connect_timeout=self.config.connect_timeout)
+        local = registry.provider(route.kind).local_upstream
         try:
-            upstream = await (provider.local_upstream or self.fetch)(outbound)
+            upstream = await (local or self.fetch)(outbound)
         except FetchError as exc:
-            raise unreachable(config.name, exc) from None
+            raise unreachable(name, exc) from None
         if upstream.status < 200 or 300 <= upstream.status < 400:
             await upstream.aclose()
-            raise unexpected_status(config.name, upstream.status)
-        if upstream.status >= 400:
-            error = await _upstream_error(upstream, provider.translate_error)
-            error.headers = (*error.headers, *_repaired(ctx))
-            raise error
-        if provider.relays_openai:
-            return passthrough(upstream)
-        if chat.stream:
-            stream = provider.stream_translator(route, ctx)
-            headers = translated_headers(EVENT_STREAM, upstream)
-            response = Response(200, [*headers, *_repaired(ctx)])
-            response.stream = _translate(upstream, stream, response)
-            return response
-        try:
-            body = await _read_capped(upstream, self.config.max_response_bytes, config.name)
-        except FetchError as exc:
-            raise unreachable(config.name, exc) from None
-        finally:
-            await upstream.aclose()
-        body = provider.translate_response(body, route, ctx)
-        return Response(200, [*translated_headers(JSON, upstream), *_repaired(ctx)], body)
+            raise unexpected_status(name, upstream.status)
+        return upstream
 
 
-def _repaired(ctx: ChatContext) -> tuple[tuple[str, str], ...]:
+class SentChat(NamedTuple):
+    """A chat request's upstream answer, open, with what translating it needs."""
+
+    provider: Provider
+    ctx: ChatContext
+    upstream: FetchResponse
+
+
+def repaired_header(ctx: ChatContext) -> tuple[tuple[str, str], ...]:
     """``x-edgerelay-repaired`` when the request was changed to be answerable (the access log
     reads it too)."""
     return (("x-edgerelay-repaired", ctx.repaired),) if ctx.repaired else ()
+
+
+async def read_answer(upstream: FetchResponse, limit: int, name: str) -> bytes:
+    """An upstream's whole (non-stream) answer, the connection closed after: past ``limit``
+    (EDGERELAY_MAX_RESPONSE_BYTES) a 502, a connection that fails mid-way a 502 too."""
+    try:
+        return await _read_capped(upstream, limit, name)
+    except FetchError as exc:
+        raise unreachable(name, exc) from None
+    finally:
+        await upstream.aclose()
 
 
 async def _read_capped(upstream: FetchResponse, limit: int, name: str) -> bytes:
@@ -352,9 +404,11 @@ async def _read_capped(upstream: FetchResponse, limit: int, name: str) -> bytes:
     return b"".join(chunks)
 
 
-async def _upstream_error(
+async def upstream_error(
     upstream: FetchResponse, translate: Callable[[int, bytes, Mapping[str, str]], GatewayError]
 ) -> GatewayError:
+    """An upstream 4xx/5xx as the error the client gets (status, message and the upstream's
+    request id, rate-limit headers and retry-after kept); the upstream is closed."""
     body = b""
     try:
         async for chunk in upstream.aiter_bytes():
@@ -383,9 +437,12 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None  # an HTTP date: passed on as sent (above), not understood here
 
 
-async def _translate(
+async def translate_stream(
     upstream: FetchResponse, translator: StreamTranslator, response: Response
 ) -> AsyncIterator[bytes]:
+    """The upstream's stream through ``translator``: a connection that breaks, or an event
+    past EDGERELAY_MAX_EVENT_BYTES, ends it with the translator's error chunk (and sets
+    ``response.failure``)."""
     try:
         async for chunk in upstream.aiter_bytes():
             out = translator.feed(chunk)

@@ -23,6 +23,7 @@ from edgerelay.core import (
 )
 from edgerelay.core.body import declared_too_large
 from edgerelay.core.fetch import Fetch, FetchError
+from edgerelay.core.responses_api.store import ResponseStore
 from edgerelay.server.upload import Upload
 
 log = logging.getLogger("edgerelay")
@@ -66,7 +67,14 @@ def default_verifier(config: Config):
 
 
 class EdgerelayASGI:
-    def __init__(self, config: Config, fetch: Fetch, *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        config: Config,
+        fetch: Fetch,
+        *,
+        clock: Callable[[], float] = time.time,
+        response_store: ResponseStore | None = None,
+    ):
         self.gateway = Gateway(
             config,
             fetch,
@@ -74,6 +82,7 @@ class EdgerelayASGI:
             new_id=new_id,
             verifier=default_verifier(config),
             target="server",
+            response_store=response_store,  # None: the gateway keeps them in memory
         )
         self.max_body = config.max_body_bytes
         self.body_idle = config.body_idle_timeout
@@ -162,6 +171,9 @@ class EdgerelayASGI:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.fetch.aclose()
+                closing = getattr(self.gateway.response_store, "aclose", None)
+                if closing is not None:
+                    await closing()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -308,4 +320,9 @@ def create_app(
     env = os.environ if env is None else env
     config = load_config(env, read_file)
     fetch = fetch or default_fetch(env, config.trust_env, config.pool_size)
-    return EdgerelayASGI(config, fetch, clock=clock or time.time)
+    store = None
+    if env.get("EDGERELAY_STORE"):  # redis-py is imported only for a store that needs it
+        from edgerelay.stores.responses_redis import response_store_for
+
+        store = response_store_for(config, env)
+    return EdgerelayASGI(config, fetch, clock=clock or time.time, response_store=store)

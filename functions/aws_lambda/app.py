@@ -43,8 +43,19 @@ def create_app(env: Mapping[str, str] | None = None, fetch: Fetch | None = None)
         from edgerelay.transports.signatures import CryptographyVerifier
 
         verifier = CryptographyVerifier()
+    store = None
+    if env.get("EDGERELAY_STORE"):  # else stored responses last as long as the warm instance
+        from edgerelay.stores.responses_redis import response_store_for
+
+        store = response_store_for(config, env)
     gateway = Gateway(
-        config, fetch, clock=time.time, new_id=new_id, verifier=verifier, target="lambda"
+        config,
+        fetch,
+        clock=time.time,
+        new_id=new_id,
+        verifier=verifier,
+        target="lambda",
+        response_store=store,
     )
     redact_logs(gateway.redactor)
     return LambdaApp(gateway, fetch, settings)

@@ -276,3 +276,23 @@ def test_prelude_and_proxy_response_shapes():
     assert v1["multiValueHeaders"] == {"set-cookie": ["a=1"]} and "cookies" not in v1
     binary = proxy_response("2.0", 200, [("content-type", "image/png")], b"\x89PNG")
     assert binary["isBase64Encoded"] and base64.b64decode(binary["body"]) == b"\x89PNG"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_responses_route_streamed_and_stored_across_warm_invocations(handler_for, kind):
+    handler = handler_for()
+    body = {"model": "mock/echo", "input": "one two", "stream": True}
+    result = handler(event(kind, body, path="/v1/responses"), Context())
+    assert result["statusCode"] == 200
+    frames = [f for f in result["body"].split("\n\n") if f]
+    assert frames[0].startswith("event: response.created")
+    final = json.loads(frames[-1].split("data: ", 1)[1])
+    assert final["type"] == "response.completed"
+    follow = {
+        "model": "mock/echo",
+        "input": "three",
+        "previous_response_id": final["response"]["id"],
+    }
+    again = handler(event(kind, follow, path="/v1/responses"), Context())
+    assert again["statusCode"] == 200
+    assert json.loads(again["body"])["output"][0]["content"][0]["text"] == "three"

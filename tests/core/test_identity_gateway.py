@@ -30,6 +30,7 @@ from tests.core.identity_helpers import (
 CHAT = {"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]}
 MODEL_ROUTES = [
     ("POST", "/v1/chat/completions", "openai"),
+    ("POST", "/v1/responses", "openai"),
     ("GET", "/v1/models", "openai"),
     ("POST", "/openai/v1/chat/completions", "openai"),
     ("POST", "/anthropic/v1/messages", "anthropic"),

@@ -366,3 +366,22 @@ def test_the_upload_never_ships_a_platform_module_name():
     names = {p.stem for p in SOURCE.glob("*.py")}
     assert not names & {"js", "workers", "pyodide", "httpx", "asgi"}
     assert not (SOURCE.parent / "__init__.py").exists()  # `workers` stays the SDK's
+
+
+def test_responses_are_stored_for_the_isolate_across_configurations(worker):
+    def respond(env, body):
+        request = js_request("/v1/responses", json.dumps(body).encode())
+        response = run(worker.entry.Default(fake.Context(), env).fetch(request))
+        return response.status, json.loads(response.body)
+
+    env = types.SimpleNamespace(EDGERELAY_ALLOW_ANONYMOUS="true")
+    status, first = respond(env, {"model": "mock/echo", "input": "first words"})
+    assert status == 200 and first["output"][0]["content"][0]["text"] == "first words"
+    changed = types.SimpleNamespace(
+        EDGERELAY_ALLOW_ANONYMOUS="true", EDGERELAY_MAX_BODY_BYTES="99999"
+    )
+    follow = {"model": "mock/echo", "input": "more", "previous_response_id": first["id"]}
+    status, second = respond(changed, follow)
+    assert status == 200 and second["previous_response_id"] == first["id"]
+    status, error = respond(changed, {**follow, "previous_response_id": "resp_unknown"})
+    assert status == 400 and error["error"]["param"] == "previous_response_id"

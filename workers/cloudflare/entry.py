@@ -36,12 +36,15 @@ from edgerelay.core import (
     load_config,
     new_id,
 )
+from edgerelay.core.responses_api.store import MemoryResponseStore
 
 # (the env it came from, its gateway, EDGERELAY_ZERO_COPY)
 _cached: tuple[object, Gateway, bool] | None = None
 # One per isolate: it keeps imported JWKS keys across requests (importKey costs more than
 # the verification itself), whichever configuration is current.
 _verifier = WebCryptoVerifier()
+# Stored /v1/responses answers live as long as the isolate, across configuration changes.
+_response_store: MemoryResponseStore | None = None
 
 
 def config_for(env) -> Config:
@@ -71,6 +74,7 @@ def _settings_for(env) -> tuple[Gateway, bool]:
         new_id=new_id,
         verifier=_verifier,
         target="worker",  # a public target: anonymous model calls need an explicit opt-in
+        response_store=response_store(config),
     )
     _cached = (raw, gateway, zero_copy)
     return gateway, zero_copy
@@ -92,6 +96,15 @@ def config_error_response(exc: ConfigError) -> Response:
     error = config_error(exc)
     print(f"edgerelay: {error.message}")  # console.log: `npx wrangler tail` shows it
     return error_response(error)
+
+
+def response_store(config: Config) -> MemoryResponseStore:
+    """The isolate's store of Responses API answers (a request in another isolate does not see
+    it: the Durable Object store is what shares them across isolates)."""
+    global _response_store
+    if _response_store is None:
+        _response_store = MemoryResponseStore(time.time, config.responses_max_bytes)
+    return _response_store
 
 
 class Default(WorkerEntrypoint):
