@@ -6,7 +6,7 @@ and the clock and id source are injected too, so this module stays sans-IO.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import NamedTuple
 
 from . import passthrough as native
@@ -439,7 +439,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 async def translate_stream(
     upstream: FetchResponse, translator: StreamTranslator, response: Response
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The upstream's stream through ``translator``: a connection that breaks, or an event
     past EDGERELAY_MAX_EVENT_BYTES, ends it with the translator's error chunk (and sets
     ``response.failure``)."""

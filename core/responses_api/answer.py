@@ -15,7 +15,9 @@ _TEXT = {"format": {"type": "text"}}
 def skeleton(request: ResponsesRequest, response_id: str, created: int) -> dict:
     """The response as it stands before any output: what ``response.created`` carries."""
     body = request.body
-    reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
+    reasoning = body.get("reasoning")
+    if not isinstance(reasoning, dict):
+        reasoning = {}
     return {
         "id": response_id,
         "object": "response",

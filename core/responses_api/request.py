@@ -187,6 +187,9 @@ def _convert_items(items: list[tuple[str, dict]], messages: list, where: list) -
             del messages[k], where[k]
 
 
+_ASSISTANT_TEXT = {"output_text": "text", "input_text": "text", "refusal": "refusal"}
+
+
 def _assistant_text(content: object, path: str) -> str:
     if isinstance(content, str):
         return content
@@ -195,7 +198,7 @@ def _assistant_text(content: object, path: str) -> str:
     texts = []
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
-        key = {"output_text": "text", "input_text": "text", "refusal": "refusal"}.get(kind)
+        key = _ASSISTANT_TEXT.get(kind) if isinstance(kind, str) else None
         value = part.get(key) if key else None
         if not isinstance(value, str):
             raise bad_request(
@@ -216,7 +219,7 @@ def _content(item: dict, path: str) -> str | list:
 def _parts(content: object, path: str) -> list[dict]:
     if not isinstance(content, list):
         raise bad_request(f"`{path}` must be a string or an array of parts.", param=path)
-    parts = []
+    parts: list[dict[str, object]] = []
     for j, part in enumerate(content):
         at = f"{path}[{j}]"
         kind = part.get("type") if isinstance(part, dict) else None
@@ -233,7 +236,7 @@ def _parts(content: object, path: str) -> list[dict]:
                     "Files API).",
                     param=at + ".image_url",
                 )
-            image = {"url": url}
+            image: dict[str, object] = {"url": url}
             if isinstance(part.get("detail"), str):
                 image["detail"] = part["detail"]
             parts.append({"type": "image_url", "image_url": image})
@@ -245,7 +248,7 @@ def _parts(content: object, path: str) -> list[dict]:
                     "are not fetched here).",
                     param=at + ".file_data",
                 )
-            file = {"file_data": data}
+            file: dict[str, object] = {"file_data": data}
             if isinstance(part.get("filename"), str):
                 file["filename"] = part["filename"]
             parts.append({"type": "file", "file": file})
@@ -302,7 +305,7 @@ def _parameters(body: dict, chat: dict) -> None:
 
 def _tool(tool: object, path: str) -> dict:
     kind = tool.get("type") if isinstance(tool, dict) else None
-    if kind != "function":
+    if kind != "function" or not isinstance(tool, dict):
         raise bad_request(
             f"`{path}`: the tool {kind!r} is not available here: only function tools are "
             "(built-in tools run on OpenAI's servers).",
@@ -340,7 +343,7 @@ def _text_format(spec: object) -> dict | None:
         return None
     if kind == "json_object":
         return {"type": "json_object"}
-    if kind == "json_schema":
+    if kind == "json_schema" and isinstance(spec, dict):
         schema = {k: spec[k] for k in ("name", "schema", "strict", "description") if k in spec}
         return {"type": "json_schema", "json_schema": schema}
     raise bad_request(

@@ -12,7 +12,7 @@ the stream observer are the gateway's own, in the Responses error shape.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from .. import registry
 from ..chat import ChatRequest
@@ -163,7 +163,7 @@ async def _through_chat(
     return Response(200, [*translated_headers(JSON, upstream), *repaired], dumps(result))
 
 
-async def _relayed(upstream: FetchResponse, response: Response) -> AsyncIterator[bytes]:
+async def _relayed(upstream: FetchResponse, response: Response) -> AsyncGenerator[bytes, None]:
     """An OpenAI-compatible chat server's chunks as they come; a break is an error chunk."""
     out = b""
     try:
@@ -179,7 +179,7 @@ async def _relayed(upstream: FetchResponse, response: Response) -> AsyncIterator
 
 
 async def _events(
-    chunks: AsyncIterator[bytes], head: dict, gateway: Gateway, keep: _Keeper
+    chunks: AsyncGenerator[bytes, None], head: dict, gateway: Gateway, keep: _Keeper
 ) -> AsyncIterator[bytes]:
     converter = ResponsesStream(head, gateway.new_id, gateway.config.max_event_bytes)
     kept = False

@@ -46,9 +46,10 @@ class RedisResponseStore:
 
     async def get(self, namespace: str, key: str) -> bytes | None:
         try:
-            return await self.client.get(_key(namespace, key))
+            value = await self.client.get(_key(namespace, key))
         except (RedisError, OSError, ValueError) as exc:
             raise StoreUnavailable(_describe(exc)) from None
+        return value.encode() if isinstance(value, str) else value  # bytes unless decoding
 
     async def put(self, namespace: str, key: str, value: bytes, ttl: float) -> None:
         if len(value) > self.max_value_bytes:
