@@ -63,13 +63,36 @@ def fill(make, limit=LIMIT) -> bytes:
     return make(low)
 
 
+def within_values(make, limit=50_000) -> bytes:
+    """The largest body ``make(n)`` gives that EDGERELAY_MAX_REQUEST_VALUES (default) admits:
+    what a hostile client can send that is parsed and translated whole."""
+    from edgerelay.core import safejson
+
+    n = 1
+    while not safejson.values_over(make(n + 1), limit):
+        n += 1
+    return make(n)
+
+
 def body(model: str, messages: list, **extra) -> bytes:
     return json.dumps({"model": model, "messages": messages, **extra}).encode()
 
 
-def parts_message(n: int) -> list:
-    part = {"type": "text", "text": "x"}
+def parts_message(n: int, text: str = "x") -> list:
+    part = {"type": "text", "text": text}
     return [{"role": "user", "content": [part] * (n // 2000 + 1)}] * 2000
+
+
+def parts_per_message(k: int, text: str = "x") -> list:
+    return [{"role": "user", "content": [{"type": "text", "text": text}] * k}] * 2000
+
+
+def tool_turns(k: int, arguments: str = "{}") -> list:
+    calls = [
+        {"id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": arguments}}
+        for i in range(k)
+    ]
+    return [{"role": "assistant", "tool_calls": calls}] * 2000
 
 
 CASES = {
@@ -81,6 +104,15 @@ CASES = {
     ),
     "2000 messages of tiny text parts -> Gemini": lambda: fill(
         lambda n: body("gemini/g", parts_message(n))
+    ),
+    "2000 messages of text parts, just within the value limit -> Anthropic": lambda: within_values(
+        lambda k: body("anthropic/c", parts_per_message(k, "x" * 200))
+    ),
+    "2000 messages of text parts, just within the value limit -> Gemini": lambda: within_values(
+        lambda k: body("gemini/g", parts_per_message(k, "x" * 200))
+    ),
+    "2000 turns of tool calls, just within the value limit -> Gemini": lambda: within_values(
+        lambda k: body("gemini/g", tool_turns(k, '{"q": "' + "x" * 200 + '"}'))
     ),
     "10 MiB of numbers in one field -> OpenAI": lambda: fill(
         lambda n: body("gpt-x", [{"role": "user", "content": "x"}], metadata={"v": [1.5] * n})

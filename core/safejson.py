@@ -43,18 +43,17 @@ def loads(data: str | bytes, **options):
     finite."""
     if depth(data) > MAX_DEPTH:
         raise TooDeep(f"JSON nested deeper than {MAX_DEPTH} levels")
-    options.setdefault("parse_float", _finite)
-    options.setdefault("parse_constant", _no_constant)
-    return json.loads(data, **options)
-
-
-def nonfinite_path(data: str | bytes) -> str:
-    """Where in ``data`` the first non-finite number is, as ``a.b[2].c`` (for a 400 naming the
-    field); ``""`` when it is the whole document. Only called once ``loads`` raised
-    ``NonFinite``, so the second parse costs nothing on good requests."""
-    found = json.loads(data, parse_float=_marker_if_infinite, parse_constant=_Marker)
-    path = _find_marker(found, "")
-    return path or ""
+    if options:
+        options.setdefault("parse_float", _finite)
+        options.setdefault("parse_constant", _no_constant)
+        return json.loads(data, **options)
+    # json.loads without a decoder built per call (it was most of the cost of parsing the
+    # many small tool-call argument strings a request may carry); same rules for bytes and BOMs.
+    if not isinstance(data, str):
+        data = data.decode(json.detect_encoding(data), "surrogatepass")
+    elif data.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
+    return _decode(data)
 
 
 def _finite(text: str) -> float:
@@ -66,6 +65,18 @@ def _finite(text: str) -> float:
 
 def _no_constant(name: str):
     raise NonFinite(f"{name} is not a JSON value")
+
+
+_decode = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant).decode
+
+
+def nonfinite_path(data: str | bytes) -> str:
+    """Where in ``data`` the first non-finite number is, as ``a.b[2].c`` (for a 400 naming the
+    field); ``""`` when it is the whole document. Only called once ``loads`` raised
+    ``NonFinite``, so the second parse costs nothing on good requests."""
+    found = json.loads(data, parse_float=_marker_if_infinite, parse_constant=_Marker)
+    path = _find_marker(found, "")
+    return path or ""
 
 
 class _Marker:
@@ -103,9 +114,10 @@ def depth(data: str | bytes) -> int:
     # The usual case: too few brackets to nest that deep at all (in any encoding).
     if _brackets(data) <= MAX_DEPTH:
         return 0
-    outside = _outside_strings(data)
-    if outside is None:
+    raw = _unescaped_utf8(data)
+    if raw is None:
         return 0  # json.loads fails to decode it before parsing anything
+    outside = _outside_strings(raw)
     signs = memoryview(outside.translate(_SIGNS, _NOT_BRACKETS)).cast("b")
     return max(accumulate(signs), default=0)
 
@@ -118,9 +130,16 @@ def values_over(data: str | bytes, limit: int) -> bool:
     commas = data.count(",") if isinstance(data, str) else data.count(b",")
     if commas + _brackets(data) <= limit:  # the usual case, strings included
         return False
-    outside = _outside_strings(data)
-    if outside is None:
+    raw = _unescaped_utf8(data)
+    if raw is None:
         return False  # json.loads fails to decode it before parsing anything
+    # Between two strings of a valid document lies a comma, colon or bracket, and each colon
+    # follows a key that a comma or "{" introduced: n strings bring at least (n - 1) / 3 of
+    # the values counted here. So a document of that many strings is over the limit without
+    # taking them out, which would cost an object per string (hundreds of ms for 10 MiB).
+    if raw.count(b'"') > 2 * (3 * limit + 1) + 1:
+        return True
+    outside = _outside_strings(raw)
     return outside.count(b",") + outside.count(b"[") + outside.count(b"{") > limit
 
 
@@ -130,8 +149,9 @@ def _brackets(data: str | bytes) -> int:
     return data.count(b"[") + data.count(b"{")
 
 
-def _outside_strings(data: str | bytes) -> bytes | None:
-    """``data`` as UTF-8 with every string taken out; None if it cannot be decoded."""
+def _unescaped_utf8(data: str | bytes) -> bytes | None:
+    """``data`` as UTF-8 without its escaped backslashes and quotes, so that every quote left
+    opens or closes a string; None if it cannot be decoded."""
     if isinstance(data, str):
         raw = data.encode("utf-8", "surrogatepass")
     else:
@@ -143,9 +163,11 @@ def _outside_strings(data: str | bytes) -> bytes | None:
                 return None
         else:
             raw = data
-    # Drop escaped backslashes, then escaped quotes: every quote left opens or closes a string,
-    # so the even pieces between quotes are what lies outside strings.
-    raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+
+
+def _outside_strings(raw: bytes) -> bytes:
+    """What lies outside strings in ``_unescaped_utf8``'s output: the even pieces between quotes."""
     return b"".join(raw.split(b'"')[::2])
 
 

@@ -78,3 +78,53 @@ def test_values_are_counted_outside_strings_only():
     assert not safejson.values_over(inside, 2)
     assert not safejson.values_over(inside.decode().encode("utf-16"), 2)
     assert safejson.values_over("[" + "0," * 10 + "0]", 10)
+
+
+def true_values(value) -> int:
+    """What values_over counts: every array and object, plus the commas between members."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return 1 + max(len(value) - 1, 0) + sum(map(true_values, value))
+    return 0
+
+
+many_strings = st.lists(st.text(alphabet='ab,"\\', max_size=3), min_size=1, max_size=40).map(
+    lambda items: items if len(items) % 2 else {f"k{i}": s for i, s in enumerate(items)}
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values | many_strings)
+def test_the_count_is_exact_at_every_limit(value):
+    # Strings and their escapes included; the shortcut for documents of many strings as well.
+    text = json.dumps(value)
+    true = true_values(value)
+    for limit in range(true + 2):
+        assert safejson.values_over(text, limit) == (true > limit), limit
+        assert safejson.values_over(text.encode(), limit) == (true > limit), limit
+
+
+def test_a_document_of_many_strings_is_judged_without_taking_each_out(monkeypatch):
+    # The shortcut: n strings of a valid document bring at least (n - 1) / 3 counted values,
+    # so far too many strings answer at once (splitting them out costs an object each).
+    body = json.dumps(["x"] * 400).encode()
+    monkeypatch.setattr(safejson, "_outside_strings", None)  # would raise if called
+    assert safejson.values_over(body, 100)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
+@settings(max_examples=50, deadline=None)
+@given(value=json_values)
+def test_loads_reads_what_json_loads_reads_in_every_encoding(encoding, value):
+    text = json.dumps(value, ensure_ascii=False)
+    assert loads(text) == json.loads(text)
+    assert loads(text.encode(encoding)) == json.loads(text.encode(encoding))
+
+
+def test_loads_refuses_what_json_loads_refuses():
+    for bad in ["\ufeff{}", "{", "", b"\xff\xfe{", "[1,]"]:
+        with pytest.raises(ValueError):
+            json.loads(bad)
+        with pytest.raises(ValueError):
+            loads(bad)
