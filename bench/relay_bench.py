@@ -202,6 +202,13 @@ def main() -> None:
             procs.append(proc)
             gateways[client] = (proc, f"http://127.0.0.1:{port}")
             startup[client] = seconds
+        port = free_port()
+        bare = subprocess.Popen(
+            [PY, str(ROOT / "bench/minimal_relay.py"), str(port), up_url], cwd=ROOT, env=ENV
+        )
+        procs.append(bare)
+        startup["bare"] = wait_ready(f"http://127.0.0.1:{port}/healthz", bare)
+        gateways["bare"] = (bare, f"http://127.0.0.1:{port}")
         idle = {c: rss_mib(p.pid) for c, (p, _) in gateways.items()}
         targets = {"direct": up_url + "/v1/chat/completions"}
         targets |= {f"gw-{c}": u + "/v1/chat/completions" for c, (_, u) in gateways.items()}
@@ -240,43 +247,63 @@ def row(*cells: object) -> None:
     print("| " + " | ".join(str(c) for c in cells) + " |")
 
 
+COLUMNS = (("gw-aiohttp", "gw aiohttp"), ("gw-httpx", "gw httpx"), ("gw-bare", "bare relay"))
+
+
 def report(results: dict, startup: dict, idle: dict, pinned: bool) -> None:
     ms = 1000
     print(f"\nEdgerelay relay benchmark — {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    print("Added = through the gateway minus direct, same run, interleaved blocks.")
+    print("Added = through the gateway minus direct, same run, interleaved blocks. The bare")
+    print("relay (bench/minimal_relay.py: uvicorn + aiohttp, no features) is the floor.")
     if pinned:
         print("Pinned: gateways on CPU 1; load generator and fake upstream on CPU 0.")
     else:
         print("Unpinned: load generator, fake upstream and gateway share all cores.")
     print()
-    row("scenario", "metric", "direct", "gw aiohttp", "added", "gw httpx", "added")
-    row(*["---"] * 7)
+    row("scenario", "metric", "direct", *(x for _, label in COLUMNS for x in (label, "added")))
+    row(*["---"] * (3 + 2 * len(COLUMNS)))
+
+    def added(metric, d, fmt="{:+.3f}"):
+        cells = []
+        for key, _ in COLUMNS:
+            value = metric(results_of[key])
+            cells += [f"{value:.3f}", fmt.format(value - metric(d))]
+        return cells
+
     for name, cells in results.items():
         if name == "peak_rss":
             continue
-        d, a, h = cells["direct"], cells["gw-aiohttp"], cells["gw-httpx"]
+        d = cells["direct"]
+        results_of = cells
         for q in (0.5, 0.99):
-            dv, av, hv = (pct(c["lat"], q) * ms for c in (d, a, h))
-            row(name, f"p{int(q * 100)} ms", f"{dv:.3f}", f"{av:.3f}", f"{av - dv:+.3f}",
-                f"{hv:.3f}", f"{hv - dv:+.3f}")  # fmt: skip
+            row(name, f"p{int(q * 100)} ms", f"{pct(d['lat'], q) * ms:.3f}",
+                *added(lambda c, q=q: pct(c["lat"], q) * ms, d))  # fmt: skip
         if "stream" in name:
-            dv, av, hv = (pct(c["ttfb"], 0.5) * ms for c in (d, a, h))
-            row(name, "TTFB p50 ms", f"{dv:.3f}", f"{av:.3f}", f"{av - dv:+.3f}",
-                f"{hv:.3f}", f"{hv - dv:+.3f}")  # fmt: skip
+            row(name, "TTFB p50 ms", f"{pct(d['ttfb'], 0.5) * ms:.3f}",
+                *added(lambda c: pct(c["ttfb"], 0.5) * ms, d))  # fmt: skip
         if "c=32" in name:
-            dv, av, hv = (c["n"] / c["time"] for c in (d, a, h))
-            row(name, "req/s", f"{dv:.0f}", f"{av:.0f}", f"{av / dv:.2f}x",
-                f"{hv:.0f}", f"{hv / dv:.2f}x")  # fmt: skip
-        cpu_a, cpu_h = (c["cpu"] / c["n"] * ms for c in (a, h))
-        row(name, "gateway CPU ms/req", "", f"{cpu_a:.3f}", "", f"{cpu_h:.3f}", "")
+            rate = d["n"] / d["time"]
+            out = []
+            for key, _ in COLUMNS:
+                mine = cells[key]["n"] / cells[key]["time"]
+                out += [f"{mine:.0f}", f"{mine / rate:.2f}x"]
+            row(name, "req/s", f"{rate:.0f}", *out)
+        cpu = []
+        for key, _ in COLUMNS:
+            cpu += [f"{cells[key]['cpu'] / cells[key]['n'] * ms:.3f}", ""]
+        row(name, "process CPU ms/req", "", *cpu)
     peak = results["peak_rss"]
-    row("process", "RSS idle MiB", "", f"{idle['aiohttp']:.1f}", "", f"{idle['httpx']:.1f}", "")
-    row("process", "RSS peak MiB", "", f"{peak['gw-aiohttp']:.1f}", "",
-        f"{peak['gw-httpx']:.1f}", "")  # fmt: skip
-    row("process", "startup to first 200 s", "", f"{startup['aiohttp']:.3f}", "",
-        f"{startup['httpx']:.3f}", "")  # fmt: skip
+    short = [key.removeprefix("gw-") for key, _ in COLUMNS]
+    row("process", "RSS idle MiB", "", *(x for k in short for x in (f"{idle[k]:.1f}", "")))
+    row("process", "RSS peak MiB", "",
+        *(x for k in short for x in (f"{peak['gw-' + k]:.1f}", "")))  # fmt: skip
+    row("process", "startup to first 200 s", "",
+        *(x for k in short for x in (f"{startup[k]:.3f}", "")))  # fmt: skip
     print()
-    print(f"import core: {import_ms('core'):.1f} ms (-X importtime, bytecode cached, median of 5)")
+    print(
+        f"import edgerelay.core: {import_ms('edgerelay.core'):.1f} ms "
+        "(-X importtime, bytecode cached, median of 5)"
+    )
     serve = "edgerelay.server.asgi, edgerelay.transports.aiohttp_fetch, uvicorn, uvloop, httptools"
     print(f"import {serve}: {import_ms(serve):.1f} ms")
 
