@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import registry
+from .chains import Chain, Timeouts, load_settings
+from .retry import RetryPolicy
 
 if TYPE_CHECKING:  # both import ConfigError from here
     from .cache.settings import CacheSettings
@@ -77,6 +79,9 @@ class Config(NamedTuple):
     # Stored Responses API answers: how long they are kept, and the memory store's bound.
     responses_ttl: float = 24 * 3600.0
     responses_max_bytes: int = 64 * 1024 * 1024
+    retry: RetryPolicy = RetryPolicy()  # EDGERELAY_RETRIES, EDGERELAY_RETRY_*
+    timeouts: Timeouts = Timeouts()  # EDGERELAY_*_TIMEOUT
+    chains: Mapping[str, Chain] = {}  # aliases given as tables (fallback chains); never mutated
 
 
 # Config fields holding secrets besides the providers' keys: each a str or a collection of str.
@@ -103,11 +108,8 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
     if raw:
         settings = _parse_toml(raw, read_file)
 
-    aliases = settings.get("aliases", {})
-    if not isinstance(aliases, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
-    ):
-        raise ConfigError("EDGERELAY_CONFIG.aliases", "must map alias names to model strings")
+    # An alias routes to its first target; a table alias also has a chain to fall back along.
+    retry, timeouts, chains, aliases = load_settings(get, settings)
 
     named = settings.get("providers", {})
     if not isinstance(named, dict):
@@ -120,11 +122,6 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         "EDGERELAY_MAX_BODY_BYTES",
         get("EDGERELAY_MAX_BODY_BYTES") or limits.get("max_body_bytes"),
         10 * 1024 * 1024,
-    )
-    timeout = _positive_float(
-        "EDGERELAY_UPSTREAM_TIMEOUT",
-        get("EDGERELAY_UPSTREAM_TIMEOUT") or limits.get("upstream_timeout"),
-        600.0,
     )
     anthropic = _table(settings, "anthropic")
     max_tokens = _positive_int(
@@ -159,9 +156,9 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
     )
     return Config(
         providers,
-        dict(aliases),
+        aliases,
         max_body,
-        timeout,
+        timeouts.first_byte,
         max_tokens,
         cors,
         trust_env,
@@ -170,11 +167,8 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         pool_size=_positive_int(
             "EDGERELAY_POOL_SIZE", get("EDGERELAY_POOL_SIZE") or limits.get("pool_size"), 256
         ),
-        connect_timeout=_positive_float(
-            "EDGERELAY_CONNECT_TIMEOUT",
-            get("EDGERELAY_CONNECT_TIMEOUT") or limits.get("connect_timeout"),
-            10.0,
-        ),
+        # One connect timeout: the pool wait plus the connect (chains.Timeouts reads it).
+        connect_timeout=timeouts.connect,
         body_idle_timeout=_positive_float(
             "EDGERELAY_BODY_IDLE_TIMEOUT",
             get("EDGERELAY_BODY_IDLE_TIMEOUT") or limits.get("body_idle_timeout"),
@@ -203,6 +197,9 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         cache=cache,
         responses_ttl=responses_ttl,
         responses_max_bytes=responses_max_bytes,
+        retry=retry,
+        timeouts=timeouts,
+        chains=chains,
     )
 
 

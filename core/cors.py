@@ -13,7 +13,7 @@ from .http import Response
 # Headers a page may read from our responses besides the CORS-safelisted ones.
 _EXPOSE = (
     "x-request-id, request-id, retry-after, x-ratelimit-remaining-requests, x-edgerelay-repaired, "
-    "x-edgerelay-cache, x-edgerelay-cache-key, age"
+    "x-edgerelay-cache, x-edgerelay-cache-key, age, x-edgerelay-attempts, x-edgerelay-target"
 )
 # DELETE: the cache's admin routes (a browser admin page calls them with the admin key).
 _METHODS = "GET, POST, DELETE, OPTIONS"

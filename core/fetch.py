@@ -27,6 +27,8 @@ class FetchRequest(NamedTuple):
     # Serves many requests (a download others wait for): a transport that aborts an upstream
     # call when its client leaves (the Worker) must not tie this one to the client that started it.
     shared: bool = False
+    idle_timeout: float | None = None  # seconds between two body chunks (None: ``timeout``)
+    total_timeout: float | None = None  # seconds for everything, body included (None: no limit)
 
 
 class Upstream(Protocol):
@@ -78,6 +80,7 @@ class Fetch(Protocol):
 class FetchError(Exception):
     """The upstream could not be reached, or did not answer in time."""
 
-    def __init__(self, message: str, *, timeout: bool = False) -> None:
+    def __init__(self, message: str, *, timeout: bool = False, connect: bool = False) -> None:
         super().__init__(message)
         self.timeout = timeout
+        self.connect = connect  # it failed before a connection was made: nothing was sent

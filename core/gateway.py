@@ -6,11 +6,13 @@ and the clock and id source are injected too, so this module stays sans-IO.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from typing import NamedTuple
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
+from . import attempts, registry, routing
 from . import passthrough as native
-from . import registry, routing
+from .attempts import Seams
 from .chat import ChatRequest, parse_chat_request
 from .config import Config
 from .cors import CorsPolicy
@@ -39,6 +41,9 @@ from .responses import (
 from .responses_api.store import MemoryResponseStore, ResponseStore
 from .safejson import dumps
 from .sse import EventTooLarge
+
+if TYPE_CHECKING:
+    from .identity.policy import Policy
 
 # Read at most this much of an upstream error body: it is only for the message.
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -83,6 +88,8 @@ class Gateway:
         cache_store: object = None,
         cache_missing: str | None = None,
         response_store: ResponseStore | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        random: Callable[[], float] = lambda: 1.0,
     ) -> None:
         self.config = config
         self.fetch = fetch
@@ -93,6 +100,10 @@ class Gateway:
         # "server", "worker" or "lambda": a public target refuses anonymous model calls unless
         # identity is configured or EDGERELAY_ALLOW_ANONYMOUS=true.
         self.target = target
+        # Waits between retries, and the jitter of their backoff (adapters pass random.random;
+        # the default waits the whole backoff, deterministic).
+        self.sleep = sleep
+        self.random = random
         self.cors = CorsPolicy(config.cors_origins)
         identity = config.identity if config.identity is not None else IdentitySettings()
         self.identity: IdentitySettings = identity
@@ -122,15 +133,16 @@ class Gateway:
             response_store = MemoryResponseStore(clock, config.responses_max_bytes)
         self.response_store = response_store
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: Request, *, deadline: float | None = None) -> Response:
         """Answer one request. Never raises: errors become responses in the route's error
         format. A streamed response must be closed by the adapter (``Response.aclose``) once
-        its body is sent or the client has left."""
+        its body is sent or the client has left. ``deadline`` (on ``clock``) caps the total
+        timeout, e.g. a Lambda's remaining time."""
         if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
             return self.cors.preflight(request.headers)  # a browser's CORS preflight
         try:
             refused = await self._admit(request)
-            response = refused if refused is not None else await self._dispatch(request)
+            response = refused if refused is not None else await self._dispatch(request, deadline)
         except GatewayError as error:
             response = error_response(error)
         except Exception:  # a bug of ours: answer cleanly, keep the traceback in the log only
@@ -186,7 +198,7 @@ class Gateway:
             self.cors.decorate(response, request.headers)
         return response
 
-    async def _dispatch(self, request: Request) -> Response:
+    async def _dispatch(self, request: Request, deadline: float | None = None) -> Response:
         if request.path == "/v1/sessions":
             return await self.sessions(request)
         if _is_cache_admin(request.path):
@@ -212,7 +224,7 @@ class Gateway:
                 headers=(("allow", allow),),
             )
         if request.path == "/v1/chat/completions":
-            return await self.chat_completions(request)
+            return await self.chat_completions(request, deadline)
         if request.path == "/v1/responses":
             from .responses_api import route  # imported on first use, as the providers are
 
@@ -278,26 +290,39 @@ class Gateway:
             return False
         return policy.allows_model(*route_names(route, self.config))
 
-    async def chat_completions(self, request: Request) -> Response:
-        """``POST /v1/chat/completions``: one shape for every provider (providers/base.py)."""
+    async def chat_completions(self, request: Request, deadline: float | None = None) -> Response:
+        """``POST /v1/chat/completions``: check the request, then try its model's targets
+        (retrying and falling back as the retry policy decides) until one answers; one shape
+        for every provider (providers/base.py), the loop in ``core.attempts``. A caller's
+        policy applies to every target."""
         if len(request.body) > self.config.max_body_bytes:
             raise too_large(self.config.max_body_bytes)
         chat = parse_chat_request(
             request.body, self.config.max_messages, self.config.max_request_values
         )
-        route = routing.route_model(chat.model, self.config)
-        chat = self.admit_chat(request, chat, route)
+        policy = request.identity.policy if request.identity is not None else None
         if self.cache is not None:
-            return await self.cache.chat(request, chat, lambda sent: self._chat(sent, route))
-        return await self._chat(chat, route)
+            # Checked before the cache may answer: a refused caller never gets a cached answer,
+            # and the key holds the request as the policy let it through.
+            chat = attempts.admit(chat, self.config, policy)
+            return await self.cache.chat(
+                request, chat, lambda sent: self._chat(sent, policy, deadline)
+            )
+        return await self._chat(chat, policy, deadline)
 
-    async def _chat(self, chat: ChatRequest, route: routing.Route) -> Response:
+    async def _chat(
+        self, chat: ChatRequest, policy: Policy | None, deadline: float | None
+    ) -> Response:
         """The chat completion itself (``chat`` as it goes upstream); an event stream goes
         through its observer."""
-        response = await self._chat_answer(chat, route)
+        response = await attempts.answer(chat, self.config, self.seams(), deadline, policy)
         if response.stream is not None and is_event_stream(response.headers):
             observed(response, "chat", self.hooks("chat"))
         return response
+
+    def seams(self) -> Seams:
+        """What the attempt loop needs from outside core."""
+        return Seams(self.fetch, self.clock, self.sleep, self.random, self.new_id)
 
     def admit_chat(self, request: Request, chat: ChatRequest, route: routing.Route) -> ChatRequest:
         """The chat request as the caller's policy lets it go upstream (403 for a model outside

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from edgerelay.core import (
@@ -74,6 +75,8 @@ class EdgerelayASGI:
         *,
         clock: Callable[[], float] = time.time,
         response_store: ResponseStore | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        random: Callable[[], float] = random.random,
     ):
         self.gateway = Gateway(
             config,
@@ -83,6 +86,8 @@ class EdgerelayASGI:
             verifier=default_verifier(config),
             target="server",
             response_store=response_store,  # None: the gateway keeps them in memory
+            sleep=sleep,
+            random=random,
         )
         self.max_body = config.max_body_bytes
         self.body_idle = config.body_idle_timeout
@@ -313,10 +318,10 @@ class DisconnectGuard:
 def create_app(
     env: Mapping[str, str] | None = None,
     fetch: Fetch | None = None,
-    *,
-    clock: Callable[[], float] | None = None,
+    **seams,
 ) -> EdgerelayASGI:
-    """Build the app from the environment; raises ``ConfigError`` naming a bad setting."""
+    """Build the app from the environment; raises ``ConfigError`` naming a bad setting.
+    ``seams`` (``clock``, ``sleep``, ``random``) replace the real ones, for tests."""
     env = os.environ if env is None else env
     config = load_config(env, read_file)
     fetch = fetch or default_fetch(env, config.trust_env, config.pool_size)
@@ -325,4 +330,5 @@ def create_app(
         from edgerelay.stores.responses_redis import response_store_for
 
         store = response_store_for(config, env)
-    return EdgerelayASGI(config, fetch, clock=clock or time.time, response_store=store)
+    seams = {name: value for name, value in seams.items() if value is not None}
+    return EdgerelayASGI(config, fetch, response_store=store, **seams)

@@ -75,24 +75,36 @@ class AiohttpFetch:
 
     async def __call__(self, request: FetchRequest) -> AiohttpResponse:
         session = self._sessions.get(request.pool) or self._open(request.pool)
-        lease = self._pools[request.pool].lease()
-        # sock_read bounds both the wait for headers and each gap between stream chunks;
-        # connect bounds the wait for a free pooled connection plus connecting.
+        # connect bounds the wait for a free pooled connection plus connecting; sock_read
+        # each gap between body chunks (idle); total, the whole exchange body included. The
+        # wait for the headers (first byte) is bounded around the request itself, below.
+        idle = request.idle_timeout if request.idle_timeout is not None else request.timeout
         timeout = aiohttp.ClientTimeout(
-            total=None,
+            total=request.total_timeout,
             connect=request.connect_timeout,
-            sock_connect=request.connect_timeout,
-            sock_read=request.timeout,
+            sock_connect=request.connect_timeout or request.timeout,
+            sock_read=idle,
         )
+        sent = session.request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            data=request.body,
+            timeout=timeout,
+            allow_redirects=False,
+        )
+        lease = self._pools[request.pool].lease()
         try:
-            response = await session.request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                data=request.body,
-                timeout=timeout,
-                allow_redirects=False,
-            )
+            # In this task (asyncio.timeout, not wait_for's new task): with wait_for, data that
+            # arrived together with the connection's close was lost (tests/server/test_mid_stream).
+            async with asyncio.timeout(request.timeout):
+                response = await sent
+        except aiohttp.ClientConnectorError as exc:
+            lease.end()
+            raise FetchError(_describe(exc), connect=True) from None
+        except aiohttp.ConnectionTimeoutError:
+            lease.end()
+            raise FetchError("connect timed out", timeout=True, connect=True) from None
         except _ERRORS as exc:
             lease.end()
             raise FetchError(_describe(exc), timeout=isinstance(exc, TimeoutError)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 
@@ -105,9 +106,11 @@ class HttpxFetch:
 
     async def __call__(self, request: FetchRequest) -> HttpxResponse:
         client = self.client_for(request.pool)
-        timeout = httpx.Timeout(
-            request.timeout, connect=request.connect_timeout, pool=request.connect_timeout
-        )
+        # connect and pool bound connecting and the wait for a free pooled connection; read
+        # bounds each wait for bytes, so the headers (first byte) and then, once they are in,
+        # each gap between chunks (idle).
+        connect = request.connect_timeout or request.timeout
+        timeout = httpx.Timeout(request.timeout, connect=connect, pool=connect)
         built = client.build_request(
             request.method,
             request.url,
@@ -119,15 +122,34 @@ class HttpxFetch:
         )
         lease = self._pools[request.pool].lease()
         try:
-            response = await client.send(built, stream=True)
+            # httpx has no total timeout: the total left bounds the wait for the headers too.
+            limit = request.total_timeout
+            if limit is not None and request.timeout is not None:
+                limit = min(limit, request.timeout)
+            async with asyncio.timeout(limit):
+                response = await client.send(built, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            lease.end()
+            raise FetchError(
+                _describe(exc), timeout=isinstance(exc, httpx.TimeoutException), connect=True
+            ) from None
         except httpx.HTTPError as exc:
             lease.end()
             raise FetchError(
                 _describe(exc), timeout=isinstance(exc, httpx.TimeoutException)
             ) from None
+        except TimeoutError:
+            lease.end()
+            raise FetchError("timed out", timeout=True) from None
         except BaseException:
             lease.end()
             raise
+        if request.idle_timeout is not None:
+            # From here on a read waits for the next chunk: the idle timeout. httpcore looks
+            # the read timeout up in the request's extensions when the body is read.
+            timeouts = dict(built.extensions.get("timeout", {}))
+            timeouts["read"] = request.idle_timeout
+            built.extensions["timeout"] = timeouts
         return HttpxResponse(response, lease)
 
     async def aclose(self) -> None:

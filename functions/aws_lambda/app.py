@@ -4,9 +4,11 @@ wall clock and random ids injected."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from edgerelay.core import Gateway, load_config, new_id
@@ -27,8 +29,13 @@ class LambdaApp:
     settings: LambdaSettings
 
 
-def create_app(env: Mapping[str, str] | None = None, fetch: Fetch | None = None) -> LambdaApp:
-    """Raises ``ConfigError`` naming the bad setting."""
+def create_app(
+    env: Mapping[str, str] | None = None,
+    fetch: Fetch | None = None,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> LambdaApp:
+    """Raises ``ConfigError`` naming the bad setting. ``sleep`` waits between retries."""
     env = os.environ if env is None else env
     config = load_config(env, read_file)
     settings = load_settings(env)
@@ -56,6 +63,8 @@ def create_app(env: Mapping[str, str] | None = None, fetch: Fetch | None = None)
         verifier=verifier,
         target="lambda",
         response_store=store,
+        sleep=sleep,
+        random=random.random,
     )
     redact_logs(gateway.redactor)
     return LambdaApp(gateway, fetch, settings)

@@ -84,14 +84,23 @@ def _remaining_seconds(context: object) -> float | None:
         return None
 
 
+# API Gateway gives up on a buffered integration after 29 s: retries past it are wasted.
+API_GATEWAY_SECONDS = 29.0
+
+
 async def _handle(app: LambdaApp, event: HttpEvent, remaining: float | None) -> dict:
-    limits = limits_for(app.settings, remaining=remaining, loop=asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    limits = limits_for(app.settings, remaining=remaining, loop=loop)
+    # The retry deadline: the smallest of the total timeout (applied in core), the
+    # invocation's remaining time (less the margin) and API Gateway's 29 s.
+    seconds = min(API_GATEWAY_SECONDS, limits.stop_at - loop.time())
+    deadline = app.gateway.clock() + seconds
     if event.error is not None:
         response = error_response(event.error)
     else:
         try:
             async with asyncio.timeout_at(limits.stop_at):
-                response = await app.gateway.handle(event.request)
+                response = await app.gateway.handle(event.request, deadline=deadline)
         except TimeoutError:
             response = error_response(time_cut(limits, app.settings).error)
     sink = _Collected()

@@ -90,8 +90,11 @@ class StreamLoop:
         if invocation.deadline_ms is not None:
             remaining = invocation.deadline_ms / 1000 - self.clock()
         limits = limits_for(self.settings, remaining=remaining, loop=loop)
+        # Retries and fallbacks stop at the loop's own stop time (Lambda's deadline less the
+        # margin, or the stream cap), on the wall clock the gateway's policy reads.
+        deadline = self.clock() + (limits.stop_at - loop.time())
         try:
-            response = await self._respond(event, limits)
+            response = await self._respond(event, limits, deadline)
         except Exception as exc:  # a bug of ours, before any byte went out
             log.exception("invocation %s failed before streaming", invocation.request_id)
             await self.runtime.invocation_error(
@@ -103,12 +106,12 @@ class StreamLoop:
         finally:
             await response.aclose()  # stop the upstream whatever happened
 
-    async def _respond(self, event: HttpEvent, limits: Limits) -> Response:
+    async def _respond(self, event: HttpEvent, limits: Limits, deadline: float) -> Response:
         if event.error is not None:
             return error_response(event.error)
         try:
             async with asyncio.timeout_at(limits.stop_at):
-                return await self.gateway.handle(event.request)
+                return await self.gateway.handle(event.request, deadline=deadline)
         except TimeoutError:
             return error_response(time_cut(limits, self.settings).error)
 

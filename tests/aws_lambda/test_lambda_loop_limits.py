@@ -105,7 +105,7 @@ def test_deadline_before_the_upstream_answers_is_a_504_response(runtime):
 def test_a_crash_before_the_first_byte_goes_to_invocation_error(runtime):
     app = create_app(ANONYMOUS, FakeFetch(lambda r: FakeResponse()))
 
-    async def broken(request):
+    async def broken(request, **_):
         raise RuntimeError("secret detail sk-123")
 
     app.gateway.handle = broken
@@ -129,7 +129,7 @@ def test_a_crash_mid_stream_sends_an_error_event_then_trailers(runtime):
         yield b'data: {"n":'
         raise ValueError("bug in a translator")
 
-    async def handle(request):
+    async def handle(request, **_):
         return Response(200, [("content-type", "text/event-stream")], stream=body())
 
     app.gateway.handle = handle
@@ -159,8 +159,13 @@ def test_a_translated_stream_cut_by_the_upstream_is_flagged_in_the_trailers(runt
         b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1",'
         b'"type":"message","role":"assistant","model":"claude-test","content":[],'
         b'"usage":{"input_tokens":3,"output_tokens":0}}}\n\n',
+        # Some content first: a cut before any content is retried instead (not a stream yet).
+        b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+        b'"content_block":{"type":"text","text":""}}\n\n'
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        b'"delta":{"type":"text_delta","text":"Hi"}}\n\n',
     ]
-    upstream = FakeResponse(200, SSE, anthropic_sse, error_after=1)
+    upstream = FakeResponse(200, SSE, anthropic_sse, error_after=2)
     env = {"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
     app = create_app({**ANONYMOUS, **env}, FakeFetch(lambda r: upstream))
     outcome = runtime.invoke(event("function-url", chat(model="anthropic/claude-test")))

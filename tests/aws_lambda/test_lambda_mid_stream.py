@@ -97,9 +97,12 @@ def test_buffered_handler_native_route_cut_mid_way(path, protocol, headers):
 def test_streaming_loop_translated_route_cut_mid_way(runtime):
     frames = [
         anthropic("message_start", message={"id": "msg_1", "model": "c", "content": []}),
-        b"event: content_block_start\ndata: {",
+        # Content first: a stream that breaks before any content is retried instead.
+        anthropic("content_block_start", index=0, content_block={"type": "text", "text": ""})
+        + anthropic("content_block_delta", index=0, delta={"type": "text_delta", "text": "Hi"}),
+        b"event: content_block_delta\ndata: {",
     ]
-    upstream = FakeResponse(200, SSE, frames, error_after=2)
+    upstream = FakeResponse(200, SSE, frames, error_after=3)
     app = create_app(ENV, FakeFetch(lambda r: upstream))
     outcome = runtime.invoke(event("function-url", chat("anthropic/claude-x")))
     run_loop(runtime, app)

@@ -85,7 +85,9 @@ class _Response:
 
 
 def gateway(upstream, clock=None, **env):
-    env = {"OPENAI_API_KEY": KEY, "EDGERELAY_CACHE": "on", **env}
+    # No retries: these count the upstream calls each cache decision makes (a MISS's call
+    # retried and falling back is core.attempts', tested in tests/core/test_gateway_retries).
+    env = {"OPENAI_API_KEY": KEY, "EDGERELAY_CACHE": "on", "EDGERELAY_RETRIES": "0", **env}
     ids = itertools.count(1)
     return Gateway(
         load_config(env), upstream, clock=clock or Clock(), new_id=lambda: f"id{next(ids)}"

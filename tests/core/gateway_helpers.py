@@ -12,12 +12,24 @@ from tests.support.fake_fetch import FakeFetch, FakeResponse
 NOW = 1_760_000_000.0
 
 
+class Waits(list):
+    """An injected sleep that records each wait and returns at once."""
+
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
 def make_gateway(handler=None, env=None, **config_env):
     env = {**(env or {}), **config_env}
     counter = itertools.count(1)
     fetch = FakeFetch(handler or (lambda request: FakeResponse(500)))
     gateway = Gateway(
-        load_config(env), fetch, clock=lambda: NOW, new_id=lambda: f"id{next(counter)}"
+        load_config(env),
+        fetch,
+        clock=lambda: NOW,
+        new_id=lambda: f"id{next(counter)}",
+        sleep=Waits(),
+        random=lambda: 0.5,
     )
     return gateway, fetch
 

@@ -225,7 +225,11 @@ def test_stream_through_the_gateway_and_a_broken_upstream_gets_an_error_chunk():
     assert parsed[-1] == "[DONE]"
     assert fetch.responses[0].closed
 
-    cut = FakeResponse(200, {}, random_splits(raw, 2), error_after=3)
+    # Cut after the first content delta: a cut before any content is retried instead
+    # (tests/core/test_gateway_retries.py), after it the client gets an error chunk.
+    first = raw.index(b"\n\n", raw.index(b"text_delta")) + 2
+    pieces = [*random_splits(raw[:first], 2), raw[first:]]
+    cut = FakeResponse(200, {}, pieces, error_after=len(pieces) - 1)
     gateway, fetch = make_gateway(lambda request: cut, ENV)
     _, chunks = call(gateway, body={**CHAT, "stream": True})
     last = wire.frames(b"".join(chunks))[-1]

@@ -313,6 +313,8 @@ def test_a_translated_stream_cut_mid_way_ends_with_an_openai_error_chunk():
     frames = [
         anthropic("message_start", message={"id": "msg_1", "model": "c", "content": []}),
         anthropic("content_block_start", index=0, content_block={"type": "text", "text": ""}),
+        # Content first: a stream that breaks before any content is retried (test_gateway_retries).
+        anthropic("content_block_delta", index=0, delta={"type": "text_delta", "text": "Hi"}),
         anthropic("content_block_delta", index=0, delta={"type": "text_delta", "text": "Hi"})[:20],
     ]
     upstream = FakeResponse(200, SSE, frames, error_after=len(frames))

@@ -171,6 +171,9 @@ async def test_openai_passthrough_lockstep_zero_copy():
 async def test_translated_stream_lockstep():
     words = ["Hello", " streaming", " world"]
     steps = anthropic_steps(words)
+    # The opening message_start is held until the first content (so a failure before it can
+    # be retried): it goes in one step with the first delta.
+    steps = [steps[0] + steps[1], *steps[2:]]
     sid = "worker-translated"
     TEST.script(sid, steps)
     env = make_env(ANTHROPIC_BASE_URL=f"{UPSTREAM}/script/{sid}", ANTHROPIC_API_KEY="sk-ant")
@@ -201,7 +204,8 @@ async def test_translated_stream_lockstep():
 @timeout(20)
 async def test_client_cancel_aborts_the_upstream_translated():
     sid = "worker-cancel-translated"
-    TEST.script(sid, anthropic_steps(["a", "b", "c", "d"]))
+    steps = anthropic_steps(["a", "b", "c", "d"])
+    TEST.script(sid, [steps[0] + steps[1], *steps[2:]])  # the opening is held until content
     env = make_env(ANTHROPIC_BASE_URL=f"{UPSTREAM}/script/{sid}", ANTHROPIC_API_KEY="sk-ant")
     resp, ctx = await call_fetch(env, make_request(body=chat("claude-x", stream=True)))
     reader = resp.body.getReader()

@@ -29,6 +29,12 @@ ANTHROPIC_START = (
     '"type":"message","role":"assistant","model":"claude-test","content":[],'
     '"usage":{"input_tokens":3,"output_tokens":0}}}\n\n'
 )
+ANTHROPIC_TEXT = (
+    'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+    '"content_block":{"type":"text","text":""}}\n\n'
+    'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+    '"delta":{"type":"text_delta","text":"Hi"}}\n\n'
+)
 GEMINI_FRAME = '{"candidates":[{"content":{"parts":[{"text":"Hi"}],"role":"model"}}]}'
 HALF = 'event: x\ndata: {"type'  # half an event: never reaches the client
 GEMINI = "/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent"
@@ -124,7 +130,8 @@ async def test_gemini_passthrough_cut_mid_way_sse_and_json_array():
 
 @timeout(20)
 async def test_translated_stream_cut_mid_way_with_default_settings():
-    TEST.script("mid-trans", [ANTHROPIC_START, HALF], False, True)
+    # Content first: a stream that breaks before any content is retried instead.
+    TEST.script("mid-trans", [ANTHROPIC_START, ANTHROPIC_TEXT, HALF], False, True)
     env = make_env(ANTHROPIC_BASE_URL=f"{UPSTREAM}/script/mid-trans", ANTHROPIC_API_KEY="k")
     body = chat("claude-x")
     resp, ctx = await call_fetch(env, make_request(body=body))

@@ -25,12 +25,18 @@
 //                       lock-step (acks as above) or all at once; with `cut`, the
 //                       connection is dropped after the last step instead of ending the body.
 //   /slow/<ms>/...      200 JSON after <ms> ms (headers included): for timeouts and aborts.
+//   /faults/<id>/...    request n answers faults(id)[n] (the last repeats), registered with
+//                       js.EDGERELAY_TEST.faults(id, [{status, headers, body, then}]) where
+//                       body is a list of strings written one by one and then is "end",
+//                       "stall" (hold the connection, send nothing more) or "cut" (destroy
+//                       it); faultsSeen(id) counts requests, faultsOpen(id) open responses.
 //   POST /ack?id=X&k=K  204 ok; 404 unknown id; 409 wrong k (also aborts stream X).
 //   /status/<code>/...  responds <code> with JSON {"status": code} (no body for 204, 304).
 import http from "node:http";
 
 const lockstep = new Map(); // id -> {active, sent, gone, release(k) -> http status}
 const scripts = new Map(); // id -> {steps: [string], lockstep: bool}, set by script(id, ...)
+const faults = new Map(); // id -> {steps: [fault], seen: n, open: n}, set by faults(id, ...)
 
 function sseEvent(obj) {
   return typeof obj === "string" ? `data: ${obj}\n\n` : `data: ${JSON.stringify(obj)}\n\n`;
@@ -144,6 +150,21 @@ async function handle(req, res, body) {
     }
     return serveLockstep(res, m[1], script.steps, 20000);
   }
+  m = /^\/faults\/([\w-]+)(\/.*)?$/.exec(url.pathname);
+  if (m) {
+    const state = faults.get(m[1]);
+    if (!state) return sendJson(404, { error: `no faults ${m[1]}` });
+    const fault = state.steps[Math.min(state.seen, state.steps.length - 1)];
+    state.seen += 1;
+    state.open += 1;
+    res.on("close", () => (state.open -= 1));
+    res.writeHead(fault.status ?? 200, fault.headers ?? {});
+    res.flushHeaders();
+    for (const piece of fault.body ?? []) res.write(piece);
+    if (fault.then === "stall") return; // held until the client closes it
+    if (fault.then === "cut") return setTimeout(() => res.destroy(), 10);
+    return res.end();
+  }
   m = /^\/slow\/(\d+)(\/.*)?$/.exec(url.pathname);
   if (m) {
     const closed = new Promise((resolve) => res.on("close", resolve));
@@ -196,6 +217,10 @@ export async function startUpstream() {
           contentType,
         });
       },
+      // Register what /faults/<id>/... answers, request by request (a JSON string of faults).
+      faults: (id, json) => faults.set(String(id), { steps: JSON.parse(json), seen: 0, open: 0 }),
+      faultsSeen: (id) => faults.get(String(id))?.seen ?? -1,
+      faultsOpen: (id) => faults.get(String(id))?.open ?? -1,
     },
     close() {
       server.closeAllConnections(); // undici keeps idle keep-alive sockets open

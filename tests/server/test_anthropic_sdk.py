@@ -370,13 +370,19 @@ def test_translated_stream_is_relayed_in_lockstep(upstream, gateway_for):
     gateway = gateway_for({"ANTHROPIC_BASE_URL": upstream.url, "ANTHROPIC_API_KEY": "k"})
     body = {"model": MODEL, "stream": True, "messages": [USER]}
     got = []
+    # The opening events (message_start, a ping) are held until the first content, so that a
+    # failure before it can still be retried: let them out without waiting, lock-step after.
+    held = 2
+    for _ in range(held):
+        upstream.release()
     with httpx.stream(
         "POST", gateway.url + "/v1/chat/completions", json=body, timeout=WAIT
     ) as response:
         assert response.status_code == 200
         for frame in sse_frames(response):
             got.append(frame)
-            upstream.release()
+            if len(got) > held:
+                upstream.release()
     assert len(got) == len(chunks)
     assert got[1] == b": ping"
     assert got[-1] == b"data: [DONE]"

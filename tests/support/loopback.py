@@ -8,7 +8,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import ClientPayloadError, web
@@ -133,14 +133,19 @@ class GatewayServer:
         env: Mapping[str, str],
         http_client: str = "aiohttp",
         clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        random: Callable[[], float] | None = None,
         **options: object,
     ) -> None:
-        """``options``: further uvicorn settings (``edgerelay serve``'s connection limits)."""
+        """``clock``, ``sleep``, ``random``: the gateway's seams (None: the real ones);
+        ``options``: further uvicorn settings (``edgerelay serve``'s connection limits)."""
         import uvicorn
 
         from edgerelay.server.asgi import create_app
 
-        self.app = create_app({**env, "EDGERELAY_HTTP_CLIENT": http_client}, clock=clock)
+        self.app = create_app(
+            {**env, "EDGERELAY_HTTP_CLIENT": http_client}, clock=clock, sleep=sleep, random=random
+        )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(

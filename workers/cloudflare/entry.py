@@ -19,6 +19,8 @@ which is why the sibling imports below are flat.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 
 from js_fetch import CLIENT_SIGNAL, JsFetch
@@ -45,6 +47,11 @@ _cached: tuple[object, Gateway, bool] | None = None
 _verifier = WebCryptoVerifier()
 # Stored /v1/responses answers live as long as the isolate, across configuration changes.
 _response_store: MemoryResponseStore | None = None
+
+
+# Waits between retries and their jitter: seams, so the in-Pyodide tests record the waits.
+sleep = asyncio.sleep
+jitter = random.random
 
 
 def config_for(env) -> Config:
@@ -75,6 +82,8 @@ def _settings_for(env) -> tuple[Gateway, bool]:
         verifier=_verifier,
         target="worker",  # a public target: anonymous model calls need an explicit opt-in
         response_store=response_store(config),
+        sleep=lambda seconds: sleep(seconds),  # looked up per call: tests replace them
+        random=lambda: jitter(),
     )
     _cached = (raw, gateway, zero_copy)
     return gateway, zero_copy

@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import js
-from pyodide.ffi import JsException, create_once_callable, to_js
+from pyodide.ffi import JsException, create_once_callable, create_proxy, to_js
 
 from edgerelay.core.fetch import FetchError, FetchRequest
 
@@ -32,30 +32,55 @@ def _js_object(mapping: dict):
 class JsFetchResponse:
     """An upstream response whose body has not been read yet (``core.FetchResponse``)."""
 
-    __slots__ = ("headers", "native_body", "status", "_controller", "_reader")
+    __slots__ = ("headers", "native_body", "status", "_controller", "_idle", "_reader")
 
-    def __init__(self, response, controller) -> None:
+    def __init__(self, response, controller, idle: float | None = None) -> None:
         self.status = int(response.status)
         # JS Headers already lower-cases names and joins repeated ones with ", ".
         self.headers = {str(name): str(value) for name, value in response.headers}
         body = response.body
         self.native_body = None if body is None or body is jsnull else body
         self._controller = controller
+        self._idle = idle
         self._reader = None
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """Yield each chunk as the runtime delivers it: one ``reader.read()`` per chunk."""
+        """Yield each chunk as the runtime delivers it: one ``reader.read()`` per chunk. A read
+        that waits longer than the idle timeout aborts the upstream request (one JS timer per
+        chunk; a zero-copy passthrough body is never read here, so it is not timed)."""
         if self.native_body is None:
             return
         reader = self._reader = self.native_body.getReader()
+        idle_ms = self._idle * 1000 if self._idle is not None else None
+        stalled = False
+
+        def on_idle() -> None:
+            nonlocal stalled
+            stalled = True
+            self._controller.abort()
+
+        # One proxy for the whole body: a once-callable per chunk would leak when cleared.
+        callback = create_proxy(on_idle) if idle_ms is not None else None
         try:
             while True:
-                result = await reader.read()
+                timer = None
+                if callback is not None:
+                    timer = js.setTimeout(callback, idle_ms)
+                try:
+                    result = await reader.read()
+                finally:
+                    if timer is not None and not stalled:
+                        js.clearTimeout(timer)
                 if result.done:
                     return
                 yield result.value.to_bytes()
         except JsException as exc:  # the connection broke ("TypeError: terminated") or aborted
+            if stalled:
+                raise FetchError("no data within the idle timeout", timeout=True) from None
             raise FetchError(_describe(exc)) from None
+        finally:
+            if callback is not None:
+                callback.destroy()
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.aiter_bytes()])
@@ -123,7 +148,7 @@ class JsFetch:
         except JsException as exc:
             if timed_out:
                 raise FetchError("timed out", timeout=True) from None
-            raise FetchError(_describe(exc)) from None
+            raise FetchError(_describe(exc), connect=_refused(exc)) from None
         finally:
             # The timeout covers the wait for headers only, as for the CPython transports.
             if timer is not None:
@@ -132,7 +157,8 @@ class JsFetch:
             # Past the headers, a client that leaves cancels the body it reads (passthrough)
             # or the pump that feeds it, which calls aclose(): the listener is not needed.
             unlink()
-        return JsFetchResponse(response, controller)
+        idle = request.idle_timeout if request.idle_timeout is not None else request.timeout
+        return JsFetchResponse(response, controller, idle)
 
 
 def _abort_with(signal, controller):
@@ -148,6 +174,11 @@ def _abort_with(signal, controller):
             pass
 
     return unlink
+
+
+def _refused(exc: JsException) -> bool:
+    cause = getattr(exc, "cause", None)
+    return getattr(cause, "code", None) in ("ECONNREFUSED", "ENOTFOUND") if cause else False
 
 
 def _describe(exc: JsException) -> str:

@@ -1,0 +1,216 @@
+"""Retries, fallbacks and timeouts in the Cloudflare Worker under real Pyodide: the Worker's
+handler with its js.fetch transport against the loopback upstream's /faults route. The Worker's
+sleep seam is replaced by a recorder, so the waits asked for are asserted and never waited."""
+
+import asyncio
+import json
+
+import js
+from async_runner import timeout
+from workerd_call import UPSTREAM, call_fetch, load_entry, make_request, read_all
+from workerd_call import make_env as workerd_env
+
+entry = load_entry()
+
+
+def make_env(**settings):
+    """The Worker refuses anonymous model calls by default; these tests allow them."""
+    return workerd_env(EDGERELAY_ALLOW_ANONYMOUS="true", **settings)
+
+
+TEST = js.EDGERELAY_TEST
+_ids = iter(range(1_000_000))
+
+
+def chat(model, **extra):
+    return json.dumps({"model": model, "messages": [{"role": "user", "content": "Hi"}], **extra})
+
+
+def faults(*steps):
+    """Register ``steps`` under a fresh id; returns (base URL, id)."""
+    name = f"r{next(_ids)}"
+    TEST.faults(name, json.dumps(list(steps)))
+    return f"{UPSTREAM}/faults/{name}", name
+
+
+def error(status, message="busy", **headers):
+    body = json.dumps({"error": {"message": message, "type": "server_error"}})
+    return {
+        "status": status,
+        "headers": {"content-type": "application/json", **headers},
+        "body": [body],
+    }
+
+
+ANSWER = {
+    "status": 200,
+    "headers": {"content-type": "application/json"},
+    "body": [
+        json.dumps(
+            {
+                "id": "c",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "gpt-x",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "ok"},
+                        "finish_reason": "stop",
+                    }
+                ],
+            }
+        )
+    ],
+}
+
+
+def anthropic_event(kind, **fields):
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **fields})}\n\n"
+
+
+START = anthropic_event(
+    "message_start",
+    message={
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-test",
+        "content": [],
+        "usage": {"input_tokens": 3, "output_tokens": 0},
+    },
+)
+TEXT = anthropic_event(
+    "content_block_start", index=0, content_block={"type": "text", "text": ""}
+) + anthropic_event("content_block_delta", index=0, delta={"type": "text_delta", "text": "Hello"})
+END = (
+    anthropic_event("content_block_stop", index=0)
+    + anthropic_event(
+        "message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 1}
+    )
+    + anthropic_event("message_stop")
+)
+OVERLOADED = anthropic_event("error", error={"type": "overloaded_error", "message": "Overloaded"})
+SSE = {"content-type": "text/event-stream"}
+
+
+class Waits(list):
+    async def __call__(self, seconds):
+        self.append(seconds)
+
+
+def recording():
+    waits = Waits()
+    entry.sleep = waits
+    entry.jitter = lambda: 0.5
+    return waits
+
+
+async def settle(name):
+    for _ in range(250):  # bounded: the upstream sees the close a moment after the abort
+        if TEST.faultsOpen(name) == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{TEST.faultsOpen(name)} upstream responses left open")
+
+
+@timeout(20)
+async def test_worker_retries_a_503_after_the_recorded_backoff():
+    waits = recording()
+    try:
+        base, name = faults(error(503), ANSWER)
+        env = make_env(OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x")
+        resp, _ = await call_fetch(env, make_request(body=chat("gpt-x")))
+        assert resp.status == 200
+        assert resp.headers.get("x-edgerelay-attempts") == "2"
+        assert resp.headers.get("x-edgerelay-target") == "openai/gpt-x"
+        assert json.loads(await resp.text())["choices"][0]["message"]["content"] == "ok"
+        assert list(waits) == [0.25]
+        assert TEST.faultsSeen(name) == 2
+        await settle(name)
+    finally:
+        entry.sleep = asyncio.sleep
+
+
+@timeout(20)
+async def test_worker_honours_retry_after_and_gives_up_past_max_wait():
+    waits = recording()
+    try:
+        base, name = faults(error(429, **{"retry-after": "3"}), error(429, **{"retry-after": "99"}))
+        env = make_env(OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x")
+        resp, _ = await call_fetch(env, make_request(body=chat("gpt-x")))
+        assert resp.status == 429
+        assert resp.headers.get("retry-after") == "99"
+        assert resp.headers.get("x-edgerelay-attempts") == "2"
+        assert list(waits) == [3.0]
+        await settle(name)
+    finally:
+        entry.sleep = asyncio.sleep
+
+
+@timeout(20)
+async def test_worker_retries_an_anthropic_error_event_before_content_never_after():
+    waits = recording()
+    try:
+        base, name = faults(
+            {"status": 200, "headers": SSE, "body": [START, OVERLOADED]},
+            {"status": 200, "headers": SSE, "body": [START, TEXT, OVERLOADED]},
+        )
+        env = make_env(ANTHROPIC_BASE_URL=base, ANTHROPIC_API_KEY="a-x")
+        resp, _ = await call_fetch(env, make_request(body=chat("anthropic/claude-x", stream=True)))
+        assert resp.status == 200
+        body = await read_all(resp.body.getReader())
+        assert b'"content":"Hello"' in body
+        assert b"overloaded_error" in body and b"[DONE]" not in body  # terminal, not retried
+        assert resp.headers.get("x-edgerelay-attempts") == "2"
+        assert list(waits) == [0.25]
+        await settle(name)
+    finally:
+        entry.sleep = asyncio.sleep
+
+
+@timeout(20)
+async def test_worker_idle_timeout_ends_a_stalled_stream_with_an_error():
+    waits = recording()
+    try:
+        base, name = faults({"status": 200, "headers": SSE, "body": [START, TEXT], "then": "stall"})
+        env = make_env(
+            ANTHROPIC_BASE_URL=base, ANTHROPIC_API_KEY="a-x", EDGERELAY_IDLE_TIMEOUT="0.2"
+        )
+        resp, _ = await call_fetch(env, make_request(body=chat("anthropic/claude-x", stream=True)))
+        assert resp.status == 200
+        body = await read_all(resp.body.getReader())
+        assert b'"content":"Hello"' in body
+        assert body.rstrip().endswith(b"}") and b'"error"' in body
+        assert list(waits) == []
+        assert TEST.faultsSeen(name) == 1
+        await settle(name)
+    finally:
+        entry.sleep = asyncio.sleep
+
+
+@timeout(20)
+async def test_worker_falls_back_to_another_provider():
+    waits = recording()
+    try:
+        down, down_name = faults(error(503))
+        claude, claude_name = faults({"status": 200, "headers": SSE, "body": [START, TEXT, END]})
+        config = '[aliases.smart]\ntargets = ["openai/gpt-x", "anthropic/claude-x"]\nretries = 1\n'
+        env = make_env(
+            OPENAI_BASE_URL=down + "/v1",
+            OPENAI_API_KEY="sk-x",
+            ANTHROPIC_BASE_URL=claude,
+            ANTHROPIC_API_KEY="a-x",
+            EDGERELAY_CONFIG=config,
+        )
+        resp, _ = await call_fetch(env, make_request(body=chat("smart", stream=True)))
+        assert resp.status == 200
+        body = await read_all(resp.body.getReader())
+        assert b'"content":"Hello"' in body and body.endswith(b"data: [DONE]\n\n")
+        assert resp.headers.get("x-edgerelay-target") == "anthropic/claude-x"
+        assert resp.headers.get("x-edgerelay-attempts") == "3"
+        assert list(waits) == [0.25]
+        await settle(down_name)
+        await settle(claude_name)
+    finally:
+        entry.sleep = asyncio.sleep
