@@ -4,7 +4,7 @@ without one (chunked) as soon as it grows past the limit."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncIterable, Mapping
 
 
 def declared_too_large(headers: Mapping[str, str], limit: int) -> bool:
@@ -13,9 +13,9 @@ def declared_too_large(headers: Mapping[str, str], limit: int) -> bool:
     return declared is not None and declared.isdigit() and int(declared) > limit
 
 
-async def read_limited(chunks: AsyncGenerator[bytes, None], limit: int) -> bytes | None:
-    """The whole body from ``chunks``, or None as soon as it grows past ``limit`` (the
-    iterator is then closed, so the adapter can stop the upload at once)."""
+async def read_limited(chunks: AsyncIterable[bytes], limit: int) -> bytes | None:
+    """The whole body from ``chunks``, or None as soon as it grows past ``limit`` (an iterator
+    with ``aclose`` is then closed, so the adapter can stop the upload at once)."""
     parts: list[bytes] = []
     size = 0
     try:
@@ -25,5 +25,7 @@ async def read_limited(chunks: AsyncGenerator[bytes, None], limit: int) -> bytes
                 return None
             parts.append(chunk)
     finally:
-        await chunks.aclose()
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
     return parts[0] if len(parts) == 1 else b"".join(parts)

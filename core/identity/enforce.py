@@ -6,6 +6,7 @@ a passthrough body is read (within the body limit) and checked like a chat reque
 from __future__ import annotations
 
 from .. import registry, safejson
+from ..body import read_limited
 from ..chat import ChatRequest
 from ..config import Config
 from ..errors import GatewayError, bad_request
@@ -120,17 +121,13 @@ async def _read(request: Request, limit: int) -> bytes:
     stream, request.body_stream = request.body_stream, None
     if stream is None:
         return request.body
-    chunks: list[bytes] = []
-    size = 0
     try:
-        async for chunk in stream:
-            size += len(chunk)
-            if size > limit:
-                raise too_large(limit)
-            chunks.append(chunk)
+        body = await read_limited(stream, limit)
     except FetchError:  # the adapter's upload gave up (too large, or the client left)
-        raise too_large(limit) from None
-    return b"".join(chunks)
+        body = None
+    if body is None:
+        raise too_large(limit)
+    return body
 
 
 def _json_body(raw: bytes) -> dict:

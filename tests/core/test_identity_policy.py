@@ -179,3 +179,35 @@ def test_a_configured_anonymous_policy_has_no_passthrough_unless_it_lists_some()
     assert policies["open"].passthrough is None
     listed = load_config({"EDGERELAY_CONFIG": '[policies.anonymous]\npassthrough = ["openai"]\n'})
     assert listed.identity.policies["anonymous"].allows_passthrough("openai")
+
+
+def test_a_streamed_upload_is_read_within_the_body_limit_to_hold_the_policy():
+    # A passthrough upload that would go on as it arrives is read first when a policy must
+    # see the model: within EDGERELAY_MAX_BODY_BYTES it is checked and capped, past it a 413.
+    from edgerelay.core import Request
+    from tests.support.drive import drive
+
+    gw, _fetch, upstreams = gateway()
+    body = json.dumps({"model": "gpt-4o", "max_completion_tokens": 999}).encode()
+    closed = []
+
+    async def upload(pieces):
+        try:
+            for piece in pieces:
+                yield piece
+        finally:
+            closed.append(True)
+
+    def streamed(pieces):
+        request = Request(
+            "POST", "/openai/v1/chat/completions", "", bearer(hs256(claims())), b"", "203.0.113.9"
+        )
+        request.body_stream = upload(pieces)
+        return drive(gw.handle(request))
+
+    assert streamed([body[:10], body[10:]]).status == 200
+    assert json.loads(upstreams.model_requests[-1].body)["max_completion_tokens"] == 100
+    limit = gw.config.max_body_bytes
+    response = streamed([b"x" * limit, b"x", b"never read"])
+    assert response.status == 413 and json.loads(response.body)["error"]["code"]
+    assert len(upstreams.model_requests) == 1 and closed == [True, True]
