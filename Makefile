@@ -68,6 +68,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/lambda_bench.py
 	$(BIN)/python bench/identity_bench.py
 	$(BIN)/python bench/loop_hold_bench.py
+	$(BIN)/python bench/budget_bench.py
 	$(BIN)/python bench/load_bench.py
 
 format: $(STAMP)
