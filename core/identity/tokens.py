@@ -41,7 +41,10 @@ class Jwt(NamedTuple):
 def looks_like_jwt(credential: str) -> bool:
     """Three dot-separated non-empty base64url segments: the one shape that makes a JWT."""
     parts = credential.split(".")
-    return len(parts) == 3 and all(p and _B64URL.issuperset(p.encode("latin-1")) for p in parts)
+    # isascii first: a character past latin-1 would make encode raise (and is no base64url).
+    return len(parts) == 3 and all(
+        p and p.isascii() and _B64URL.issuperset(p.encode("ascii")) for p in parts
+    )
 
 
 def b64url_decode(segment: str) -> bytes:
