@@ -126,6 +126,7 @@ class Gateway:
                 clock,
                 max_response_bytes=config.max_response_bytes,
                 missing_store=cache_missing,
+                single_flight=target != "worker",
             )
         # Stored Responses API answers (previous_response_id, item_reference). A target whose
         # Gateway may be replaced (the Worker, on a new configuration) passes one that outlives it.

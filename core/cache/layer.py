@@ -51,6 +51,7 @@ class ResponseCache:
         *,
         max_response_bytes: int,
         missing_store: str | None = None,
+        single_flight: bool = True,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -58,6 +59,10 @@ class ResponseCache:
         self.max_response_bytes = max_response_bytes
         # Why there is no store (the Worker without its KV binding), for the log line.
         self.missing_store = missing_store
+        # Identical requests in flight wait for one upstream call. Off where requests may not
+        # share I/O (a Worker isolate: a stream read in one request's context cannot feed
+        # another request's response).
+        self.single_flight = single_flight
         self.flights: dict[str, Flight] = {}
 
     def plan(self, request: Request, chat: ChatRequest) -> Plan | None:
@@ -144,7 +149,7 @@ class ResponseCache:
             on_end=stored,
             on_close=closed,
         )
-        if plan.lookup and plan.store and key not in self.flights:
+        if self.single_flight and plan.lookup and plan.store and key not in self.flights:
             self.flights[key] = flight  # identical requests arriving now wait for this one
         flight.start()
         return flight

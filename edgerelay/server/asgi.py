@@ -77,6 +77,7 @@ class EdgerelayASGI:
         response_store: ResponseStore | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = random.random,
+        cache_store: object = None,
     ):
         self.gateway = Gateway(
             config,
@@ -88,6 +89,7 @@ class EdgerelayASGI:
             response_store=response_store,  # None: the gateway keeps them in memory
             sleep=sleep,
             random=random,
+            cache_store=cache_store,
         )
         self.max_body = config.max_body_bytes
         self.body_idle = config.body_idle_timeout
@@ -331,4 +333,7 @@ def create_app(
 
         store = response_store_for(config, env)
     seams = {name: value for name, value in seams.items() if value is not None}
-    return EdgerelayASGI(config, fetch, response_store=store, **seams)
+    from edgerelay.stores.cache_select import cache_store_for
+
+    cache_store = cache_store_for(config, env)
+    return EdgerelayASGI(config, fetch, response_store=store, cache_store=cache_store, **seams)

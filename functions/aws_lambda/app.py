@@ -55,6 +55,9 @@ def create_app(
         from edgerelay.stores.responses_redis import response_store_for
 
         store = response_store_for(config, env)
+    # The response cache: Redis with EDGERELAY_STORE, else this warm instance's memory.
+    from edgerelay.stores.cache_select import cache_store_for
+
     gateway = Gateway(
         config,
         fetch,
@@ -65,6 +68,7 @@ def create_app(
         response_store=store,
         sleep=sleep,
         random=random.random,
+        cache_store=cache_store_for(config, env),
     )
     redact_logs(gateway.redactor)
     return LambdaApp(gateway, fetch, settings)

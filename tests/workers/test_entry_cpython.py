@@ -20,7 +20,7 @@ from edgerelay.core import FetchError, FetchRequest, Response
 from tests.workers import fake_platform as fake
 
 SOURCE = Path(__file__).resolve().parents[2] / "workers" / "cloudflare"
-MODULES = ("entry", "js_fetch", "webcrypto_verify", "worker_io")
+MODULES = ("entry", "js_fetch", "kv_cache", "webcrypto_verify", "worker_io")
 
 
 @pytest.fixture

@@ -37,7 +37,13 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from product_layout import copy_packages  # noqa: E402  (the one description of the product)
 
 HERE = Path(__file__).resolve().parent
-WORKER_MODULES = ("entry.py", "js_fetch.py", "webcrypto_verify.py", "worker_io.py")
+WORKER_MODULES = (
+    "entry.py",
+    "js_fetch.py",
+    "kv_cache.py",
+    "webcrypto_verify.py",
+    "worker_io.py",
+)
 SDK_VERSION = "1.9.5"
 SDK_WHEEL = f"workers_runtime_sdk-{SDK_VERSION}-py3-none-any.whl"
 SDK_SHA256 = "f2b912660a3ab60d2a24920106422f9eaf4cd7a794e42b022237ad2444287fef"

@@ -24,6 +24,7 @@ import random
 import time
 
 from js_fetch import CLIENT_SIGNAL, JsFetch
+from kv_cache import KvCacheStore
 from webcrypto_verify import WebCryptoVerifier
 from worker_io import WorkerEnv, to_core_request, to_worker_response
 from workers import WorkerEntrypoint
@@ -74,6 +75,7 @@ def _settings_for(env) -> tuple[Gateway, bool]:
     settings = WorkerEnv(env)
     config = load_config(settings)
     zero_copy = _zero_copy(settings.get("EDGERELAY_ZERO_COPY"))
+    store, missing = _cache_store(env, config)
     gateway = Gateway(
         config,
         JsFetch(),  # each call carries the current request's abort signal (CLIENT_SIGNAL)
@@ -84,9 +86,25 @@ def _settings_for(env) -> tuple[Gateway, bool]:
         response_store=response_store(config),
         sleep=lambda seconds: sleep(seconds),  # looked up per call: tests replace them
         random=lambda: jitter(),
+        cache_store=store,
+        cache_missing=missing,
     )
     _cached = (raw, gateway, zero_copy)
     return gateway, zero_copy
+
+
+def _cache_store(env, config: Config) -> tuple[KvCacheStore | None, str | None]:
+    """The response cache's KV store, or why there is none (then nothing is cached, every
+    answer says BYPASS and the log says why once)."""
+    settings = config.cache
+    if settings is None or not (settings.enabled or settings.admin_key):
+        return None, None
+    binding = getattr(env, "EDGERELAY_CACHE_KV", None)
+    if binding is None or isinstance(binding, str):
+        missing = "no EDGERELAY_CACHE_KV binding: answers are not cached (docs/cloudflare.md)"
+        print(f"edgerelay: cache: {missing}")
+        return None, missing
+    return KvCacheStore(binding), None
 
 
 def _zero_copy(value: str | None) -> bool:

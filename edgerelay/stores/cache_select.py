@@ -1,0 +1,40 @@
+"""Which response-cache store a process uses, from ``EDGERELAY_STORE`` (the setting the limits
+read too): ``redis://…`` / ``rediss://…`` (shared by every process and instance), else this
+process's memory (``EDGERELAY_CACHE_MAX_BYTES``; on Lambda that is per warm instance). Only
+built when the cache is on somewhere or an admin key is set."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from edgerelay.core import Config, ConfigError
+
+
+def cache_store_for(config: Config, env: Mapping[str, str]):
+    """The store, or None when the cache is not in use (the gateway then needs none)."""
+    settings = config.cache
+    if settings is None or not (settings.enabled or settings.admin_key):
+        return None
+    setting = (env.get("EDGERELAY_STORE") or "").strip()
+    if setting.startswith(("redis://", "rediss://", "unix://")):
+        from edgerelay.stores.redis_cache import RedisCacheStore
+
+        return RedisCacheStore.from_url(setting, timeout=_timeout(env))
+    if setting not in ("", "memory"):
+        raise ConfigError("EDGERELAY_STORE", "must be memory, redis://… or rediss://…")
+    from edgerelay.core.cache import MemoryCacheStore
+
+    return MemoryCacheStore(settings.max_bytes)
+
+
+def _timeout(env: Mapping[str, str]) -> float:
+    raw = (env.get("EDGERELAY_STORE_TIMEOUT") or "").strip()
+    if not raw:
+        return 1.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError("EDGERELAY_STORE_TIMEOUT", "must be a number of seconds") from None
+    if value <= 0:
+        raise ConfigError("EDGERELAY_STORE_TIMEOUT", "must be positive")
+    return value
