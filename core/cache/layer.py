@@ -20,7 +20,7 @@ from ..limits.stream_usage import IncludeUsageStripper, UsageMeter
 from ..responses import EVENT_STREAM, JSON, is_event_stream
 from ..sse import SSEParser
 from .entry import Entry, json_answer, sse_events
-from .flight import Flight
+from .flight import Flight, FlightReader
 from .keys import cache_key, namespace_for
 from .plan import HEADER, Plan, plan_request
 from .record import Recording
@@ -176,7 +176,7 @@ class ResponseCache:
         if age is not None:
             headers.append(("age", str(age)))
         if chat.stream:
-            stream = reader if chat.include_usage else _without_usage(reader)
+            stream = reader if chat.include_usage else _WithoutUsage(reader)
             response = Response(200, [EVENT_STREAM, *headers], stream=stream)
             return _tagged(response, outcome, request)
         events = [chunk async for chunk in reader]
@@ -208,19 +208,37 @@ async def _iterate(events: list[bytes]) -> AsyncIterator[bytes]:
         yield batch
 
 
-async def _without_usage(source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The live stream minus what asking for usage added (the client did not ask)."""
-    stripper = IncludeUsageStripper(UsageMeter())
-    try:
-        async for batch in source:
-            out = stripper.feed(batch)
+class _WithoutUsage:
+    """The live stream minus what asking for usage added (the client did not ask). A class, not
+    a generator: closing it before the first read must still leave the flight."""
+
+    __slots__ = ("_done", "_source", "_stripper")
+
+    def __init__(self, source: FlightReader) -> None:
+        self._source = source
+        self._stripper = IncludeUsageStripper(UsageMeter())
+        self._done = False
+
+    def __aiter__(self) -> _WithoutUsage:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self._done:
+            try:
+                batch = await self._source.__anext__()
+            except StopAsyncIteration:
+                self._done = True
+                out = self._stripper.finish()
+                if out:
+                    return out
+                break
+            out = self._stripper.feed(batch)
             if out:
-                yield out
-        out = stripper.finish()
-        if out:
-            yield out
-    finally:
-        await source.aclose()  # type: ignore[attr-defined]  # a FlightReader: leaves the group
+                return out
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        await self._source.aclose()
 
 
 def _stream_error(events: list[bytes]) -> GatewayError:

@@ -480,6 +480,19 @@ def test_the_upstream_call_is_cancelled_only_when_the_last_waiter_leaves():
     run(go())
 
 
+def test_a_client_gone_before_its_first_read_still_leaves_the_group():
+    async def go():
+        upstream = Upstream(gated=True)
+        gw = gateway(upstream)
+        response = await gw.handle(request(body(stream=True)))  # no usage asked: stripped
+        task = flight_task(gw)
+        await response.aclose()  # the adapter closes a body it never started sending
+        await asyncio.wait([task])
+        assert task.cancelled() and upstream.responses[0].closed
+
+    run(go())
+
+
 def test_waiters_of_a_failed_call_all_get_its_error():
     async def go():
         upstream = Upstream(status=500)
