@@ -69,9 +69,13 @@ class ResponseCache:
         policy = request.identity.policy.name if request.identity is not None else None
         return plan_request(self.settings, request.headers, chat.body, policy, chat.model)
 
-    async def chat(self, request: Request, chat: ChatRequest, call: Call) -> Response:
+    async def chat(
+        self, request: Request, chat: ChatRequest, call: Call, route: str = CHAT_ROUTE
+    ) -> Response:
         """The answer to a chat completion through the cache: ``call`` makes the upstream call
-        (the gateway's own chat completion, given the request to send)."""
+        (the gateway's own chat completion, given the request to send). ``route``: the route
+        the client called (part of the key: a Responses request that becomes this chat request
+        has entries of its own)."""
         plan = self.plan(request, chat)
         if plan is None:
             return await call(chat)
@@ -88,7 +92,7 @@ class ResponseCache:
         except CacheUnavailable as exc:
             _warn("cache store unavailable, request not cached: %s", exc)
             return _tagged(await call(chat), Outcome("BYPASS"), request)
-        key = cache_key(CHAT_ROUTE, chat.model, chat.body, namespace, generations)
+        key = cache_key(route, chat.model, chat.body, namespace, generations)
         if plan.lookup:
             hit = await self._lookup(key)
             if hit is not None:

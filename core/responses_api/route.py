@@ -144,6 +144,8 @@ async def _through_chat(
     """The chat request through the provider as on /v1/chat/completions; its chat answer (or
     chunk stream) converted. An OpenAI-compatible chat upstream's answer is chat already."""
     chat = gateway.admit_chat(request, chat, route)
+    if gateway.cache is not None:
+        return await _through_cache(gateway, request, chat, route, head, keep)
     provider, ctx, upstream = await gateway.send_chat(chat, route)
     repaired = repaired_header(ctx)
     if chat.stream:
@@ -161,6 +163,45 @@ async def _through_chat(
     result = answer.from_completion(body, head, gateway.new_id, route.provider.name)
     await keep(result)
     return Response(200, [*translated_headers(JSON, upstream), *repaired], dumps(result))
+
+
+async def _through_cache(
+    gateway: Gateway,
+    request: Request,
+    chat: ChatRequest,
+    route: Route,
+    head: dict,
+    keep: _Keeper,
+) -> Response:
+    """The chat request through the response cache (core.cache): its chat answer, stored or
+    fresh, converted as above; the cache's headers go on. Each answer is a response of its own
+    (its own id, stored when asked), so previous_response_id works after a hit too."""
+    assert gateway.cache is not None
+    answered = await gateway.cache.chat(
+        request, chat, lambda sent: gateway._chat(sent, route), "/v1/responses"
+    )
+    kept = [h for h in answered.headers if not h[0].startswith("content-")]
+    if answered.stream is not None and chat.stream:
+        response = Response(200, [EVENT_STREAM, *kept])
+        response.stream = _events(_closing(answered), head, gateway, keep)
+        return response
+    body = answered.body if answered.stream is None else await _joined(answered)
+    result = answer.from_completion(body, head, gateway.new_id, route.provider.name)
+    await keep(result)
+    return Response(200, [JSON, *kept], dumps(result))
+
+
+async def _closing(answered: Response) -> AsyncGenerator[bytes, None]:
+    assert answered.stream is not None
+    try:
+        async for chunk in answered.stream:
+            yield chunk
+    finally:
+        await answered.aclose()
+
+
+async def _joined(answered: Response) -> bytes:
+    return b"".join([chunk async for chunk in _closing(answered)])
 
 
 async def _relayed(upstream: FetchResponse, response: Response) -> AsyncGenerator[bytes, None]:

@@ -591,3 +591,54 @@ def test_cors_exposes_the_cache_headers_and_allows_delete():
         assert "DELETE" in header(preflight, "access-control-allow-methods")
 
     run(go())
+
+
+# --- /v1/responses
+
+
+def responses_body(stream=False, text="cache this response"):
+    out = {"model": "mock/echo", "input": text}
+    if stream:
+        out["stream"] = True
+    return json.dumps(out).encode()
+
+
+def test_responses_through_chat_are_cached_with_their_own_ids():
+    from openai.types.responses import Response as ResponsesAnswer
+    from openai.types.responses import ResponseCompletedEvent
+
+    async def go():
+        gw = gateway(Upstream())
+        first = await gw.handle(request(responses_body(), path="/v1/responses"))
+        one = ResponsesAnswer.model_validate_json(await whole(first))
+        assert header(first, "x-edgerelay-cache") == "MISS"
+        second = await gw.handle(request(responses_body(), path="/v1/responses"))
+        two = ResponsesAnswer.model_validate_json(await whole(second))
+        assert header(second, "x-edgerelay-cache") == "HIT"
+        assert header(second, "age") == "0"
+        assert two.output_text == one.output_text and one.output_text
+        assert two.id != one.id  # each answer is a response of its own
+        streamed = await gw.handle(request(responses_body(stream=True), path="/v1/responses"))
+        assert header(streamed, "x-edgerelay-cache") == "HIT"
+        events = [
+            json.loads(line[6:])
+            for line in b"".join(await whole(streamed)).split(b"\n")
+            if line.startswith(b"data: {")
+        ]
+        completed = ResponseCompletedEvent.model_validate(events[-1])
+        assert completed.response.output_text == one.output_text
+        # A chat request that becomes the same chat call is keyed apart (its route differs).
+        chat = json.dumps(
+            {"model": "mock/echo", "messages": [{"role": "user", "content": "cache this response"}]}
+        ).encode()
+        as_chat = await gw.handle(request(chat))
+        await whole(as_chat)
+        assert header(as_chat, "x-edgerelay-cache") == "MISS"
+        # previous_response_id still finds the answer given on a hit.
+        follow = json.dumps(
+            {"model": "mock/echo", "input": "and then", "previous_response_id": two.id}
+        ).encode()
+        followed = await gw.handle(request(follow, path="/v1/responses"))
+        assert followed.status == 200, followed.body
+
+    run(go())
