@@ -23,7 +23,15 @@ from ..http import Request, Response
 from ..identity.enforce import forbidden_model, route_names
 from ..identity.policy import Policy, cap_fields
 from ..providers import openai
-from ..responses import EVENT_STREAM, JSON, passthrough, too_large, translated_headers
+from ..responses import (
+    EVENT_STREAM,
+    JSON,
+    is_event_stream,
+    observed,
+    passthrough,
+    too_large,
+    translated_headers,
+)
 from ..routing import Route, route_model
 from ..safejson import dumps
 from ..sse import EventTooLarge
@@ -177,9 +185,16 @@ async def _through_cache(
     fresh, converted as above; the cache's headers go on. Each answer is a response of its own
     (its own id, stored when asked), so previous_response_id works after a hit too."""
     assert gateway.cache is not None
-    answered = await gateway.cache.chat(
-        request, chat, lambda sent: gateway._chat(sent, route), "/v1/responses"
-    )
+
+    async def call(sent: ChatRequest) -> Response:
+        response = await gateway._chat_answer(sent, route)
+        if response.stream is not None and is_event_stream(response.headers):
+            # Watched for its end (only a complete answer is stored); no hooks: the Responses
+            # stream the client gets is the one they watch.
+            observed(response, "chat")
+        return response
+
+    answered = await gateway.cache.chat(request, chat, call, "/v1/responses")
     kept = [h for h in answered.headers if not h[0].startswith("content-")]
     if answered.stream is not None and chat.stream:
         response = Response(200, [EVENT_STREAM, *kept])
