@@ -70,6 +70,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/loop_hold_bench.py
 	$(BIN)/python bench/budget_bench.py
 	$(BIN)/python bench/load_bench.py
+	$(BIN)/python bench/cache_bench.py --rounds 3
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -27,16 +27,30 @@ _MAGIC = b"edgerelay-cache-1\n"
 
 
 class Entry(NamedTuple):
+    """One stored answer, held the three ways it is served (computed once, when stored, so a
+    hit only copies bytes): ``events`` as recorded (for a client that asked for usage),
+    ``plain`` without what asking for usage added, and ``answer``, the JSON completion."""
+
     key: str
     namespace: str
     created: float  # when the answer was stored (the ``age`` header counts from here)
     expires: float
     events: tuple[bytes, ...]  # the SSE batches as they came, [DONE] last
+    plain: tuple[bytes, ...]
+    answer: bytes
+
+    @classmethod
+    def of(
+        cls, key: str, namespace: str, created: float, expires: float, events: tuple[bytes, ...]
+    ) -> Entry:
+        """The entry for a recorded stream."""
+        return cls(key, namespace, created, expires, events, _plain(events), json_answer(events))
 
     @property
     def size(self) -> int:
         """Bytes this entry holds (what the memory store's bound counts)."""
-        return sum(len(e) for e in self.events) + len(self.key) + len(self.namespace) + 64
+        held = sum(len(e) for e in self.events) + sum(len(e) for e in self.plain)
+        return held + len(self.answer) + len(self.key) + len(self.namespace) + 64
 
     def age(self, now: float) -> int:
         return max(0, int(now - self.created))
@@ -50,14 +64,12 @@ class Entry(NamedTuple):
             "namespace": self.namespace,
             "created": self.created,
             "expires": self.expires,
-            "lengths": [len(e) for e in self.events],
+            "events": [len(e) for e in self.events],
+            "plain": [len(e) for e in self.plain],
+            "answer": len(self.answer),
         }
-        return (
-            _MAGIC
-            + json.dumps(head, separators=(",", ":")).encode()
-            + b"\n"
-            + b"".join(self.events)
-        )
+        parts = [*self.events, *self.plain, self.answer]
+        return _MAGIC + json.dumps(head, separators=(",", ":")).encode() + b"\n" + b"".join(parts)
 
     @classmethod
     def decode(cls, data: bytes) -> Entry | None:
@@ -68,11 +80,14 @@ class Entry(NamedTuple):
         head_end = data.find(b"\n", len(_MAGIC))
         try:
             head = json.loads(data[len(_MAGIC) : head_end])
-            lengths = head["lengths"]
-            events, at = [], head_end + 1
-            for length in lengths:
-                events.append(data[at : at + length])
-                at += length
+            at = head_end + 1
+            sections = []
+            for lengths in (head["events"], head["plain"], [head["answer"]]):
+                pieces = []
+                for length in lengths:
+                    pieces.append(data[at : at + int(length)])
+                    at += int(length)
+                sections.append(tuple(pieces))
             if at != len(data):
                 return None
             return cls(
@@ -80,21 +95,25 @@ class Entry(NamedTuple):
                 str(head["namespace"]),
                 float(head["created"]),
                 float(head["expires"]),
-                tuple(events),
+                sections[0],
+                sections[1],
+                sections[2][0],
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, IndexError):
             return None
 
 
-def sse_events(entry: Entry, include_usage: bool) -> list[bytes]:
+def _plain(events: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    stripper = IncludeUsageStripper(UsageMeter())
+    out = [stripper.feed(batch) for batch in events]
+    out.append(stripper.finish())
+    return tuple(batch for batch in out if batch)
+
+
+def sse_events(entry: Entry, include_usage: bool) -> tuple[bytes, ...]:
     """The batches to send a streaming client: as recorded for one that asked for usage,
     else without the usage chunk and the ``"usage": null`` members."""
-    if include_usage:
-        return list(entry.events)
-    stripper = IncludeUsageStripper(UsageMeter())
-    out = [stripper.feed(batch) for batch in entry.events]
-    out.append(stripper.finish())
-    return [batch for batch in out if batch]
+    return entry.events if include_usage else entry.plain
 
 
 def chunks_of(events: tuple[bytes, ...] | list[bytes]) -> tuple[list[dict], bool]:

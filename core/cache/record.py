@@ -39,4 +39,4 @@ class Recording:
         """The entry to store, or None when the answer is not one to keep (see the module)."""
         if self.over or ended != "complete" or not complete_answer(self._events):
             return None
-        return Entry(key, namespace, now, now + ttl, tuple(self._events))
+        return Entry.of(key, namespace, now, now + ttl, tuple(self._events))

@@ -196,7 +196,7 @@ async def _through_cache(
 
     answered = await gateway.cache.chat(request, chat, call, "/v1/responses")
     kept = [h for h in answered.headers if not h[0].startswith("content-")]
-    if answered.stream is not None and chat.stream:
+    if chat.stream and is_event_stream(answered.headers):
         response = Response(200, [EVENT_STREAM, *kept])
         response.stream = _events(_closing(answered), head, gateway, keep)
         return response
@@ -207,8 +207,11 @@ async def _through_cache(
 
 
 async def _closing(answered: Response) -> AsyncGenerator[bytes, None]:
-    assert answered.stream is not None
+    """The chat answer's bytes: its stream, or the body a hit replays in one piece."""
     try:
+        if answered.stream is None:
+            yield answered.body
+            return
         async for chunk in answered.stream:
             yield chunk
     finally:

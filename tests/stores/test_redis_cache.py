@@ -21,7 +21,7 @@ NOW = 1_760_000_000.0
 
 
 def entry(key: str, namespace="shared", ttl=60.0) -> Entry:
-    return Entry(key, namespace, NOW, NOW + ttl, tuple(answer(("é", "漢字"))))
+    return Entry.of(key, namespace, NOW, NOW + ttl, tuple(answer(("é", "漢字"))))
 
 
 def with_store(url, body):
