@@ -10,7 +10,7 @@ the total timeout.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import registry, routing
@@ -18,33 +18,21 @@ from .chains import Chain, Timeouts
 from .chat import ChatRequest
 from .config import Config
 from .errors import GatewayError, not_configured, unreachable
-from .fetch import Fetch, FetchError, FetchRequest, FetchResponse
+from .fetch import FetchError, FetchRequest, FetchResponse
 from .held_stream import Failed, Opened, hold
 from .http import Response
 from .identity.enforce import enforce_chat
 from .providers.base import ChatContext, Provider, StreamTranslator
 from .responses import EVENT_STREAM, JSON, passthrough, translated_headers, unexpected_status
 from .retry import Attempt, GiveUp, NextTarget, RetryPolicy
+from .sending import ERROR_BODY_LIMIT, Seams, failure_kind, out_of_time, timed
 from .sse import EventTooLarge
 
 if TYPE_CHECKING:
     from .identity.policy import Policy
 
-# Read at most this much of an upstream error body: it is only for the message and the policy.
-ERROR_BODY_LIMIT = 64 * 1024
-
 ATTEMPTS_HEADER = "x-edgerelay-attempts"
 TARGET_HEADER = "x-edgerelay-target"
-
-
-class Seams(NamedTuple):
-    """What the loop needs from outside core."""
-
-    fetch: Fetch
-    clock: Callable[[], float]  # wall-clock seconds
-    sleep: Callable[[float], Awaitable[None]]
-    random: Callable[[], float]  # uniform in [0, 1)
-    new_id: Callable[[], str]
 
 
 def chain_for(model: str, config: Config) -> Chain:
@@ -178,21 +166,13 @@ async def _attempt(
 ) -> Response | _Failure:
     remaining = stop - seams.clock()
     if remaining <= 0:
-        error = GatewayError(
-            504, f"The {_name(route)} upstream did not answer in time.", code="timeout"
-        )
-        return _Failure(Attempt(None, error="timeout"), error)
-    outbound = outbound._replace(
-        timeout=min(timeouts.first_byte, remaining),
-        connect_timeout=min(timeouts.connect, remaining),
-        idle_timeout=timeouts.idle,
-        total_timeout=remaining,
-    )
+        return _Failure(Attempt(None, error="timeout"), out_of_time(_name(route)))
     try:
-        upstream = await (provider.local_upstream or seams.fetch)(outbound)
+        upstream = await (provider.local_upstream or seams.fetch)(
+            timed(outbound, timeouts, remaining)
+        )
     except FetchError as exc:
-        kind = "timeout" if exc.timeout else "connect" if exc.connect else "broken"
-        return _Failure(Attempt(None, error=kind), unreachable(_name(route), exc))
+        return _Failure(Attempt(None, error=failure_kind(exc)), unreachable(_name(route), exc))
     if upstream.status < 200 or 300 <= upstream.status < 400:
         await upstream.aclose()  # a 1xx or a redirect: passed on it would mislead the client
         error = unexpected_status(_name(route), upstream.status)

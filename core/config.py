@@ -79,6 +79,9 @@ class Config(NamedTuple):
     # Stored Responses API answers: how long they are kept, and the memory store's bound.
     responses_ttl: float = 24 * 3600.0
     responses_max_bytes: int = 64 * 1024 * 1024
+    # Whether the idle timeout was set (EDGERELAY_IDLE_TIMEOUT, or EDGERELAY_UPSTREAM_TIMEOUT),
+    # not left at its default: the Worker then gives up zero copy to time every stream.
+    idle_timeout_set: bool = False
     retry: RetryPolicy = RetryPolicy()  # EDGERELAY_RETRIES, EDGERELAY_RETRY_*
     timeouts: Timeouts = Timeouts()  # EDGERELAY_*_TIMEOUT
     chains: Mapping[str, Chain] = {}  # aliases given as tables (fallback chains); never mutated
@@ -197,6 +200,15 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         cache=cache,
         responses_ttl=responses_ttl,
         responses_max_bytes=responses_max_bytes,
+        idle_timeout_set=any(
+            value is not None
+            for value in (
+                get("EDGERELAY_IDLE_TIMEOUT"),
+                get("EDGERELAY_UPSTREAM_TIMEOUT"),
+                limits.get("idle_timeout"),
+                limits.get("upstream_timeout"),
+            )
+        ),
         retry=retry,
         timeouts=timeouts,
         chains=chains,

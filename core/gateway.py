@@ -7,46 +7,37 @@ and the clock and id source are injected too, so this module stays sans-IO.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
-from . import attempts, registry, routing
+from . import attempts, routing
 from . import passthrough as native
 from .attempts import Seams
 from .chat import ChatRequest, parse_chat_request
 from .config import Config
 from .cors import CorsPolicy
-from .errors import GatewayError, not_configured, unreachable
-from .fetch import Fetch, FetchError, FetchRequest, FetchResponse
+from .errors import GatewayError
+from .fetch import Fetch
 from .http import Request, Response
 from .identity import SignatureVerifier, sessions
 from .identity.authenticate import Authenticator
-from .identity.enforce import enforce_chat, route_names
+from .identity.enforce import route_names
 from .identity.settings import IdentitySettings
 from .observer import HookFactory, Protocol, StreamHook
-from .providers.base import ChatContext, Provider, StreamTranslator
 from .redact import redactor_for
 from .responses import (
-    EVENT_STREAM,
     JSON,
     body_stalled,
     error_response,
     is_event_stream,
     observed,
-    passthrough,
     too_large,
-    translated_headers,
-    unexpected_status,
 )
 from .responses_api.store import MemoryResponseStore, ResponseStore
 from .safejson import dumps
-from .sse import EventTooLarge
 
 if TYPE_CHECKING:
     from .identity.policy import Policy
-
-# Read at most this much of an upstream error body: it is only for the message.
-_ERROR_BODY_LIMIT = 64 * 1024
 
 _ROUTES = {
     "/v1/chat/completions": "POST",
@@ -212,7 +203,9 @@ class Gateway:
         if method is None:
             # /openai/v1/…, /anthropic/…, /gemini/… and named providers: native passthrough.
             policy = request.identity.policy if request.identity is not None else None
-            response = await native.relay(request, self.config, self.fetch, policy, self.hooks)
+            response = await native.relay(
+                request, self.config, self.seams(), policy, self.hooks, deadline
+            )
             if response is not None:
                 return response
             raise GatewayError(404, f"Unknown route: {request.method} {request.path}")
@@ -229,7 +222,7 @@ class Gateway:
         if request.path == "/v1/responses":
             from .responses_api import route  # imported on first use, as the providers are
 
-            response = await route.handle(self, request)
+            response = await route.handle(self, request, deadline)
             if response.stream is not None and is_event_stream(response.headers):
                 observed(response, "responses", self.hooks("responses"))
             return response
@@ -324,167 +317,3 @@ class Gateway:
     def seams(self) -> Seams:
         """What the attempt loop needs from outside core."""
         return Seams(self.fetch, self.clock, self.sleep, self.random, self.new_id)
-
-    def admit_chat(self, request: Request, chat: ChatRequest, route: routing.Route) -> ChatRequest:
-        """The chat request as the caller's policy lets it go upstream (403 for a model outside
-        its allowlist, 400 past its message count, the output limit lowered or set), once the
-        provider's key is known to be there (503 naming it otherwise). Every route that speaks
-        chat to the providers passes through here."""
-        if request.identity is not None:
-            chat = enforce_chat(chat, route, request.identity.policy, self.config)
-        config = route.provider
-        if config.key_required and not config.api_key:
-            raise not_configured(config.name, config.api_key_env)
-        return chat
-
-    async def _chat_answer(self, chat: ChatRequest, route: routing.Route) -> Response:
-        provider, ctx, upstream = await self.send_chat(chat, route)
-        if provider.relays_openai:
-            return passthrough(upstream)
-        if chat.stream:
-            stream = provider.stream_translator(route, ctx)
-            headers = translated_headers(EVENT_STREAM, upstream)
-            response = Response(200, [*headers, *repaired_header(ctx)])
-            response.stream = translate_stream(upstream, stream, response)
-            return response
-        body = await read_answer(upstream, self.config.max_response_bytes, route.provider.name)
-        body = provider.translate_response(body, route, ctx)
-        return Response(200, [*translated_headers(JSON, upstream), *repaired_header(ctx)], body)
-
-    async def send_chat(self, chat: ChatRequest, route: routing.Route) -> SentChat:
-        """Build the provider's request for an admitted chat request (``admit_chat``) and send
-        it through the provider's pool. An upstream error status is raised as the client's
-        error (with the upstream's request id, rate-limit state and retry-after); a 2xx
-        upstream is returned open, with the provider and context that translate it."""
-        provider = registry.provider(route.kind)
-        ctx = ChatContext.lazy(
-            self.clock, self.new_id, chat.include_usage, self.config.max_event_bytes
-        )
-        if not provider.relays_openai:
-            ctx.draw()  # the answer's id is the first id drawn, before any tool call's
-        outbound = provider.build_request(chat, route, self.config, ctx)
-        upstream = await self.send(outbound, route)
-        if upstream.status >= 400:
-            error = await upstream_error(upstream, provider.translate_error)
-            error.headers = (*error.headers, *repaired_header(ctx))
-            raise error
-        return SentChat(provider, ctx, upstream)
-
-    async def send(self, outbound: FetchRequest, route: routing.Route) -> FetchResponse:
-        """``outbound`` through the route's provider pool (the mock answers in process): a
-        provider that cannot be reached is a 502/504, an informational or redirect status a
-        502."""
-        name = route.provider.name
-        outbound = outbound._replace(pool=name, connect_timeout=self.config.connect_timeout)
-        local = registry.provider(route.kind).local_upstream
-        try:
-            upstream = await (local or self.fetch)(outbound)
-        except FetchError as exc:
-            raise unreachable(name, exc) from None
-        if upstream.status < 200 or 300 <= upstream.status < 400:
-            await upstream.aclose()
-            raise unexpected_status(name, upstream.status)
-        return upstream
-
-
-class SentChat(NamedTuple):
-    """A chat request's upstream answer, open, with what translating it needs."""
-
-    provider: Provider
-    ctx: ChatContext
-    upstream: FetchResponse
-
-
-def repaired_header(ctx: ChatContext) -> tuple[tuple[str, str], ...]:
-    """``x-edgerelay-repaired`` when the request was changed to be answerable (the access log
-    reads it too)."""
-    return (("x-edgerelay-repaired", ctx.repaired),) if ctx.repaired else ()
-
-
-async def read_answer(upstream: FetchResponse, limit: int, name: str) -> bytes:
-    """An upstream's whole (non-stream) answer, the connection closed after: past ``limit``
-    (EDGERELAY_MAX_RESPONSE_BYTES) a 502, a connection that fails mid-way a 502 too."""
-    try:
-        return await _read_capped(upstream, limit, name)
-    except FetchError as exc:
-        raise unreachable(name, exc) from None
-    finally:
-        await upstream.aclose()
-
-
-async def _read_capped(upstream: FetchResponse, limit: int, name: str) -> bytes:
-    """The whole (decompressed) body, or a 502 as soon as it passes ``limit``: reading
-    stops there and the connection is dropped, so an answer that expands without end cannot
-    take the gateway's memory with it."""
-    chunks, size = [], 0
-    async for chunk in upstream.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise GatewayError(
-                502,
-                f"The {name} upstream's answer is larger than EDGERELAY_MAX_RESPONSE_BYTES "
-                f"({limit} bytes).",
-                code="response_too_large",
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def upstream_error(
-    upstream: FetchResponse, translate: Callable[[int, bytes, Mapping[str, str]], GatewayError]
-) -> GatewayError:
-    """An upstream 4xx/5xx as the error the client gets (status, message and the upstream's
-    request id, rate-limit headers and retry-after kept); the upstream is closed."""
-    body = b""
-    try:
-        async for chunk in upstream.aiter_bytes():
-            body += chunk
-            if len(body) >= _ERROR_BODY_LIMIT:
-                break
-    except FetchError:
-        pass
-    finally:
-        await upstream.aclose()
-    error = translate(upstream.status, body, upstream.headers)
-    # The client sees the upstream's request id, rate-limit state and retry-after (seconds or
-    # an HTTP date, as sent) on errors too: SDKs read them to back off.
-    kept = translated_headers(JSON, upstream)[1:]
-    error.headers = (*error.headers, *kept)
-    if error.retry_after is None:
-        error.retry_after = _retry_after(upstream.headers)
-    return error
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: passed on as sent (above), not understood here
-
-
-async def translate_stream(
-    upstream: FetchResponse, translator: StreamTranslator, response: Response
-) -> AsyncGenerator[bytes, None]:
-    """The upstream's stream through ``translator``: a connection that breaks, or an event
-    past EDGERELAY_MAX_EVENT_BYTES, ends it with the translator's error chunk (and sets
-    ``response.failure``)."""
-    try:
-        async for chunk in upstream.aiter_bytes():
-            out = translator.feed(chunk)
-            if out:
-                yield out
-        out = translator.finish()
-    except FetchError as exc:
-        response.failure = GatewayError(502, f"The upstream stream broke off: {exc}")
-        out = translator.fail(response.failure)
-    except EventTooLarge as exc:
-        # The stream cannot go on (the rest of the event is unread): it ends like a broken one.
-        response.failure = GatewayError(
-            502, f"The upstream sent {exc} (EDGERELAY_MAX_EVENT_BYTES).", code="event_too_large"
-        )
-        out = translator.fail(response.failure)
-    finally:
-        await upstream.aclose()
-    if out:
-        yield out

@@ -78,6 +78,19 @@ class StreamHook:
 HookFactory = Callable[[Protocol], StreamHook | None]
 
 
+class IdleTimed(StreamHook):
+    """Marks a stream whose gaps between chunks must be timed (the idle timeout). With it the
+    observer is ``watched``, so an adapter that could hand the upstream's body on untouched
+    (the Worker's zero copy, which no code reads) pumps the stream through core instead, where
+    each read of the upstream is timed by the platform's Fetch (``FetchRequest.idle_timeout``).
+    It does nothing per event: what it costs is the pump's (docs/cloudflare.md)."""
+
+
+def idle_timed(protocol: Protocol) -> StreamHook:
+    """A ``HookFactory``: every relayed stream is idle-timed."""
+    return IdleTimed()
+
+
 class StreamObserver:
     """``feed(bytes) -> bytes`` to send now; ``finish() -> bytes`` at the body's clean end;
     ``fail(error) -> bytes`` when it must end early; ``close()`` when the client left."""

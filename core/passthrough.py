@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from . import registry
 from .config import Config, ProviderConfig
-from .errors import Flavor, GatewayError, not_configured, unreachable
-from .fetch import Fetch, FetchError, FetchRequest
+from .errors import Flavor, GatewayError, not_configured
+from .fetch import FetchRequest
+from .headers import filter_response_headers
 from .http import Request, Response
 from .observer import Protocol, StreamHook
 from .responses import error_response, passthrough, too_large, unexpected_status
+from .sending import Seams, send
 
 if TYPE_CHECKING:
     from .identity.policy import Policy
@@ -161,14 +163,9 @@ def build_request(request: Request, native: Native, config: Config) -> FetchRequ
         length = request.headers.get("content-length")
         if length is not None and length.isdigit():
             headers["content-length"] = length
+    # The timeouts are set per attempt (core.sending.timed).
     return FetchRequest(
-        request.method,
-        url,
-        headers,
-        body if request.method != "GET" else None,
-        timeout=config.upstream_timeout,
-        pool=provider.name,
-        connect_timeout=config.connect_timeout,
+        request.method, url, headers, body if request.method != "GET" else None, pool=provider.name
     )
 
 
@@ -191,12 +188,18 @@ def streams_upload(request: Request, config: Config) -> bool:
 async def relay(
     request: Request,
     config: Config,
-    fetch: Fetch,
+    seams: Seams,
     policy: Policy | None = None,
     hooks: Callable[[Protocol], list[StreamHook]] = lambda _: [],
+    deadline: float | None = None,
 ) -> Response | None:
     """Answer a passthrough request, or None when ``request`` is not one. With ``policy``, the
     caller's policy is applied first (``identity.enforce``).
+
+    A request whose body the gateway holds (read whole) is retried as the retry policy says
+    (``core.sending``), before the client gets a byte; an upload streamed on as it arrives
+    cannot be sent twice, so it is not. The answer kept is the upstream's own, headers included
+    (no ``x-edgerelay-attempts`` here: the SDK sees exactly what the provider said).
 
     The upstream's answer, errors included, reaches the client unchanged (status, allowed
     headers, body bytes streamed), so the SDK sees exactly what the provider said. Errors the
@@ -211,10 +214,12 @@ async def relay(
 
             await enforce_passthrough(request, native, policy, config)
         outbound = build_request(request, native, config)
-        try:
-            upstream = await fetch(outbound)
-        except FetchError as exc:
-            raise unreachable(native.provider.name, exc) from None
+        retry = config.retry
+        if request.body_stream is not None:
+            retry = retry._replace(retries=0)  # its bytes are gone once sent
+        name = native.provider.name
+        sent = await send(outbound, name, retry, config.timeouts, seams, deadline)
+        upstream = sent.upstream
         if upstream.status < 200 or 300 <= upstream.status < 400:
             await upstream.aclose()
             raise unexpected_status(native.provider.name, upstream.status)
@@ -227,6 +232,10 @@ async def relay(
             "unhandled error on %s passthrough %s", native.provider.name, request.method
         )
         return error_response(GatewayError(500, "Internal gateway error."), native.flavor)
+    if sent.error_body is not None:  # the upstream's error, unchanged: what was read, then the rest
+        body = sent.error_body
+        headers = filter_response_headers(upstream.headers)
+        return Response(upstream.status, headers, stream=body.stream(), upstream=body)
     protocol = stream_protocol(native, upstream.status, upstream.headers)
     return passthrough(upstream, protocol, hooks(protocol) if protocol is not None else ())
 

@@ -4,8 +4,9 @@ OpenAI-compatible upstreams get the request as sent (only the model renamed, the
 capped by the caller's policy) and their answer is passed on byte for byte, unless the provider
 says ``responses = "translate"`` (a server with Chat Completions only). Every other case goes
 through chat: the request becomes a chat request, which the gateway sends exactly as it sends
-``/v1/chat/completions`` (``Gateway.send_chat``: the policy, the key, the provider's pool, the
-per-model reasoning table in the provider's translation), and its chat answer or chunk stream
+``/v1/chat/completions`` (``core.attempts``: the policy and the key checked per target, the
+provider's pool, retries and the model's fallback chain before the first byte, the per-model
+reasoning table in the provider's translation), and its chat answer or chunk stream
 becomes the ``response`` or the Responses events. Identity, the body-size and value limits and
 the stream observer are the gateway's own, in the Responses error shape.
 """
@@ -14,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from .. import registry
+from .. import attempts, registry
 from ..chat import ChatRequest
 from ..errors import GatewayError, bad_request, not_configured, stream_error_frame
-from ..fetch import FetchError, FetchRequest, FetchResponse
-from ..gateway import Gateway, read_answer, repaired_header, translate_stream, upstream_error
+from ..fetch import FetchError, FetchRequest
+from ..gateway import Gateway
 from ..http import Request, Response
 from ..identity.enforce import forbidden_model, route_names
 from ..identity.policy import Policy, cap_fields
@@ -30,10 +31,11 @@ from ..responses import (
     observed,
     passthrough,
     too_large,
-    translated_headers,
+    unexpected_status,
 )
 from ..routing import Route, route_model
 from ..safejson import dumps
+from ..sending import send
 from ..sse import EventTooLarge
 from . import answer, store
 from .events import ResponsesStream
@@ -47,9 +49,11 @@ from .request import (
 )
 
 
-async def handle(gateway: Gateway, request: Request) -> Response:
+async def handle(gateway: Gateway, request: Request, deadline: float | None = None) -> Response:
     """Answer one ``POST /v1/responses`` (the caller is already identified); errors are raised
-    as ``GatewayError`` naming the Responses field, for the gateway to render."""
+    as ``GatewayError`` naming the Responses field, for the gateway to render. The chat request
+    it becomes goes through the same attempt loop as /v1/chat/completions (retries, the
+    model's fallback chain, ``deadline``); OpenAI's own Responses endpoint is retried too."""
     config = gateway.config
     if len(request.body) > config.max_body_bytes:
         raise too_large(config.max_body_bytes)
@@ -62,7 +66,7 @@ async def handle(gateway: Gateway, request: Request) -> Response:
     if provider.key_required and not provider.api_key:
         raise not_configured(provider.name, provider.api_key_env)
     if route.kind == "openai" and provider.responses != "translate":
-        return await _pass_through(gateway, parsed, route, policy)
+        return await _pass_through(gateway, parsed, route, policy, deadline)
     client = request.identity.client_id if request.identity is not None else None
     namespace = store.namespace_of(request.headers, client)
     conversation = await store.resolve(
@@ -78,7 +82,7 @@ async def handle(gateway: Gateway, request: Request) -> Response:
     head = answer.skeleton(parsed, "resp_" + gateway.new_id(), int(gateway.clock()))
     keep = _Keeper(gateway, namespace, conversation, parsed.store)
     try:
-        return await _through_chat(gateway, request, chat, route, head, keep)
+        return await _through_chat(gateway, request, chat, policy, head, keep, deadline)
     except GatewayError as error:
         raise responses_error(error, where) from None
 
@@ -114,7 +118,11 @@ class _Keeper:
 
 
 async def _pass_through(
-    gateway: Gateway, parsed: ResponsesRequest, route: Route, policy: Policy | None
+    gateway: Gateway,
+    parsed: ResponsesRequest,
+    route: Route,
+    policy: Policy | None,
+    deadline: float | None,
 ) -> Response:
     body = parsed.body
     changed = route.model != parsed.model
@@ -133,61 +141,74 @@ async def _pass_through(
         provider.base_url + "/responses",
         headers,
         raw if raw is not None else parsed.raw,
-        timeout=gateway.config.upstream_timeout,
+        pool=provider.name,
     )
-    upstream = await gateway.send(outbound, route)
-    if upstream.status >= 400:
-        raise await upstream_error(upstream, openai.translate_error)
-    return passthrough(upstream)
+    config = gateway.config
+    seams = gateway.seams()
+    sent = await send(outbound, provider.name, config.retry, config.timeouts, seams, deadline)
+    upstream = sent.upstream
+    tried = ("x-edgerelay-attempts", str(sent.attempts))
+    if sent.error_body is not None:
+        await upstream.aclose()
+        error = attempts.upstream_error(upstream, sent.error_body.excerpt, openai.translate_error)
+        error.headers = (*error.headers, tried)
+        raise error
+    if upstream.status < 200 or 300 <= upstream.status < 400:
+        await upstream.aclose()
+        raise unexpected_status(provider.name, upstream.status)
+    response = passthrough(upstream)
+    response.headers.append(tried)
+    return response
 
 
 async def _through_chat(
     gateway: Gateway,
     request: Request,
     chat: ChatRequest,
-    route: Route,
+    policy: Policy | None,
     head: dict,
     keep: _Keeper,
+    deadline: float | None,
 ) -> Response:
-    """The chat request through the provider as on /v1/chat/completions; its chat answer (or
-    chunk stream) converted. An OpenAI-compatible chat upstream's answer is chat already."""
-    chat = gateway.admit_chat(request, chat, route)
+    """The chat request through the attempt loop of /v1/chat/completions (its retries and the
+    model's fallback chain, before the client gets a byte), or through the response cache in
+    front of it; the chat answer (or chunk stream) it gives, in OpenAI's chat shape whichever
+    target answered, converted."""
     if gateway.cache is not None:
-        return await _through_cache(gateway, request, chat, route, head, keep)
-    provider, ctx, upstream = await gateway.send_chat(chat, route)
-    repaired = repaired_header(ctx)
+        return await _through_cache(gateway, request, chat, policy, head, keep, deadline)
+    answered = await attempts.answer(chat, gateway.config, gateway.seams(), deadline, policy)
+    headers = [h for h in answered.headers if h[0] != "content-type"]
     if chat.stream:
-        response = Response(200, [*translated_headers(EVENT_STREAM, upstream), *repaired])
-        if provider.relays_openai:
-            chunks = _relayed(upstream, response)
-        else:
-            translator = provider.stream_translator(route, ctx)
-            chunks = translate_stream(upstream, translator, response)
-        response.stream = _events(chunks, head, gateway, keep)
+        response = Response(200, [EVENT_STREAM, *headers])
+        response.stream = _events(_chat_chunks(answered, response), head, gateway, keep)
         return response
-    body = await read_answer(upstream, gateway.config.max_response_bytes, route.provider.name)
-    if not provider.relays_openai:
-        body = provider.translate_response(body, route, ctx)
-    result = answer.from_completion(body, head, gateway.new_id, route.provider.name)
+    target = dict(answered.headers).get(attempts.TARGET_HEADER, "")
+    name = target.partition("/")[0] or "upstream"
+    body = await _whole(answered, gateway.config.max_response_bytes, name)
+    result = answer.from_completion(body, head, gateway.new_id, name)
     await keep(result)
-    return Response(200, [*translated_headers(JSON, upstream), *repaired], dumps(result))
+    return Response(200, [JSON, *headers], dumps(result))
 
 
 async def _through_cache(
     gateway: Gateway,
     request: Request,
     chat: ChatRequest,
-    route: Route,
+    policy: Policy | None,
     head: dict,
     keep: _Keeper,
+    deadline: float | None,
 ) -> Response:
     """The chat request through the response cache (core.cache): its chat answer, stored or
     fresh, converted as above; the cache's headers go on. Each answer is a response of its own
     (its own id, stored when asked), so previous_response_id works after a hit too."""
     assert gateway.cache is not None
+    # Checked before the cache may answer, as on /v1/chat/completions.
+    chat = attempts.admit(chat, gateway.config, policy)
 
     async def call(sent: ChatRequest) -> Response:
-        response = await gateway._chat_answer(sent, route)
+        seams = gateway.seams()
+        response = await attempts.answer(sent, gateway.config, seams, deadline, policy)
         if response.stream is not None and is_event_stream(response.headers):
             # Watched for its end (only a complete answer is stored); no hooks: the Responses
             # stream the client gets is the one they watch.
@@ -201,7 +222,10 @@ async def _through_cache(
         response.stream = _events(_closing(answered), head, gateway, keep)
         return response
     body = answered.body if answered.stream is None else await _joined(answered)
-    result = answer.from_completion(body, head, gateway.new_id, route.provider.name)
+    target = dict(answered.headers).get(attempts.TARGET_HEADER, "")
+    result = answer.from_completion(
+        body, head, gateway.new_id, target.partition("/")[0] or "upstream"
+    )
     await keep(result)
     return Response(200, [JSON, *kept], dumps(result))
 
@@ -222,17 +246,45 @@ async def _joined(answered: Response) -> bytes:
     return b"".join([chunk async for chunk in _closing(answered)])
 
 
-async def _relayed(upstream: FetchResponse, response: Response) -> AsyncGenerator[bytes, None]:
-    """An OpenAI-compatible chat server's chunks as they come; a break is an error chunk."""
+async def _whole(answered: Response, limit: int, name: str) -> bytes:
+    """A chat answer's body: already read (translated), or relayed (an OpenAI-compatible
+    upstream's own bytes), read here up to ``limit``."""
+    if answered.stream is None:
+        return answered.body
+    chunks, size = [], 0
+    try:
+        async for chunk in answered.stream:
+            size += len(chunk)
+            if size > limit:
+                raise GatewayError(
+                    502,
+                    f"The {name} upstream's answer is larger than EDGERELAY_MAX_RESPONSE_BYTES "
+                    f"({limit} bytes).",
+                    code="response_too_large",
+                )
+            chunks.append(chunk)
+    except FetchError as exc:
+        raise GatewayError(502, f"The {name} upstream's answer broke off: {exc}") from None
+    finally:
+        await answered.aclose()
+    return b"".join(chunks)
+
+
+async def _chat_chunks(answered: Response, response: Response) -> AsyncGenerator[bytes, None]:
+    """The chat answer's chunks as they come (translated, or an OpenAI-compatible server's
+    own); a break is an error chunk, as the translators end a broken stream."""
+    assert answered.stream is not None
     out = b""
     try:
-        async for chunk in upstream.aiter_bytes():
+        async for chunk in answered.stream:
             yield chunk
     except FetchError as exc:
         response.failure = GatewayError(502, f"The upstream stream broke off: {exc}")
         out = stream_error_frame(response.failure)
     finally:
-        await upstream.aclose()
+        await answered.aclose()
+    if response.failure is None and answered.failure is not None:
+        response.failure = answered.failure
     if out:
         yield out
 

@@ -107,3 +107,11 @@ def test_bad_settings_are_named(env, setting):
     with pytest.raises(ConfigError) as caught:
         load_config(env)
     assert caught.value.setting == setting
+
+
+def test_the_idle_timeout_counts_as_set_only_when_given():
+    assert not load_config({}).idle_timeout_set
+    assert load_config({"EDGERELAY_IDLE_TIMEOUT": "30"}).idle_timeout_set
+    assert load_config({"EDGERELAY_UPSTREAM_TIMEOUT": "30"}).idle_timeout_set
+    assert load_config({"EDGERELAY_CONFIG": "[limits]\nidle_timeout = 30\n"}).idle_timeout_set
+    assert not load_config({"EDGERELAY_FIRST_BYTE_TIMEOUT": "30"}).idle_timeout_set

@@ -214,3 +214,47 @@ async def test_worker_falls_back_to_another_provider():
         await settle(claude_name)
     finally:
         entry.sleep = asyncio.sleep
+
+
+CHAT_CHUNK = (
+    'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,'
+    '"delta":{"content":"Hi"}}]}\n\n'
+)
+
+
+@timeout(20)
+async def test_worker_retries_a_passthrough_request_it_holds_whole():
+    waits = recording()
+    try:
+        base, name = faults(error(503), ANSWER)
+        env = make_env(OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x")
+        request = make_request("/openai/v1/chat/completions", body=chat("gpt-x"))
+        resp, _ = await call_fetch(env, request)
+        assert resp.status == 200
+        assert json.loads(await resp.text())["choices"][0]["message"]["content"] == "ok"
+        assert resp.headers.get("x-edgerelay-attempts") == "2"
+        assert list(waits) == [0.25]
+        assert TEST.faultsSeen(name) == 2
+        await settle(name)
+    finally:
+        entry.sleep = asyncio.sleep
+
+
+@timeout(20)
+async def test_worker_idle_timeout_set_times_a_passthrough_stream_through_the_observer():
+    # Zero copy is the default, but with EDGERELAY_IDLE_TIMEOUT set the stream is pumped
+    # through core (the idle hook watches it), where each read of the upstream is timed.
+    base, name = faults({"status": 200, "headers": SSE, "body": [CHAT_CHUNK], "then": "stall"})
+    env = make_env(
+        OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x", EDGERELAY_IDLE_TIMEOUT="0.2"
+    )
+    request = make_request("/openai/v1/chat/completions", body=chat("gpt-x", stream=True))
+    resp, ctx = await call_fetch(env, request)
+    assert resp.status == 200
+    assert ctx.pendingCount == 1  # the pump: not the upstream's own stream
+    body = await read_all(resp.body.getReader())
+    assert body.startswith(CHAT_CHUNK.encode())
+    last = json.loads(body.rstrip().split(b"\n\n")[-1].removeprefix(b"data: "))
+    assert "idle timeout" in last["error"]["message"]
+    await ctx.settled()
+    await settle(name)

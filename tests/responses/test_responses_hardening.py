@@ -132,7 +132,9 @@ def test_the_observers_hooks_see_a_translated_responses_stream_and_its_end():
 
 
 def test_the_observers_hooks_see_a_broken_stream_end_as_an_error():
-    upstream = FakeResponse(200, SSE, [wire.text_stream("Hello there")[:120]], error_after=1)
+    # Cut after the first content (a stream that breaks before any content is retried).
+    full = wire.text_stream("Hello there")
+    upstream = FakeResponse(200, SSE, [full[: full.index(b"content_block_stop")]], error_after=1)
     gw, recorders = hooked(lambda r: upstream)
     _, chunks = post(gw, {"model": CLAUDE, "input": "hi", "stream": True})
     events = oracle.events(b"".join(chunks))

@@ -523,3 +523,62 @@ def test_the_openai_sdk_streams_a_fallback_answer_from_another_provider():
     assert raw.headers["x-edgerelay-target"] == "anthropic/claude-sonnet-4-5"
     assert raw.headers["x-edgerelay-attempts"] == "4"
     assert waits.asked == [0.25, 0.5]
+
+
+# -- passthrough routes ------------------------------------------------------------------------
+
+MODELS = {"object": "list", "data": [{"id": "gpt-4.1-mini", "object": "model"}]}
+
+
+def passthrough(script, method, path, env=None, http_client="aiohttp", **kw):
+    """One passthrough request through a fresh gateway: (response, waits, upstream)."""
+    waits = Waits()
+    with FaultUpstream(script) as upstream:
+        server = gateway({**openai_env(upstream.url), **(env or {})}, waits, http_client)
+        try:
+            response = httpx.request(method, server.url + path, timeout=WAIT, **kw)
+        finally:
+            server.__exit__(None, None, None)
+        assert upstream.wait_all_closed(), "an upstream connection was left open"
+    return response, waits.asked, upstream
+
+
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
+def test_a_passthrough_request_without_a_streamed_body_is_retried(http_client):
+    down = json_fault(503, {"error": {"message": "down"}})
+    script = [down, json_fault(200, MODELS)]
+    response, waits, upstream = passthrough(script, "GET", "/openai/v1/models", None, http_client)
+    assert (response.status_code, response.json()) == (200, MODELS)
+    assert (waits, len(upstream.seen)) == ([0.25], 2)
+
+
+def test_a_streamed_passthrough_upload_is_not_retried():
+    # The local server passes a passthrough POST's body on as it arrives: it cannot resend it.
+    down = json_fault(503, {"error": {"message": "down", "type": "server_error"}})
+    body = json.dumps({"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "x"}]})
+    response, waits, upstream = passthrough(
+        [down, json_fault(200, ANSWER)], "POST", "/openai/v1/chat/completions", content=body
+    )
+    assert response.status_code == 503
+    assert response.json() == {"error": {"message": "down", "type": "server_error"}}  # as sent
+    assert (waits, len(upstream.seen)) == ([], 1)
+    assert upstream.seen[0].body == body.encode()
+
+
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
+def test_a_passthrough_stream_that_stalls_ends_with_an_idle_timeout_error(http_client):
+    stall = sse_fault(openai_chunks(3)[:2], then="stall")
+    body = json.dumps({"model": "gpt-4.1-mini", "stream": True, "messages": []})
+    response, waits, upstream = passthrough(
+        [stall],
+        "POST",
+        "/openai/v1/chat/completions",
+        {"EDGERELAY_IDLE_TIMEOUT": "0.3"},
+        http_client,
+        content=body,
+    )
+    assert response.status_code == 200
+    frames = data_frames(response)
+    assert frames[:2] == [json.loads(c[6:]) for c in openai_chunks(3)[:2]]
+    assert "error" in frames[-1] and "[DONE]" not in frames
+    assert (waits, len(upstream.seen)) == ([], 1)

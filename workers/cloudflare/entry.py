@@ -39,6 +39,7 @@ from edgerelay.core import (
     load_config,
     new_id,
 )
+from edgerelay.core.observer import idle_timed
 from edgerelay.core.responses_api.store import MemoryResponseStore
 
 # (the env it came from, its gateway, EDGERELAY_ZERO_COPY)
@@ -84,6 +85,9 @@ def _settings_for(env) -> tuple[Gateway, bool]:
         verifier=_verifier,
         target="worker",  # a public target: anonymous model calls need an explicit opt-in
         response_store=response_store(config),
+        # A set idle timeout is kept on every stream: zero copy could not time its chunks, so
+        # the hook makes the Worker pump them through core (docs/cloudflare.md: the cost).
+        stream_hooks=(idle_timed,) if config.idle_timeout_set else (),
         sleep=lambda seconds: sleep(seconds),  # looked up per call: tests replace them
         random=lambda: jitter(),
         cache_store=store,
