@@ -51,7 +51,7 @@ _verifier = WebCryptoVerifier()
 _response_store: MemoryResponseStore | None = None
 
 
-# Waits between retries and their jitter: seams, so the in-Pyodide tests record the waits.
+# Waits between retries and their jitter (seams: the Pyodide tests record the waits).
 sleep = asyncio.sleep
 jitter = random.random
 
@@ -85,8 +85,7 @@ def _settings_for(env) -> tuple[Gateway, bool]:
         verifier=_verifier,
         target="worker",  # a public target: anonymous model calls need an explicit opt-in
         response_store=response_store(config),
-        # A set idle timeout is kept on every stream: zero copy could not time its chunks, so
-        # the hook makes the Worker pump them through core (docs/cloudflare.md: the cost).
+        # A set idle timeout: streams pumped (and timed), not zero copy (docs/cloudflare.md).
         stream_hooks=(idle_timed,) if config.idle_timeout_set else (),
         sleep=lambda seconds: sleep(seconds),  # looked up per call: tests replace them
         random=lambda: jitter(),

@@ -46,8 +46,7 @@ class JsFetchResponse:
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """Yield each chunk as the runtime delivers it: one ``reader.read()`` per chunk. A read
-        that waits longer than the idle timeout aborts the upstream request (one JS timer per
-        chunk; a zero-copy passthrough body is never read here, so it is not timed)."""
+        waiting past the idle timeout aborts the upstream request (one JS timer per chunk)."""
         if self.native_body is None:
             return
         reader = self._reader = self.native_body.getReader()
