@@ -71,9 +71,11 @@ def run_upstream(port: int) -> None:
                 await response.write(piece)
                 await asyncio.sleep(PACE)
             await response.write_eof()
-        except (ConnectionError, asyncio.CancelledError):
+        except asyncio.CancelledError:
             closed.append(time.time())
             raise
+        except ConnectionError:  # the gateway dropped it (its client left): nothing to log
+            closed.append(time.time())
         finally:
             state["open"] -= 1
         return response
@@ -184,7 +186,13 @@ def main() -> None:
     upstream_url = f"http://127.0.0.1:{up_port}"
     upstream = subprocess.Popen([PY, __file__, "--upstream", str(up_port)], cwd=ROOT)
     env = {**ENV, "OPENAI_BASE_URL": upstream_url + "/v1", "OPENAI_API_KEY": "sk-bench"}
+    # One pool holds every stream (EDGERELAY_POOL_SIZE defaults to 256 per provider): all N
+    # are open upstream at once, not queued for a connection.
+    env["EDGERELAY_POOL_SIZE"] = str(args.streams + args.vanish)
+    # serve's --limit-concurrency (default 1000) would turn the N-th stream into a 503.
+    limit = str(args.streams + args.vanish + 100)
     cmd = [PY, "-m", "edgerelay.server.cli", "serve", "--port", str(gw_port)]
+    cmd += ["--limit-concurrency", limit]
     gateway = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     try:
         wait_ready(upstream_url + "/healthz", upstream)
