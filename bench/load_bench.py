@@ -100,6 +100,40 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def sockets_by_peer(pid: int, upstream_port: int, gateway_port: int) -> dict[str, int]:
+    """The process's open TCP sockets: to the upstream (pooled or in use), from clients (on
+    the gateway's port), and other; from /proc, so an fd held by a kept-alive pool
+    connection is told apart from a leaked one."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    counts = {"upstream": 0, "clients": 0, "other": 0}
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as listing:
+                lines = listing.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[9] not in inodes:
+                continue
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if remote_port == upstream_port:
+                counts["upstream"] += 1
+            elif local_port == gateway_port:
+                counts["clients"] += 1
+            else:
+                counts["other"] += 1
+    return counts
+
+
 async def slow_streams(url: str, n: int, pid: int) -> dict:
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     timeout = aiohttp.ClientTimeout(total=120)
@@ -200,6 +234,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
         asyncio.run(slow_streams(url, 20, gateway.pid))  # warm up: imports, pools
         idle_rss, idle_fds = rss_mib(gateway.pid), open_fds(gateway.pid)
+        idle_held = sockets_by_peer(gateway.pid, up_port, gw_port)
         cpu0 = cpu_seconds(gateway.pid)
         load = asyncio.run(slow_streams(url, args.streams, gateway.pid))
         cpu = cpu_seconds(gateway.pid) - cpu0
@@ -211,6 +246,7 @@ def main() -> None:
             if fds_after <= fds_before:
                 break
             time.sleep(0.01)
+        held = sockets_by_peer(gateway.pid, up_port, gw_port)
     finally:
         for proc in (gateway, upstream):
             proc.terminate()
@@ -247,6 +283,13 @@ def main() -> None:
     print(
         f"| gateway open fds: idle / before vanish / after | {idle_fds} / {fds_before} / "
         f"{fds_after} | back to idle |"
+    )
+    rest = fds_after - held["upstream"] - held["clients"]
+    idle_rest = idle_fds - idle_held["upstream"] - idle_held["clients"]
+    print(
+        f"| fds after, apart from kept-alive pool connections to the upstream "
+        f"({held['upstream']}) and client sockets ({held['clients']}), against idle's "
+        f"({idle_held['upstream']}, {idle_held['clients']}) | {rest} / {idle_rest} | equal |"
     )
 
 
