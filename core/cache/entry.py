@@ -41,10 +41,18 @@ class Entry(NamedTuple):
 
     @classmethod
     def of(
-        cls, key: str, namespace: str, created: float, expires: float, events: tuple[bytes, ...]
+        cls,
+        key: str,
+        namespace: str,
+        created: float,
+        expires: float,
+        events: tuple[bytes, ...],
+        answer: bytes | None = None,
     ) -> Entry:
-        """The entry for a recorded stream."""
-        return cls(key, namespace, created, expires, events, _plain(events), json_answer(events))
+        """The entry for a recorded stream (``answer``: its JSON, when already assembled)."""
+        if answer is None:
+            answer = json_answer(events)
+        return cls(key, namespace, created, expires, events, _plain(events), answer)
 
     @property
     def size(self) -> int:
@@ -142,14 +150,19 @@ def json_answer(events: tuple[bytes, ...] | list[bytes]) -> bytes:
     return safejson.dumps(assembler.completion())
 
 
-def complete_answer(events: tuple[bytes, ...] | list[bytes]) -> bool:
-    """Whether the stream is a whole answer worth keeping: ``[DONE]`` came, no error event, and
-    every choice has its ``finish_reason`` (``length`` included: the answer the request's
-    limit allows is complete)."""
+def assembled(events: tuple[bytes, ...] | list[bytes]) -> Assembler | None:
+    """The stream's answer assembled when it is a whole answer worth keeping: ``[DONE]`` came,
+    no error event, and every choice has its ``finish_reason`` (``length`` included: the
+    answer the request's limit allows is complete); else None. One parse of the stream."""
     chunks, done = chunks_of(events)
     if not done or any("error" in chunk for chunk in chunks):
-        return False
+        return None
     assembler = Assembler()
     for chunk in chunks:
         assembler.add(chunk)
-    return assembler.finished
+    return assembler if assembler.finished else None
+
+
+def complete_answer(events: tuple[bytes, ...] | list[bytes]) -> bool:
+    """Whether the stream is a whole answer worth keeping (see ``assembled``)."""
+    return assembled(events) is not None

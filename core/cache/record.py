@@ -8,8 +8,9 @@ drops what it held; the clients still get the whole answer).
 
 from __future__ import annotations
 
+from .. import safejson
 from ..observer import Reason
-from .entry import Entry, complete_answer
+from .entry import Entry, assembled
 
 
 class Recording:
@@ -37,6 +38,10 @@ class Recording:
         self, key: str, namespace: str, now: float, ttl: float, ended: Reason | None
     ) -> Entry | None:
         """The entry to store, or None when the answer is not one to keep (see the module)."""
-        if self.over or ended != "complete" or not complete_answer(self._events):
+        if self.over or ended != "complete":
             return None
-        return Entry.of(key, namespace, now, now + ttl, tuple(self._events))
+        answer = assembled(self._events)  # one parse: the check and the JSON form
+        if answer is None:
+            return None
+        completion = safejson.dumps(answer.completion())
+        return Entry.of(key, namespace, now, now + ttl, tuple(self._events), completion)
