@@ -16,6 +16,7 @@ from .retry import RetryPolicy
 if TYPE_CHECKING:  # both import ConfigError from here
     from .cache.settings import CacheSettings
     from .identity.settings import IdentitySettings
+    from .limits.policy import LimitSettings
 
 
 class ConfigError(Exception):
@@ -39,6 +40,9 @@ class ProviderConfig(NamedTuple):
     # /v1/responses on an OpenAI-compatible provider: "native" passes it on to the upstream's
     # own /responses; "translate" sends Chat Completions (for servers without /responses).
     responses: str = "native"
+    # Ask for stream usage (stream_options.include_usage) when limits need it; off for
+    # OpenAI-compatible servers that reject the field (usage is then estimated).
+    stream_usage: bool = True
 
 
 class Config(NamedTuple):
@@ -85,6 +89,11 @@ class Config(NamedTuple):
     retry: RetryPolicy = RetryPolicy()  # EDGERELAY_RETRIES, EDGERELAY_RETRY_*
     timeouts: Timeouts = Timeouts()  # EDGERELAY_*_TIMEOUT
     chains: Mapping[str, Chain] = {}  # aliases given as tables (fallback chains); never mutated
+    # Rate limits and budgets per policy ([policies.*] limit keys, [prices]); None: no limits.
+    limits: LimitSettings | None = None
+    # Admit requests unlimited when limits are configured but no counter store is reachable.
+    store_fail_open: bool = False
+    log_level: str = "all"  # EDGERELAY_LOG: off | errors | all (one JSON line per request)
 
 
 # Config fields holding secrets besides the providers' keys: each a str or a collection of str.
@@ -157,6 +166,12 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         get("EDGERELAY_RESPONSES_MAX_BYTES") or stored.get("max_bytes"),
         64 * 1024 * 1024,
     )
+    limit_settings = None
+    if "policies" in settings or "prices" in settings:
+        # Imported only then (cold start), and here since limits import config's ConfigError.
+        from .limits.policy import parse_limit_settings
+
+        limit_settings = parse_limit_settings(settings)
     return Config(
         providers,
         aliases,
@@ -212,6 +227,9 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         retry=retry,
         timeouts=timeouts,
         chains=chains,
+        limits=limit_settings if limit_settings is not None and limit_settings.enabled else None,
+        store_fail_open=_boolean("EDGERELAY_STORE_FAIL_OPEN", get("EDGERELAY_STORE_FAIL_OPEN")),
+        log_level=parse_level(get("EDGERELAY_LOG")),
     )
 
 
@@ -252,6 +270,14 @@ def _model_facts(tables: dict) -> dict[str, tuple[registry.ModelFacts, ...]]:
             )
         out[owner] = tuple(facts)
     return out
+
+
+def parse_level(value: str | None) -> str:
+    """``EDGERELAY_LOG``: off | errors | all (default all)."""
+    level = (value or "all").strip().lower()
+    if level not in ("off", "errors", "all"):
+        raise ConfigError("EDGERELAY_LOG", "must be off, errors or all")
+    return level
 
 
 def _builtin_provider(spec: registry.ProviderSpec, get: Callable) -> ProviderConfig:
@@ -330,6 +356,9 @@ def _named_provider(name: str, spec: object, get) -> ProviderConfig:
     responses = spec.get("responses", "native")
     if responses not in ("native", "translate") or (responses == "translate" and kind != "openai"):
         raise ConfigError(f"{setting}.responses", "must be native or translate (openai kind only)")
+    stream_usage = spec.get("stream_usage", True)
+    if not isinstance(stream_usage, bool):
+        raise ConfigError(f"{setting}.stream_usage", "must be true or false")
     return ProviderConfig(
         name,
         kind,
@@ -339,6 +368,7 @@ def _named_provider(name: str, spec: object, get) -> ProviderConfig:
         key_required=bool(key_env),
         models=tuple(models),
         responses=responses,
+        stream_usage=stream_usage,
     )
 
 

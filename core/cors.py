@@ -12,8 +12,11 @@ from .http import Response
 
 # Headers a page may read from our responses besides the CORS-safelisted ones.
 _EXPOSE = (
-    "x-request-id, request-id, retry-after, x-ratelimit-remaining-requests, x-edgerelay-repaired, "
-    "x-edgerelay-cache, x-edgerelay-cache-key, age, x-edgerelay-attempts, x-edgerelay-target"
+    "x-request-id, request-id, retry-after, x-should-retry, x-ratelimit-limit-requests, "
+    "x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, "
+    "x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, x-edgerelay-repaired, "
+    "x-edgerelay-request-id, x-edgerelay-cache, x-edgerelay-cache-key, age, "
+    "x-edgerelay-attempts, x-edgerelay-target"
 )
 # DELETE: the cache's admin routes (a browser admin page calls them with the admin key).
 _METHODS = "GET, POST, DELETE, OPTIONS"

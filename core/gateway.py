@@ -7,6 +7,7 @@ and the clock and id source are injected too, so this module stays sans-IO.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -17,14 +18,16 @@ from .chat import ChatRequest, parse_chat_request
 from .config import Config
 from .cors import CorsPolicy
 from .errors import GatewayError
-from .fetch import Fetch
+from .fetch import Fetch, FetchRequest, FetchResponse
 from .http import Request, Response
 from .identity import SignatureVerifier, sessions
 from .identity.authenticate import Authenticator
 from .identity.enforce import route_names
 from .identity.settings import IdentitySettings
+from .limits.admission import LimitGate
 from .observer import HookFactory, Protocol, StreamHook
 from .redact import redactor_for
+from .requestlog import RequestLog, request_id
 from .responses import (
     JSON,
     body_stalled,
@@ -55,6 +58,13 @@ def _is_cache_admin(path: str) -> bool:
     return path == "/v1/cache" or path.startswith("/v1/cache/")
 
 
+# What to set when limits are configured and a target has no store for their counters.
+_MISSING_STORE = {
+    "server": "set EDGERELAY_STORE to memory or redis://…",
+    "lambda": "set EDGERELAY_STORE to a redis:// or rediss:// URL (memory would be per Lambda "
+    "instance)",
+    "worker": "bind a Durable Object as EDGERELAY_LIMITS (see wrangler.toml)",
+}
 # Targets reachable from the internet by default: no identity configured means 401.
 PUBLIC_TARGETS = frozenset({"worker", "lambda"})
 
@@ -81,6 +91,9 @@ class Gateway:
         response_store: ResponseStore | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = lambda: 1.0,
+        limit_store=None,
+        missing_store: str | None = None,
+        new_request_id: Callable[[], str] | None = None,
     ) -> None:
         self.config = config
         self.fetch = fetch
@@ -101,6 +114,15 @@ class Gateway:
         self.auth = Authenticator(identity, fetch, clock, verifier, public=target in PUBLIC_TARGETS)
         self.redactor = redactor_for(config)
         self.stream_hooks = tuple(stream_hooks)
+        # Ids for x-edgerelay-request-id (the adapters pass random ones); a separate source, so
+        # the ids an answer draws (completion and tool-call ids) do not depend on logging.
+        self.new_request_id = new_request_id or _Sequence()
+        # Rate limits and budgets (None when no policy sets any: then no store is needed).
+        self.limits = (
+            LimitGate(config, limit_store, clock, new_id, missing_store or _MISSING_STORE[target])
+            if config.limits is not None
+            else None
+        )
         # The response cache (core.cache), when the configuration turns it on anywhere or sets
         # an admin key: ``cache_store`` is the target's store (None: one in this process's
         # memory, unless ``cache_missing`` says why there is none here: then nothing is cached).
@@ -129,18 +151,31 @@ class Gateway:
         """Answer one request. Never raises: errors become responses in the route's error
         format. A streamed response must be closed by the adapter (``Response.aclose``) once
         its body is sent or the client has left. ``deadline`` (on ``clock``) caps the total
-        timeout, e.g. a Lambda's remaining time."""
+        timeout, e.g. a Lambda's remaining time. ``response.log`` is the request's log
+        record: the adapter adds what only it sees and writes the line."""
+        log = request.log = RequestLog("", self.clock(), request.method, request.path)
+        log.level, log.redactor = self.config.log_level, self.redactor
+        response = await self._handle(request, log, deadline)
+        log.request_id = request_id(request.headers, self.new_request_id)
+        log.status = response.status
+        _note_headers(log, response.headers)
+        response.log = log  # the adapters send its id as x-edgerelay-request-id
+        return response
+
+    async def _handle(self, request: Request, log: RequestLog, deadline: float | None) -> Response:
         if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
             return self.cors.preflight(request.headers)  # a browser's CORS preflight
         try:
             refused = await self._admit(request)
             response = refused if refused is not None else await self._dispatch(request, deadline)
         except GatewayError as error:
+            log.error_type = error.code or error.type or f"http_{error.status}"
             response = error_response(error)
         except Exception:  # a bug of ours: answer cleanly, keep the traceback in the log only
             import logging  # imported here: it is slow to import and this path is rare
 
             logging.getLogger("edgerelay").exception("unhandled error on %r", request)
+            log.error_type = "internal_error"
             response = error_response(GatewayError(500, "Internal gateway error."))
         if "origin" in request.headers:
             self.cors.decorate(response, request.headers)
@@ -168,6 +203,8 @@ class Gateway:
         (``Request.body_stream``, counted against EDGERELAY_MAX_BODY_BYTES by the adapter)
         rather than read it first: true for the allowed POSTs of the passthrough routes, whose
         bodies go upstream unchanged. Other routes parse the body, so they need it whole."""
+        if self.limits is not None:
+            return False  # limits read the model and output limit from the body first
         return native.streams_upload(request, self.config)
 
     def too_large_response(self, request: Request) -> Response:
@@ -188,7 +225,31 @@ class Gateway:
         response = error_response(error, flavor)
         if "origin" in request.headers:
             self.cors.decorate(response, request.headers)
+        self.logged(request, response).error_type = (
+            error.code or error.type or f"http_{error.status}"
+        )
         return response
+
+    def log_line(
+        self, response: Response, now: float, sent: int | None, first: float | None = None
+    ) -> str | None:
+        """The request's log line once the adapter has sent ``response`` (``sent`` bytes, the
+        first at ``first``, done at ``now``: wall clock), or None (EDGERELAY_LOG, no record)."""
+        log = response.log
+        if log is None:
+            return None
+        return log.finished(self.config.log_level, self.redactor, now, sent, first)
+
+    def logged(self, request: Request, response: Response) -> RequestLog:
+        """Give ``response`` (an answer an adapter made itself: a refusal, a time cut) the
+        request's log record, so it gets its line and its ``x-edgerelay-request-id`` too."""
+        log = request.log or RequestLog("", self.clock(), request.method, request.path)
+        log.level, log.redactor = self.config.log_level, self.redactor
+        if not log.request_id:
+            log.request_id = request_id(request.headers, self.new_request_id)
+        log.status = response.status
+        response.log = request.log = log
+        return log
 
     async def _dispatch(self, request: Request, deadline: float | None = None) -> Response:
         if request.path == "/v1/sessions":
@@ -203,9 +264,17 @@ class Gateway:
         if method is None:
             # /openai/v1/…, /anthropic/…, /gemini/… and named providers: native passthrough.
             policy = request.identity.policy if request.identity is not None else None
-            response = await native.relay(
-                request, self.config, self.seams(), policy, self.hooks, deadline
-            )
+            fetch = _counting(self.fetch, request.log)
+            found = native.find(request.path, self.config)
+            if found is not None:
+                if request.log is not None:
+                    request.log.provider = found.provider.name
+                if self.limits is not None and request.method == "POST":
+                    # Every POST a passthrough allows calls a model (generation, embeddings,
+                    # token counting): admitted just before it first goes upstream.
+                    fetch = self.limits.native_fetch(request, found, fetch)
+            seams = self.seams()._replace(fetch=fetch)
+            response = await native.relay(request, self.config, seams, policy, self.hooks, deadline)
             if response is not None:
                 return response
             raise GatewayError(404, f"Unknown route: {request.method} {request.path}")
@@ -222,7 +291,14 @@ class Gateway:
         if request.path == "/v1/responses":
             from .responses_api import route  # imported on first use, as the providers are
 
-            response = await route.handle(self, request, deadline)
+            limits = self.limits
+            account = await limits.admit_responses(request) if limits is not None else None
+            if limits is None or account is None:
+                response = await route.handle(self, request, deadline)
+            else:
+                response = await limits.around(
+                    account, lambda: route.handle(self, request, deadline)
+                )
             if response.stream is not None and is_event_stream(response.headers):
                 observed(response, "responses", self.hooks("responses"))
             return response
@@ -295,6 +371,24 @@ class Gateway:
             request.body, self.config.max_messages, self.config.max_request_values
         )
         policy = request.identity.policy if request.identity is not None else None
+        if request.log is not None:
+            request.log.model = chat.model
+        answer = functools.partial(self._cached_chat, request, policy, deadline)
+        if self.limits is not None:
+            # After the policy's own checks (a refused request is not counted), before the
+            # cache and any upstream call (a cache hit is a request too).
+            checked = attempts.admit(chat, self.config, policy)
+            first = attempts.chain_for(chat.model, self.config).targets[0]
+            route = routing.route_model(first, self.config)
+            account = await self.limits.admit(request, checked, route)
+            if account is not None:
+                return await self.limits.answer(account, chat, route, answer)
+        return await answer(chat)
+
+    async def _cached_chat(
+        self, request: Request, policy: Policy | None, deadline: float | None, chat: ChatRequest
+    ) -> Response:
+        """The answer through the response cache when there is one."""
         if self.cache is not None:
             # Checked before the cache may answer: a refused caller never gets a cached answer,
             # and the key holds the request as the policy let it through.
@@ -317,3 +411,55 @@ class Gateway:
     def seams(self) -> Seams:
         """What the attempt loop needs from outside core."""
         return Seams(self.fetch, self.clock, self.sleep, self.random, self.new_id)
+
+
+class _Sequence:
+    """Request ids when the adapter gives no source: unique within the process."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def __call__(self) -> str:
+        self._next += 1
+        return f"req-{self._next:012d}"
+
+
+def _counting(fetch: Fetch, log: RequestLog | None) -> Fetch:
+    """The Fetch, counting calls into the log record's attempts."""
+    return fetch if log is None else _CountingFetch(fetch, log)
+
+
+class _CountingFetch:
+    __slots__ = ("_fetch", "_log")
+
+    def __init__(self, fetch: Fetch, log: RequestLog) -> None:
+        self._fetch = fetch
+        self._log = log
+
+    async def __call__(self, request: FetchRequest) -> FetchResponse:
+        self._log.attempts += 1
+        return await self._fetch(request)
+
+    async def aclose(self) -> None:
+        await self._fetch.aclose()
+
+
+# Response headers that carry the upstream's own request id.
+_UPSTREAM_IDS = frozenset({"x-request-id", "request-id", "x-goog-request-id"})
+
+
+def _note_headers(log: RequestLog, headers: list[tuple[str, str]]) -> None:
+    """What the answer's headers tell the log line: the upstream's request id, the cache's
+    outcome, the attempts made and the target that answered, a repaired request."""
+    for name, value in headers:
+        if name == "x-edgerelay-cache":
+            log.cache = value  # HIT, MISS, BYPASS or REFRESH (core.cache)
+        elif name == "x-edgerelay-attempts" and value.isdigit():
+            log.attempts = int(value)
+        elif name == "x-edgerelay-target":
+            provider, _, model = value.partition("/")
+            log.provider, log.model_used = provider, model or None
+        elif name == "x-edgerelay-repaired":
+            log.repaired = value
+        elif log.upstream_request_id is None and name in _UPSTREAM_IDS and log.status < 500:
+            log.upstream_request_id = value[:128]

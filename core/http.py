@@ -19,6 +19,7 @@ from .observer import StreamObserver
 
 if TYPE_CHECKING:
     from .identity.authenticate import Identity
+    from .requestlog import RequestLog
 
 
 class Request:
@@ -30,6 +31,7 @@ class Request:
         "client_ip",
         "headers",
         "identity",
+        "log",
         "method",
         "path",
         "query",
@@ -56,6 +58,7 @@ class Request:
         self.body_stream = body_stream
         # Who is calling (``core.identity.Identity``), set by the gateway once checked.
         self.identity: Identity | None = None
+        self.log: RequestLog | None = None  # the request's log record, set by the gateway
 
     def __repr__(self) -> str:  # never the headers or body: they may hold secrets
         return f"Request({self.method} {self.path})"
@@ -67,7 +70,7 @@ class Response:
     An event stream carries its ``observer`` (``core.observer``): it cut the stream on event
     boundaries and can still end it with the route's terminal error event (``end_with``)."""
 
-    __slots__ = ("body", "failure", "headers", "observer", "status", "stream", "upstream")
+    __slots__ = ("body", "failure", "headers", "log", "observer", "status", "stream", "upstream")
 
     def __init__(
         self,
@@ -87,6 +90,8 @@ class Response:
         # error trailers) read it here once the stream is done.
         self.failure: Exception | None = None
         self.observer: StreamObserver | None = None
+        # The request's log record: adapters add timing and bytes, then write its line.
+        self.log: RequestLog | None = None
 
     def __repr__(self) -> str:
         return f"Response({self.status})"

@@ -194,13 +194,46 @@ class StreamObserver:
             hook.on_end(end)
 
 
-async def observe(
+def observe(
     source: AsyncIterator[bytes], observer: StreamObserver, on_failure: Callable[[], None]
 ) -> AsyncIterator[bytes]:
     """Relay ``source`` through ``observer``. An upstream that breaks mid-way, or ends without
     its end marker, ends the body with the terminal error event (``on_failure`` is called
     before it goes out, so an adapter can flag it out of band too); other errors (a bug) reach
-    the adapter, which ends the body with ``observer.fail``."""
+    the adapter, which ends the body with ``observer.fail``. Closing the result closes
+    ``source`` too, even before the first chunk."""
+    return _Observed(source, _observe(source, observer, on_failure))
+
+
+class _Observed:
+    """The observed body. ``aclose`` also closes the source: it may hold what must end with
+    the stream (a limits account gives its stream slot back), and closing a generator that
+    never started does not run any of it."""
+
+    __slots__ = ("_relay", "_source")
+
+    def __init__(self, source: AsyncIterator[bytes], relay) -> None:
+        self._source = source
+        self._relay = relay
+
+    def __aiter__(self) -> _Observed:
+        return self
+
+    def __anext__(self):
+        return self._relay.__anext__()
+
+    async def aclose(self) -> None:
+        try:
+            await self._relay.aclose()
+        finally:
+            close = getattr(self._source, "aclose", None)
+            if close is not None:
+                await close()
+
+
+async def _observe(
+    source: AsyncIterator[bytes], observer: StreamObserver, on_failure: Callable[[], None]
+) -> AsyncIterator[bytes]:
     try:
         async for chunk in source:
             out = observer.feed(chunk)

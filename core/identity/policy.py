@@ -90,6 +90,13 @@ def _policy(name: str, spec: object, max_messages: int | None) -> Policy:
         "default_max_tokens",
         "max_messages",
         "passthrough",
+        # the limit keys, read by core.limits.policy
+        "requests_per_minute",
+        "concurrent_streams",
+        "tokens_per_minute",
+        "tokens_per_day",
+        "budget_usd_per_day",
+        "limit_window",
     }
     if unknown:
         raise ConfigError(where, f"unknown key {sorted(unknown)[0]!r}")

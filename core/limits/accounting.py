@@ -8,7 +8,8 @@ import json
 from collections.abc import AsyncIterator, Callable
 
 from .. import safejson
-from ..fetch import FetchResponse
+from ..fetch import FetchResponse, Upstream
+from .headers import is_rate_limit_header
 from .limiter import Limiter, Reservation
 from .stream_usage import IncludeUsageStripper, UsageMeter
 from .usage import Usage, from_answer
@@ -18,7 +19,16 @@ _JSON_LIMIT = 4 * 1024 * 1024
 
 
 class Account:
-    __slots__ = ("_clock", "_done", "charged", "headers", "limiter", "meter", "reservation")
+    __slots__ = (
+        "_clock",
+        "_done",
+        "charged",
+        "free",
+        "headers",
+        "limiter",
+        "meter",
+        "reservation",
+    )
 
     def __init__(self, limiter: Limiter, reservation: Reservation, clock: Callable[[], float]):
         self.limiter = limiter
@@ -28,13 +38,17 @@ class Account:
         self.meter = UsageMeter()
         self.charged: Usage | None = None  # what was charged, once finished (for the log)
         self.headers: tuple[tuple[str, str], ...] = ()  # x-ratelimit-* for the answer
+        # A cache hit: it counts as a request but costs no tokens, whatever usage it replays.
+        self.free = False
 
     async def finish(self, usage: Usage | None = None) -> None:
         """Settle and release; later calls do nothing."""
         if self._done:
             return
         self._done = True
-        if usage is None:
+        if self.free:
+            usage = Usage()
+        elif usage is None:
             self.meter.finish()
             usage = self.meter.usage
         now = self._clock()
@@ -89,7 +103,7 @@ class MeteredStream:
         inner: AsyncIterator[bytes],
         account: Account,
         mode: str,
-        upstream: FetchResponse | None = None,
+        upstream: Upstream | None = None,
     ) -> None:
         self._inner = inner
         self._account = account
@@ -139,5 +153,47 @@ class MeteredStream:
                 await self._inner.aclose()
             if self._upstream is not None:
                 await self._upstream.aclose()
+        finally:
+            await self._account.finish()
+
+
+class MeteredUpstream:
+    """A passthrough call's upstream answer as the relay sees it: the gateway's rate-limit
+    headers instead of the provider's, the body metered on its way (usage read from the JSON
+    answer or the stream's own usage events; what an added include_usage caused removed), the
+    account finished when it is closed. ``native_body`` is None: a Worker must not hand the
+    body over unread, the gateway has to see it."""
+
+    native_body = None
+    __slots__ = ("_account", "_mode", "_upstream", "headers", "status")
+
+    def __init__(self, upstream: FetchResponse, account: Account, *, strip: bool) -> None:
+        self._upstream = upstream
+        self._account = account
+        self.status = upstream.status
+        headers = {k: v for k, v in upstream.headers.items() if not is_rate_limit_header(k)}
+        headers.update(account.headers)
+        self.headers = headers
+        self._mode: str | None
+        if not 200 <= upstream.status < 300:
+            account.free = True  # an error answer: no tokens were spent
+            self._mode = None
+        elif upstream.headers.get("content-type", "").lower().startswith("text/event-stream"):
+            self._mode = "strip" if strip else "sse"
+        else:
+            self._mode = "json"  # a JSON answer, or Gemini's streamed JSON array
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        body = self._upstream.aiter_bytes()
+        if self._mode is None:
+            return body
+        return MeteredStream(body, self._account, self._mode)
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self.aiter_bytes()])
+
+    async def aclose(self) -> None:
+        try:
+            await self._upstream.aclose()
         finally:
             await self._account.finish()

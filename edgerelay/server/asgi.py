@@ -24,7 +24,9 @@ from edgerelay.core import (
 )
 from edgerelay.core.body import declared_too_large
 from edgerelay.core.fetch import Fetch, FetchError
+from edgerelay.core.requestlog import with_request_id
 from edgerelay.core.responses_api.store import ResponseStore
+from edgerelay.server.request_log import LogSink
 from edgerelay.server.upload import Upload
 
 log = logging.getLogger("edgerelay")
@@ -78,6 +80,8 @@ class EdgerelayASGI:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = random.random,
         cache_store: object = None,
+        limit_store=None,
+        log_sink: LogSink | None = None,
     ):
         self.gateway = Gateway(
             config,
@@ -90,10 +94,14 @@ class EdgerelayASGI:
             sleep=sleep,
             random=random,
             cache_store=cache_store,
+            new_request_id=new_id,
+            limit_store=limit_store,
         )
         self.max_body = config.max_body_bytes
         self.body_idle = config.body_idle_timeout
         self.fetch = fetch
+        self.limit_store = limit_store
+        self.log_sink = log_sink or LogSink()
 
     async def __call__(self, scope, receive, send) -> None:
         kind = scope["type"]
@@ -109,6 +117,24 @@ class EdgerelayASGI:
             )
             await _send_bytes(page, send)
             return
+        started = time.perf_counter()
+        sent = _Sent(send)
+        try:
+            await self._respond(scope, receive, sent)
+        finally:
+            log = getattr(sent.response, "log", None)
+            if log is not None:
+                now = time.perf_counter()
+                log.duration_ms = round((now - started) * 1000, 2)
+                if sent.first is not None:
+                    log.ttfb_ms = round((sent.first - started) * 1000, 2)
+                log.bytes_out = sent.bytes
+                if sent.status is None:
+                    log.status = 0  # the client left before any answer
+                self.log_sink.write(log, self.gateway.redactor)
+
+    async def _respond(self, scope, receive, sent: _Sent) -> None:
+        send = sent.send
         raw_path = scope.get("raw_path")
         client = scope.get("client")
         request = Request(
@@ -122,7 +148,8 @@ class EdgerelayASGI:
         upload: Upload | None = None
         if self.gateway.streams_upload(request):  # forwarded as it arrives, not read first
             if declared_too_large(request.headers, self.max_body):
-                await _send_bytes(self.gateway.too_large_response(request), send)
+                sent.response = self.gateway.too_large_response(request)
+                await _send_bytes(sent.response, send)
                 return
             upload = request.body_stream = Upload(receive, self.max_body, self.body_idle)
         else:
@@ -130,10 +157,12 @@ class EdgerelayASGI:
             if body is None:  # the client left while sending
                 return
             if body is TOO_LARGE:
-                await _send_bytes(self.gateway.too_large_response(request), send)
+                sent.response = self.gateway.too_large_response(request)
+                await _send_bytes(sent.response, send)
                 return
             if body is STALLED:
-                await _send_bytes(self.gateway.body_stalled_response(request), send)
+                sent.response = self.gateway.body_stalled_response(request)
+                await _send_bytes(sent.response, send)
                 return
             assert isinstance(body, bytes)
             request.body = body
@@ -142,7 +171,7 @@ class EdgerelayASGI:
         guard = DisconnectGuard(receive, upload)
         response = None
         try:
-            response = await self.gateway.handle(request)
+            response = sent.response = await self.gateway.handle(request)
             if upload is not None and (upload.too_large or upload.gone or upload.stalled):
                 await response.aclose()  # the upstream call failed because of the upload
                 if upload.gone:
@@ -151,6 +180,7 @@ class EdgerelayASGI:
                     response = self.gateway.body_stalled_response(request)
                 else:
                     response = self.gateway.too_large_response(request)
+                sent.response = response
             if response.stream is None:
                 await _send_bytes(response, send)
             else:
@@ -177,16 +207,40 @@ class EdgerelayASGI:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.fetch.aclose()
-                closing = getattr(self.gateway.response_store, "aclose", None)
-                if closing is not None:
-                    await closing()
+                for resource in (self.fetch, self.limit_store, self.gateway.response_store):
+                    close = getattr(resource, "aclose", None)
+                    if close is not None:
+                        await close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
 
 TOO_LARGE = object()
 STALLED = object()
+
+
+class _Sent:
+    """Notes what went out: the status, when the first body byte left, how many bytes; and
+    the response being sent (its log record), also when sending is cut short."""
+
+    __slots__ = ("_send", "bytes", "first", "response", "status")
+
+    def __init__(self, send) -> None:
+        self._send = send
+        self.status: int | None = None
+        self.first: float | None = None
+        self.bytes = 0
+        self.response: Response | None = None
+
+    async def send(self, message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        elif message["type"] == "http.response.body":
+            body = message.get("body", b"")
+            if body and self.first is None:
+                self.first = time.perf_counter()
+            self.bytes += len(body)
+        await self._send(message)
 
 
 async def _read_body(
@@ -244,7 +298,7 @@ def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]
 
 
 async def _send_bytes(response: Response, send) -> None:
-    headers = _encode_headers(response.headers)
+    headers = _encode_headers(with_request_id(response))
     headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
@@ -258,7 +312,7 @@ async def _send_stream(response: Response, send) -> None:
     so the server drops the connection and the client sees it was incomplete."""
     stream = response.stream
     assert stream is not None
-    headers = _encode_headers(response.headers)
+    headers = _encode_headers(with_request_id(response))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     try:
         async for chunk in stream:
@@ -332,8 +386,17 @@ def create_app(
         from edgerelay.stores.responses_redis import response_store_for
 
         store = response_store_for(config, env)
+    from edgerelay.stores.select import store_for
+
     seams = {name: value for name, value in seams.items() if value is not None}
     from edgerelay.stores.cache_select import cache_store_for
 
-    cache_store = cache_store_for(config, env)
-    return EdgerelayASGI(config, fetch, response_store=store, cache_store=cache_store, **seams)
+    return EdgerelayASGI(
+        config,
+        fetch,
+        response_store=store,
+        cache_store=cache_store_for(config, env),
+        limit_store=store_for(config, env, memory_ok=True),
+        log_sink=LogSink.from_env(env),
+        **seams,
+    )

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
 
 from edgerelay.core import ConfigError, config_error, registry
 
@@ -20,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--access-log",
         action="store_true",
-        help="one JSON line per request on stderr (never the query, headers or body)",
+        help="same as EDGERELAY_LOG=all (the default): one JSON line per request on stderr, "
+        "or in EDGERELAY_LOG_FILE (never the query, headers or body)",
     )
     serve.add_argument(
         "--graceful-timeout",
@@ -44,10 +44,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="answer 503 to connections beyond this many open ones (default: 1000)",
     )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        metavar="IPS",
+        help="addresses of a trusted reverse proxy whose X-Forwarded-For names the client "
+        "(comma list, or *); by default the peer address is the client (rate limits key on it)",
+    )
     args = parser.parse_args(argv)
 
     from edgerelay.server.asgi import create_app
 
+    if args.access_log:  # the older switch: every request's line
+        import os
+
+        os.environ["EDGERELAY_LOG"] = "all"
     try:
         app = create_app()
     except ConfigError as exc:
@@ -62,20 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     print(banner(app.gateway.config, args.host, args.port), file=sys.stderr, flush=True)
-    served: Callable[..., Awaitable[None]] = app
-    if args.access_log:
-        from edgerelay.server.access_log import AccessLog
-
-        served = AccessLog(app)
     config = uvicorn.Config(
-        served,
+        app,
         host=args.host,
         port=args.port,
         loop="uvloop",
         lifespan="on",
-        access_log=False,  # uvicorn's prints the query string; ours (above) does not
+        access_log=False,  # uvicorn's prints the query string; ours (EDGERELAY_LOG) does not
         log_level="warning",
-        proxy_headers=False,  # trust no X-Forwarded-For unless a deployment sets it up
+        # Trust no X-Forwarded-For unless a proxy is named: a spoofed one must not reset a
+        # per-address limit. uvicorn rewrites the client address only for a named peer.
+        proxy_headers=args.forwarded_allow_ips is not None,
+        forwarded_allow_ips=args.forwarded_allow_ips,
         server_header=False,
         # Without it uvicorn waits for every open stream to end, however long: one idle client
         # kept the server from stopping. Cancelled requests abort their upstream request.

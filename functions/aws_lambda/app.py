@@ -57,7 +57,10 @@ def create_app(
         store = response_store_for(config, env)
     # The response cache: Redis with EDGERELAY_STORE, else this warm instance's memory.
     from edgerelay.stores.cache_select import cache_store_for
+    from edgerelay.stores.select import store_for
 
+    # One store per process: a warm invocation reuses its Redis connections.
+    limit_store = store_for(config, env, memory_ok=False)
     gateway = Gateway(
         config,
         fetch,
@@ -69,6 +72,8 @@ def create_app(
         sleep=sleep,
         random=random.random,
         cache_store=cache_store_for(config, env),
+        new_request_id=new_id,
+        limit_store=limit_store,
     )
     redact_logs(gateway.redactor)
     return LambdaApp(gateway, fetch, settings)

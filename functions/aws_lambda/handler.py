@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 
 from edgerelay.core import ConfigError, GatewayError, Response, config_error, error_response
 from edgerelay.core.fetch import Fetch
+from edgerelay.core.requestlog import with_request_id
 
 from .app import LambdaApp, create_app
 from .events import EventError, HttpEvent, decode_event, proxy_response
 from .limits import Cut, limits_for, time_cut
 from .pump import pump
+from .request_log import write_log
 
 log = logging.getLogger("edgerelay")
 
@@ -97,12 +100,14 @@ async def _handle(app: LambdaApp, event: HttpEvent, remaining: float | None) -> 
     deadline = app.gateway.clock() + seconds
     if event.error is not None:
         response = error_response(event.error)
+        app.gateway.logged(event.request, response)
     else:
         try:
             async with asyncio.timeout_at(limits.stop_at):
                 response = await app.gateway.handle(event.request, deadline=deadline)
         except TimeoutError:
             response = error_response(time_cut(limits, app.settings).error)
+            app.gateway.logged(event.request, response)
     sink = _Collected()
     try:
         outcome = await pump(
@@ -116,7 +121,9 @@ async def _handle(app: LambdaApp, event: HttpEvent, remaining: float | None) -> 
     finally:
         await response.aclose()
     answer = outcome.response
-    return proxy_response(event.version, answer.status, answer.headers, b"".join(sink.parts))
+    body = b"".join(sink.parts)
+    write_log(response.log, app.gateway, len(body), answer.status, sink.first)
+    return proxy_response(event.version, answer.status, with_request_id(answer), body)
 
 
 class _Collected:
@@ -127,11 +134,14 @@ class _Collected:
 
     def __init__(self) -> None:
         self.parts: list[bytes] = []
+        self.first: float | None = None  # when the first body byte was read (for the log)
 
     async def start(self, response: Response) -> None:
         self.parts = []
 
     async def write(self, chunk: bytes) -> None:
+        if chunk and self.first is None:
+            self.first = time.time()
         self.parts.append(chunk)
 
 

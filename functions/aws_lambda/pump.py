@@ -104,7 +104,7 @@ async def _cut(response: Response, sink: Sink, started: bool, cut: Cut) -> Outco
     log.warning("%s", cut.error.message)
     if not started or (response.observer is None and sink.replaceable):
         await response.aclose()
-        return await _replace(sink, cut.error)
+        return await _replace(sink, cut.error, response)
     last = response.end_with(cut.error)  # first: closing the stream tells its observer
     await response.aclose()
     if response.observer is not None:
@@ -128,7 +128,7 @@ async def _fail(response: Response, sink: Sink, started: bool, exc: Exception) -
         error = GatewayError(500, "Internal gateway error.", type="api_error")
     if not started or (response.observer is None and sink.replaceable):
         await response.aclose()
-        return await _replace(sink, error)
+        return await _replace(sink, error, response)
     last = response.end_with(error)  # first: closing the stream tells its observer
     await response.aclose()
     if last:
@@ -136,8 +136,9 @@ async def _fail(response: Response, sink: Sink, started: bool, exc: Exception) -
     return Outcome(response, kind, error.message)
 
 
-async def _replace(sink: Sink, error: GatewayError) -> Outcome:
+async def _replace(sink: Sink, error: GatewayError, replaced: Response) -> Outcome:
     answer = error_response(error)
+    answer.log = replaced.log  # the request's log record (and its request id) go with it
     await sink.start(answer)
     await sink.write(answer.body)
     return Outcome(answer)

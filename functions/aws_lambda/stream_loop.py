@@ -30,11 +30,13 @@ import time
 from collections.abc import Callable
 
 from edgerelay.core import ConfigError, Response, config_error, error_response
+from edgerelay.core.requestlog import with_request_id
 
 from .app import LambdaApp, create_app
 from .events import EventError, HttpEvent, decode_event_bytes, prelude
 from .limits import Limits, limits_for, size_cut, time_cut
 from .pump import pump
+from .request_log import write_log
 from .runtime_api import Invocation, ResponseStream, RuntimeAPI, RuntimeAPIError
 
 log = logging.getLogger("edgerelay")
@@ -101,22 +103,29 @@ class StreamLoop:
                 invocation.request_id, "Edgerelay." + type(exc).__name__, "Internal gateway error."
             )
             return
+        sink = _RuntimeSink(self.runtime, invocation.request_id)
         try:
-            await self._stream(invocation, response, limits)
+            await self._stream(invocation, response, limits, sink)
         finally:
             await response.aclose()  # stop the upstream whatever happened
+            write_log(response.log, self.gateway, sink.bytes, sink.status, sink.first)
 
     async def _respond(self, event: HttpEvent, limits: Limits, deadline: float) -> Response:
         if event.error is not None:
-            return error_response(event.error)
+            answer = error_response(event.error)
+            self.gateway.logged(event.request, answer)
+            return answer
         try:
             async with asyncio.timeout_at(limits.stop_at):
                 return await self.gateway.handle(event.request, deadline=deadline)
         except TimeoutError:
-            return error_response(time_cut(limits, self.settings).error)
+            answer = error_response(time_cut(limits, self.settings).error)
+            self.gateway.logged(event.request, answer)
+            return answer
 
-    async def _stream(self, invocation: Invocation, response: Response, limits: Limits) -> None:
-        sink = _RuntimeSink(self.runtime, invocation.request_id)
+    async def _stream(
+        self, invocation: Invocation, response: Response, limits: Limits, sink: _RuntimeSink
+    ) -> None:
         try:
             outcome = await pump(
                 response,
@@ -155,13 +164,22 @@ class _RuntimeSink:
         self._request_id = request_id
         self._prelude = b""
         self.stream: ResponseStream | None = None
+        # For the log line: the status sent, body bytes sent, when the first one left.
+        self.status: int | None = None
+        self.bytes = 0
+        self.first: float | None = None
 
     async def start(self, response: Response) -> None:
         self.stream = await self._runtime.start_stream(self._request_id)
-        self._prelude = prelude(response.status, response.headers)
+        self._prelude = prelude(response.status, with_request_id(response))
+        self.status = response.status
 
     async def write(self, chunk: bytes) -> None:
         assert self.stream is not None
+        if chunk:
+            self.bytes += len(chunk)
+            if self.first is None:
+                self.first = time.time()
         if self._prelude:
             chunk, self._prelude = self._prelude + chunk, b""
         if chunk:  # an empty write would end the chunked upload early

@@ -12,6 +12,7 @@ import pytest
 
 from tests.aws_lambda.fake_runtime import WAIT, FakeRuntimeAPI
 from tests.support.loopback import FakeUpstream
+from tests.support.redis_server import redis_url  # noqa: F401  (a fixture)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WRAPPER = ROOT / "functions" / "aws_lambda" / "stream-wrapper"

@@ -179,6 +179,7 @@ def test_the_package_holds_only_our_code_and_runs(tmp_path):
     assert {f.split("/")[1] for f in files if f.startswith("edgerelay/")} == {
         "__init__.py",
         "core",
+        "stores",
         "transports",
     }
     assert "edgerelay/transports/httpx_fetch.py" in files

@@ -642,4 +642,45 @@ def test_responses_through_chat_are_cached_with_their_own_ids():
         followed = await gw.handle(request(follow, path="/v1/responses"))
         assert followed.status == 200, followed.body
 
+
+# --- with rate limits
+
+
+def test_a_cache_hit_counts_as_a_request_and_costs_no_tokens():
+    from edgerelay.core.limits import MemoryStore
+
+    policy = "[policies.anonymous]\nrequests_per_minute = 3\ntokens_per_minute = 1000\n"
+
+    async def go():
+        upstream = Upstream()
+        env = {"OPENAI_API_KEY": KEY, "EDGERELAY_CACHE": "on", "EDGERELAY_CONFIG": policy}
+        ids = itertools.count(1)
+        gw = Gateway(
+            load_config(env),
+            upstream,
+            clock=Clock(),
+            new_id=lambda: f"id{next(ids)}",
+            limit_store=MemoryStore(),
+        )
+        raw = body(max_tokens=100)
+        first = await gw.handle(request(raw))
+        await whole(first)
+        assert header(first, "x-edgerelay-cache") == "MISS"
+        # The miss is charged its real usage (3 input + 3 output tokens): 1000 - 6 - 100 left
+        # while the next request's reservation stands.
+        hit = await gw.handle(request(raw))
+        assert header(hit, "x-edgerelay-cache") == "HIT"
+        assert header(hit, "x-ratelimit-remaining-tokens") == str(1000 - 6 - 100)
+        assert header(hit, "x-ratelimit-remaining-requests") == "1"
+        assert hit.log.cache == "HIT"
+        await whole(hit)
+        third = await gw.handle(request(raw))
+        # The hit cost nothing: only the miss's 6 tokens (and this reservation) are counted.
+        assert header(third, "x-ratelimit-remaining-tokens") == str(1000 - 6 - 100)
+        assert header(third, "x-ratelimit-remaining-requests") == "0"
+        await whole(third)
+        refused = await gw.handle(request(raw))  # a hit is still a request
+        assert refused.status == 429
+        assert len(upstream.requests) == 1
+
     run(go())

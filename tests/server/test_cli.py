@@ -90,16 +90,17 @@ def test_sigterm_with_a_stream_open_stops_the_server_and_the_upstream(upstream):
             server.wait(WAIT)
 
 
-def test_the_access_log_is_one_json_line_without_query_headers_or_body():
+def test_the_log_line_is_one_json_line_without_query_headers_or_body():
     import asyncio
     import io
     import json
 
-    from edgerelay.server.access_log import AccessLog
     from edgerelay.server.asgi import create_app
+    from edgerelay.server.request_log import LogSink
 
     stream = io.StringIO()
-    app = AccessLog(create_app({}), stream)
+    app = create_app({})
+    app.log_sink = LogSink("all", stream)
     scope = {
         "type": "http",
         "method": "GET",
@@ -121,8 +122,8 @@ def test_the_access_log_is_one_json_line_without_query_headers_or_body():
     asyncio.run(app(scope, receive, send))
     (line,) = stream.getvalue().splitlines()
     entry = json.loads(line)
-    assert (entry["method"], entry["path"], entry["status"]) == ("GET", "/v1/models", 200)
-    assert entry["ms"] >= 0
+    assert (entry["method"], entry["route"], entry["status"]) == ("GET", "/v1/models", 200)
+    assert entry["duration_ms"] >= 0
     assert "secret" not in line
     assert sent[0]["status"] == 200
 
@@ -165,30 +166,72 @@ def test_loopback_serves_anyone_and_says_so_elsewhere_identity_or_explicit_conse
     assert "a-client-key-of-enough-length" not in banner(keyed, "0.0.0.0", 80)
 
 
-def test_the_access_log_line_says_when_a_request_was_repaired():
+def test_the_log_line_says_when_a_request_was_repaired():
     import asyncio
     import io
     import json
 
-    from edgerelay.server.access_log import AccessLog
+    from edgerelay.server.asgi import create_app
+    from edgerelay.server.request_log import LogSink
+    from tests.support import anthropic_wire as wire
+    from tests.support.fake_fetch import FakeFetch, FakeResponse
 
-    async def repaired_app(scope, receive, send):
-        headers = [(b"content-type", b"application/json"), (b"x-edgerelay-repaired", b"thinking")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b"{}"})
+    env = {"ANTHROPIC_API_KEY": "sk-ant-owner-key", "ANTHROPIC_BASE_URL": "https://a.test"}
 
-    async def plain_app(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"{}"})
+    def answer(request):
+        return FakeResponse(200, {}, [wire.text_stream("ok")])
+
+    app = create_app(env, FakeFetch(answer))
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    # A tool turn sent back without its signed thinking: repaired (thinking off).
+    repaired = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
+    plain = [{"role": "user", "content": "hi"}]
 
     async def ignore(message):
         pass
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions"}
-    for app, expected in ((repaired_app, "thinking"), (plain_app, None)):
+    for messages, expected in ((repaired, "thinking"), (plain, None)):
+        body = {
+            "model": "claude-sonnet-4-6",
+            "stream": True,
+            "reasoning_effort": "low",
+            "messages": messages,
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+        }
+        raw = json.dumps(body).encode()
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/v1/chat/completions",
+            "raw_path": b"/v1/chat/completions",
+            "query_string": b"",
+            "headers": [(b"content-type", b"application/json")],
+            "client": ("127.0.0.1", 5000),
+        }
+        receive = _receiving(raw)
+
         stream = io.StringIO()
-        asyncio.run(AccessLog(app, stream)(scope, None, ignore))
-        assert json.loads(stream.getvalue()).get("repaired") == expected
+        app.log_sink = LogSink("all", stream)
+        asyncio.run(app(scope, receive, ignore))
+        (line,) = stream.getvalue().splitlines()
+        entry = json.loads(line)
+        assert entry["status"] == 200
+        assert entry.get("repaired") == expected
+        assert "sk-ant-owner-key" not in line
+
+
+def _receiving(body: bytes):
+    """An ASGI receive: the body in one message, then the client leaving."""
+    queue = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        return queue.pop(0) if queue else {"type": "http.disconnect"}
+
+    return receive
 
 
 def test_sigterm_during_streams_logs_one_line_per_cut_stream_and_no_traceback(upstream):

@@ -212,10 +212,17 @@ class WorkerEntrypoint:
         self.env = env
 
 
+class DurableObject:
+    def __init__(self, ctx, env) -> None:
+        self.ctx = ctx
+        self.env = env
+
+
 def make_workers() -> types.ModuleType:
     workers = types.ModuleType("workers")
     workers.Response = WorkerResponse
     workers.WorkerEntrypoint = WorkerEntrypoint
+    workers.DurableObject = DurableObject
     return workers
 
 

@@ -20,7 +20,16 @@ from edgerelay.core import FetchError, FetchRequest, Response
 from tests.workers import fake_platform as fake
 
 SOURCE = Path(__file__).resolve().parents[2] / "workers" / "cloudflare"
-MODULES = ("entry", "js_fetch", "kv_cache", "webcrypto_verify", "worker_io")
+MODULES = (
+    "entry",
+    "js_fetch",
+    "kv_cache",
+    "webcrypto_verify",
+    "worker_io",
+    "request_log",
+    "limits_object",
+    "durable_store",
+)
 
 
 @pytest.fixture
@@ -360,6 +369,36 @@ def test_streamed_mock_echo_through_the_entrypoint(worker):
     written = b"".join(fake.TransformStream.last.writer.written)
     assert response.status == 200
     assert written.endswith(b"data: [DONE]\n\n")
+
+
+def test_limits_without_the_durable_object_binding_are_a_503_in_the_routes_shape(worker, capsys):
+    env = types.SimpleNamespace(
+        EDGERELAY_ALLOW_ANONYMOUS="true",
+        ANTHROPIC_API_KEY="sk-ant-owner-key-canary",
+        EDGERELAY_CONFIG='[policies.anonymous]\npassthrough = ["anthropic"]\n'
+        "requests_per_minute = 5\n",
+    )
+    claude = {"model": "claude-sonnet-4-6", "max_tokens": 10, "messages": []}
+    headers = [("x-edgerelay-request-id", "client-chosen-id-1")]
+
+    async def go(path, body):
+        request = js_request(path, body=json.dumps(body).encode(), headers=headers)
+        return await worker.entry.Default(fake.Context(), env).fetch(request)
+
+    anthropic = run(go("/anthropic/v1/messages", claude))
+    assert anthropic.status == 503
+    body = json.loads(anthropic.body)
+    assert body["type"] == "error" and "EDGERELAY_LIMITS" in body["error"]["message"]
+    chat_answer = run(go("/v1/chat/completions", json.loads(chat())))
+    assert chat_answer.status == 503
+    assert "EDGERELAY_LIMITS" in json.loads(chat_answer.body)["error"]["message"]
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert [(x["route"], x["status"], x["limit"]) for x in lines] == [
+        ("anthropic", 503, "unavailable"),
+        ("/v1/chat/completions", 503, "unavailable"),
+    ]
+    assert {x["request_id"] for x in lines} == {"client-chosen-id-1"}
+    assert all("canary" not in json.dumps(x) for x in lines)
 
 
 def test_the_upload_never_ships_a_platform_module_name():

@@ -43,6 +43,9 @@ WORKER_MODULES = (
     "kv_cache.py",
     "webcrypto_verify.py",
     "worker_io.py",
+    "limits_object.py",
+    "durable_store.py",
+    "request_log.py",
 )
 SDK_VERSION = "1.9.5"
 SDK_WHEEL = f"workers_runtime_sdk-{SDK_VERSION}-py3-none-any.whl"

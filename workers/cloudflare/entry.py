@@ -25,8 +25,10 @@ import time
 
 from js_fetch import CLIENT_SIGNAL, JsFetch
 from kv_cache import KvCacheStore
+from limits_object import EdgerelayLimits, limits_for  # noqa: F401
+from request_log import respond
 from webcrypto_verify import WebCryptoVerifier
-from worker_io import WorkerEnv, to_core_request, to_worker_response
+from worker_io import WorkerEnv, to_core_request
 from workers import WorkerEntrypoint
 
 from edgerelay.core import (
@@ -91,6 +93,7 @@ def _settings_for(env) -> tuple[Gateway, bool]:
         random=lambda: jitter(),
         cache_store=store,
         cache_missing=missing,
+        **limits_for(env, config, new_id),
     )
     _cached = (raw, gateway, zero_copy)
     return gateway, zero_copy
@@ -142,13 +145,13 @@ class Default(WorkerEntrypoint):
         try:
             gateway, zero_copy = _settings_for(self.env)
         except ConfigError as exc:
-            return to_worker_response(config_error_response(exc), self.ctx)
+            return respond(config_error_response(exc), self.ctx)
         # This request's task (and the pump task it starts) sees its own client signal, so a
         # client that leaves cancels its upstream request and no other.
         CLIENT_SIGNAL.set(getattr(getattr(request, "js_object", request), "signal", None))
         max_body = gateway.config.max_body_bytes
         inbound = await to_core_request(request, max_body, gateway.too_large_response)
         if isinstance(inbound, Response):  # already the answer (413, unreadable body)
-            return to_worker_response(inbound, self.ctx)
+            return respond(inbound, self.ctx)
         response = await gateway.handle(inbound)
-        return to_worker_response(response, self.ctx, zero_copy=zero_copy)
+        return respond(response, self.ctx, zero_copy=zero_copy)

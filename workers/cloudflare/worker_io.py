@@ -134,19 +134,19 @@ def to_worker_response(response: Response, ctx, *, zero_copy: bool = True) -> Wo
         # The constructor throws on any body here, even an empty stream: an upstream's 204 or
         # 304 (whose own body is null, so there is nothing to release) is passed on bodiless.
         return WorkerResponse(None, status=status, headers=headers)
-    upstream = response.upstream
-    observer = response.observer
-    if (
-        upstream is not None
-        and upstream.native_body is not None
-        and (observer is None or (zero_copy and not observer.watched))
-    ):
+    if zero_copied(response, zero_copy):
         # Zero-copy passthrough: the client reads the upstream's ReadableStream itself. A client
         # that leaves cancels that stream, and the runtime drops the upstream connection.
-        return WorkerResponse(upstream.native_body, status=status, headers=headers)
+        return WorkerResponse(response.upstream.native_body, status=status, headers=headers)
     if response.stream is None:
         return WorkerResponse(response.body or None, status=status, headers=headers)
     return WorkerResponse(start_pump(response, ctx), status=status, headers=headers)
+
+
+def zero_copied(response: Response, zero_copy: bool) -> bool:
+    up, seen = response.upstream, response.observer
+    bare = seen is None or (zero_copy and not seen.watched)
+    return up is not None and up.native_body is not None and bare
 
 
 def start_pump(response: Response, ctx):

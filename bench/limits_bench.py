@@ -1,0 +1,93 @@
+"""Added latency of an admitted request on the local server's path (Gateway.handle, mock/echo
+JSON answer): no limits vs requests_per_minute + tokens_per_minute + tokens_per_day with the
+memory store, and with Redis on loopback (a redis-server started here, one Lua round trip).
+Interleaved in small blocks so machine drift cancels out; medians per request. Targets:
+<= 0.05 ms (memory) and <= 0.3 ms (Redis) added. Figures only, nothing here is a test.
+
+Usage: python bench/limits_bench.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edgerelay.core import Gateway, Request, load_config
+from edgerelay.core.limits import MemoryStore
+
+POLICY = (
+    "[policies.anonymous]\nrequests_per_minute = 100000000\n"
+    "tokens_per_minute = 1000000000000\ntokens_per_day = 1000000000000\n"
+)
+BODY = json.dumps(
+    {"model": "mock/echo", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+).encode()
+
+
+def gateway(store=None, limited=True) -> Gateway:
+    env = {"EDGERELAY_CONFIG": POLICY} if limited else {}
+    return Gateway(load_config(env), None, clock=time.time, new_id=lambda: "x", limit_store=store)
+
+
+async def one(gw: Gateway, ip: str) -> None:
+    request = Request("POST", "/v1/chat/completions", "", {}, BODY, client_ip=ip)
+    response = await gw.handle(request)
+    assert response.status == 200, response.body
+    await response.aclose()
+
+
+async def block(gw: Gateway, n: int) -> float:
+    start = time.perf_counter()
+    for i in range(n):
+        await one(gw, f"10.0.{i % 200}.1")
+    return (time.perf_counter() - start) / n * 1000
+
+
+async def main(rounds: int, per_block: int) -> None:
+    from edgerelay.stores.redis_store import RedisStore
+    from tests.support.redis_server import RedisServer, available
+
+    plain, memory = gateway(limited=False), gateway(MemoryStore())
+    server = RedisServer() if available() else None
+    redis_gw = gateway(RedisStore.from_url(server.url)) if server else None
+    results: dict[str, list[float]] = {"none": [], "memory": [], "redis": []}
+    try:
+        for gw in (plain, memory, redis_gw):  # warm up
+            if gw is not None:
+                await block(gw, 50)
+        for _ in range(rounds):
+            results["none"].append(await block(plain, per_block))
+            results["memory"].append(await block(memory, per_block))
+            if redis_gw is not None:
+                results["redis"].append(await block(redis_gw, per_block))
+    finally:
+        if redis_gw is not None:
+            await redis_gw.limits.limiter.store.aclose()
+        if server is not None:
+            server.stop()
+    base = statistics.median(results["none"])
+    print(f"limits: Gateway.handle, mock/echo JSON, median of {rounds} blocks of {per_block}")
+    print(f"  no limits            {base:.4f} ms per request")
+    for name, target in (("memory", 0.05), ("redis", 0.3)):
+        if not results[name]:
+            print(f"  {name:<20} skipped (redis-server not installed)")
+            continue
+        value = statistics.median(results[name])
+        added = value - base
+        verdict = "met" if added <= target else "NOT met"
+        print(f"  {name:<20} {value:.4f} ms (+{added:.4f} ms; target <= {target} ms: {verdict})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--per-block", type=int, default=200)
+    args = parser.parse_args()
+    asyncio.run(main(args.rounds, args.per_block))

@@ -1,0 +1,235 @@
+"""The gateway's side of limits: who is calling, admission before any upstream call, and the
+account wrapped around the answer (headers, usage, include_usage added and removed) — on the
+chat route and on the native passthrough routes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from ..chat import ChatRequest
+from ..errors import GatewayError
+from ..fetch import Fetch, FetchRequest, FetchResponse
+from ..http import Request, Response
+from ..responses import is_event_stream
+from ..safejson import dumps
+from .accounting import Account, MeteredStream, MeteredUpstream
+from .headers import is_rate_limit_header
+from .keys import client_keys
+from .limiter import Limiter, LimitRequest
+from .stream_usage import with_include_usage
+from .usage import Usage
+
+ChatFn = Callable[..., Awaitable[Response]]
+
+
+class LimitGate:
+    def __init__(
+        self,
+        config,
+        store,
+        clock: Callable[[], float],
+        new_id: Callable[[], str],
+        missing_store: str,
+    ) -> None:
+        self.limiter = Limiter(
+            config.limits, store, fail_open=config.store_fail_open, missing_store=missing_store
+        )
+        self.clock = clock
+        self.new_id = new_id
+
+    def caller(self, request: Request) -> tuple[str | None, str]:
+        """The client id and policy name of a request, from client identity when the gateway
+        checked it; otherwise anonymous: the ``anonymous`` policy when there is one, else
+        ``default``."""
+        identity = getattr(request, "identity", None)
+        if identity is not None:
+            client_id = None if identity.client_id == "anonymous" else identity.client_id
+            return client_id, identity.policy.name
+        policies = self.limiter.settings.policies
+        return None, "anonymous" if "anonymous" in policies else "default"
+
+    async def admit(self, request: Request, chat: ChatRequest, route) -> Account | None:
+        """Refuse (raise the 429/503) or reserve; None when no limit applies to the caller."""
+        return await self.admit_call(request, route.model, _max_tokens(chat.body), chat.stream)
+
+    async def admit_call(
+        self, request: Request, model: str | None, max_tokens: int | None, stream: bool
+    ) -> Account | None:
+        """``admit`` for a call described by its parts (the passthrough routes)."""
+        client_id, policy_name = self.caller(request)
+        log = request.log
+        if log is not None:
+            log.client_id, log.policy = client_id, policy_name
+        policy = self.limiter.policy(policy_name)
+        if policy is None:
+            return None
+        limit_request = LimitRequest(
+            client_keys(client_id, request.client_ip),
+            policy,
+            model or "",
+            max_tokens,
+            len(request.body),
+            stream,
+            self.new_id(),
+        )
+        decision = await self.limiter.admit(limit_request, self.clock())
+        if log is not None:
+            log.limit = decision.outcome
+        if decision.error is not None:
+            raise decision.error
+        if decision.reservation is None:
+            return None  # failing open: admitted, nothing counted
+        account = Account(self.limiter, decision.reservation, self.clock)
+        account.headers = decision.headers
+        if log is not None:
+            log.account = account  # the usage charged goes in the line when it is made
+        return account
+
+    async def answer(self, account: Account, chat: ChatRequest, route, chat_fn: ChatFn) -> Response:
+        """``chat_fn(chat)``'s answer, accounted: the gateway's rate-limit headers instead of
+        the provider's, usage read from the answer (a stream is asked for its usage when the
+        client did not ask, and what that adds is removed), the account finished however the
+        answer ends. ``route``: the first target (whether its provider takes stream_options)."""
+        from .. import registry  # here: the registry imports every provider
+
+        relays = registry.provider(route.kind).relays_openai
+        inject = (
+            chat.stream
+            and not chat.include_usage
+            and (route.provider.stream_usage or not relays)
+            and account.reservation.reserved_tokens > 0
+        )
+        if inject:
+            # The answer carries its usage (an OpenAI-compatible upstream is asked for it, a
+            # translated stream writes it); the stream's MeteredStream removes it again.
+            body = with_include_usage(chat.body)
+            chat = chat._replace(body=body, raw=dumps(body), include_usage=True)
+        try:
+            response = await chat_fn(chat)
+        except GatewayError as error:
+            await account.finish(Usage())  # refused or unreachable: no tokens were spent
+            error.headers = _with_limit_headers(error.headers, account.headers)
+            raise
+        except BaseException:
+            await account.finish(Usage())
+            raise
+        response.headers = list(_with_limit_headers(response.headers, account.headers))
+        if ("x-edgerelay-cache", "HIT") in response.headers:
+            account.free = True  # answered from the cache: no tokens were spent
+        if response.stream is None:
+            await account.settle_json(response.body)
+            return response
+        mode = "strip" if inject else "sse" if chat.stream else "json"
+        response.stream = MeteredStream(response.stream, account, mode, response.upstream)
+        response.upstream = None  # the body is no longer the upstream's bytes untouched
+        return response
+
+    async def around(
+        self, account: Account, produce: Callable[[], Awaitable[Response]]
+    ) -> Response:
+        """The answer ``produce`` makes, accounted: the gateway's rate-limit headers, usage
+        read from the JSON answer or the event stream, no tokens for an error (routes whose
+        answers carry their usage as they are: ``/v1/responses``)."""
+        try:
+            response = await produce()
+        except GatewayError as error:
+            await account.finish(Usage())  # refused or unreachable: no tokens were spent
+            error.headers = _with_limit_headers(error.headers, account.headers)
+            raise
+        except BaseException:
+            await account.finish(Usage())
+            raise
+        response.headers = list(_with_limit_headers(response.headers, account.headers))
+        if response.status >= 400:
+            account.free = True
+        if response.stream is None:
+            await account.settle_json(response.body)
+            return response
+        mode = "sse" if is_event_stream(response.headers) else "json"
+        response.stream = MeteredStream(response.stream, account, mode, response.upstream)
+        response.upstream = None  # the body is no longer the upstream's bytes untouched
+        return response
+
+    async def admit_responses(self, request: Request) -> Account | None:
+        """``admit`` for ``POST /v1/responses``: the model, ``max_output_tokens`` and
+        ``stream`` read from the body (before the route checks it: a request it refuses
+        then counts, and is charged no tokens)."""
+        from .native import read_call
+
+        call = read_call("openai", "v1/responses", request.body)
+        log = request.log
+        if log is not None:
+            log.model = call.model
+        return await self.admit_call(request, call.model, call.max_tokens, call.stream)
+
+    def native_fetch(self, request: Request, native, fetch: Fetch) -> Fetch:
+        """``fetch`` for one passthrough call (``native``: its ``core.passthrough.Native``):
+        the call is admitted when it is about to go upstream, so after the route's own checks
+        (allowlist, size, key); a refusal raised here reaches the client in the route's own
+        error shape (the relay renders it). The answer is metered on its way back."""
+        return _LimitedFetch(self, request, native, fetch)
+
+
+class _LimitedFetch:
+    __slots__ = ("_admitted", "_fetch", "_gate", "_native", "_request")
+
+    def __init__(self, gate: LimitGate, request: Request, native, fetch: Fetch) -> None:
+        self._gate = gate
+        self._request = request
+        self._native = native
+        self._fetch = fetch
+        self._admitted = False
+
+    async def __call__(self, request: FetchRequest) -> FetchResponse:
+        if self._admitted:
+            # A retry of the same call is the same request: counted once, at its first
+            # attempt (whose account is settled when that attempt's answer is closed).
+            return await self._fetch(request)
+        self._admitted = True
+        from ..passthrough import canonical_path  # it imports the responses module
+        from .native import read_call
+
+        outbound, provider, inbound = request, self._native.provider, self._request
+        call = read_call(provider.kind, canonical_path(self._native.rest), inbound.body)
+        log = inbound.log
+        if log is not None:
+            log.model = log.model_used = call.model
+        try:
+            account = await self._gate.admit_call(inbound, call.model, call.max_tokens, call.stream)
+        except GatewayError as error:
+            if self._native.flavor != "openai":
+                error.type = None  # OpenAI's error types; the provider's shape has its own
+            raise
+        if account is None:
+            return await self._fetch(outbound)
+        if not call.spends_tokens:
+            account.free = True  # token counting: a request, but no tokens
+        add_usage = (
+            call.may_add_usage and provider.stream_usage and account.reservation.reserved_tokens > 0
+        )
+        if add_usage:
+            # The upstream is asked for usage; what that adds is removed on the way back.
+            outbound = outbound._replace(body=dumps(with_include_usage(call.body)))
+        try:
+            upstream = await self._fetch(outbound)
+        except BaseException:
+            await account.finish(Usage())  # unreachable: no tokens were spent
+            raise
+        return MeteredUpstream(upstream, account, strip=add_usage)
+
+    async def aclose(self) -> None:
+        await self._fetch.aclose()
+
+
+def _with_limit_headers(headers, ours) -> tuple[tuple[str, str], ...]:
+    """The gateway's rate-limit headers instead of the provider's (which describe the owner's
+    whole account)."""
+    return (*((k, v) for k, v in headers if not is_rate_limit_header(k.lower())), *ours)
+
+
+def _max_tokens(body: dict) -> int | None:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
