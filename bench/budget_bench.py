@@ -63,12 +63,15 @@ def upstream(request) -> FakeResponse:
 
 
 def make_gateway(env: dict) -> Gateway:
+    from edgerelay.core.limits import MemoryStore
+
     return Gateway(
         load_config({**BASE_ENV, **env}),
         FakeFetch(upstream),
         clock=time.time,
         new_id=lambda: "budget",
         target="server",
+        limit_store=MemoryStore(),  # what the local server uses by default
     )
 
 
