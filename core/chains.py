@@ -44,7 +44,7 @@ def load_settings(
 ) -> tuple[RetryPolicy, Timeouts, dict[str, Chain], dict[str, str]]:
     """The global policy and timeouts, each alias's chain, and alias -> first target (what
     routing resolves a name to). ``get`` reads a stripped environment variable."""
-    from .config import ConfigError, _positive_float  # config imports this module
+    from .config import ConfigError, positive_float  # config imports this module
 
     limits = settings.get("limits", {})
     if not isinstance(limits, dict):
@@ -57,17 +57,17 @@ def load_settings(
         if raw is None and field in ("first_byte", "idle"):
             # EDGERELAY_UPSTREAM_TIMEOUT keeps its meaning: headers and gaps between chunks.
             raw, name = legacy, "EDGERELAY_UPSTREAM_TIMEOUT"
-        values[field] = _positive_float(name, raw, getattr(Timeouts(), field))
+        values[field] = positive_float(name, raw, getattr(Timeouts(), field))
     timeouts = Timeouts(**values)
 
     retries = _count("EDGERELAY_RETRIES", get("EDGERELAY_RETRIES"), 2)
     policy = RetryPolicy(
         retries=retries,
-        base=_positive_float("EDGERELAY_RETRY_BASE", get("EDGERELAY_RETRY_BASE"), 0.5),
-        max_backoff=_positive_float(
+        base=positive_float("EDGERELAY_RETRY_BASE", get("EDGERELAY_RETRY_BASE"), 0.5),
+        max_backoff=positive_float(
             "EDGERELAY_RETRY_MAX_BACKOFF", get("EDGERELAY_RETRY_MAX_BACKOFF"), 8.0
         ),
-        max_wait=_positive_float("EDGERELAY_RETRY_MAX_WAIT", get("EDGERELAY_RETRY_MAX_WAIT"), 20.0),
+        max_wait=positive_float("EDGERELAY_RETRY_MAX_WAIT", get("EDGERELAY_RETRY_MAX_WAIT"), 20.0),
     )
 
     aliases = settings.get("aliases", {})
@@ -82,7 +82,7 @@ def load_settings(
             continue
         if not isinstance(spec, dict):
             raise ConfigError(setting, "must be a model string or a table with `targets`")
-        chain = _chain(setting, spec, policy, timeouts, _positive_float)
+        chain = _chain(setting, spec, policy, timeouts, positive_float)
         chains[alias] = chain
         first[alias] = chain.targets[0]
     return policy, timeouts, chains, first

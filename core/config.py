@@ -7,7 +7,7 @@ optional TOML document in ``EDGERELAY_CONFIG``. Every setting has a default; a b
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import registry
 from .chains import Chain, Timeouts, load_settings
@@ -130,13 +130,16 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         providers[name] = _named_provider(name, spec, get)
 
     limits = _table(settings, "limits")
-    max_body = _positive_int(
-        "EDGERELAY_MAX_BODY_BYTES",
-        get("EDGERELAY_MAX_BODY_BYTES") or limits.get("max_body_bytes"),
-        10 * 1024 * 1024,
-    )
+
+    def limit(read: Callable[[str, object, Any], Any], setting: str, default: Any) -> Any:
+        """A size or time limit: the environment, else ``[limits]`` under the setting's
+        name in lower case without the prefix, else ``default``."""
+        key = setting.removeprefix("EDGERELAY_").lower()
+        return read(setting, get(setting) or limits.get(key), default)
+
+    max_body = limit(positive_int, "EDGERELAY_MAX_BODY_BYTES", 10 * 1024 * 1024)
     anthropic = _table(settings, "anthropic")
-    max_tokens = _positive_int(
+    max_tokens = positive_int(
         "EDGERELAY_ANTHROPIC_MAX_TOKENS",
         get("EDGERELAY_ANTHROPIC_MAX_TOKENS") or anthropic.get("default_max_tokens"),
         4096,
@@ -146,22 +149,22 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         o.strip() == "*" or o.strip().startswith(("https://", "http://")) for o in cors.split(",")
     ):
         raise ConfigError("EDGERELAY_CORS_ORIGINS", "must be * or comma-separated http(s) origins")
-    trust_env = _boolean("EDGERELAY_TRUST_ENV", get("EDGERELAY_TRUST_ENV"))
+    trust_env = boolean("EDGERELAY_TRUST_ENV", get("EDGERELAY_TRUST_ENV"))
     from .identity.settings import load_identity  # it imports ConfigError from here
 
     max_messages = get("EDGERELAY_MAX_MESSAGES")
     identity = load_identity(
-        get, settings, _positive_int("EDGERELAY_MAX_MESSAGES", max_messages, 0) or None
+        get, settings, positive_int("EDGERELAY_MAX_MESSAGES", max_messages, 0) or None
     )
     facts = _model_facts(_table(settings, "models"))
     from .cache.settings import load_cache_settings  # it imports ConfigError from here
 
     cache = load_cache_settings(get, settings)
     stored = _table(settings, "responses")
-    responses_ttl = _positive_float(
+    responses_ttl = positive_float(
         "EDGERELAY_RESPONSES_TTL", get("EDGERELAY_RESPONSES_TTL") or stored.get("ttl"), 86400.0
     )
-    responses_max_bytes = _positive_int(
+    responses_max_bytes = positive_int(
         "EDGERELAY_RESPONSES_MAX_BYTES",
         get("EDGERELAY_RESPONSES_MAX_BYTES") or stored.get("max_bytes"),
         64 * 1024 * 1024,
@@ -182,36 +185,14 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         trust_env,
         identity,
         facts,
-        pool_size=_positive_int(
-            "EDGERELAY_POOL_SIZE", get("EDGERELAY_POOL_SIZE") or limits.get("pool_size"), 256
-        ),
+        pool_size=limit(positive_int, "EDGERELAY_POOL_SIZE", 256),
         # One connect timeout: the pool wait plus the connect (chains.Timeouts reads it).
         connect_timeout=timeouts.connect,
-        body_idle_timeout=_positive_float(
-            "EDGERELAY_BODY_IDLE_TIMEOUT",
-            get("EDGERELAY_BODY_IDLE_TIMEOUT") or limits.get("body_idle_timeout"),
-            30.0,
-        ),
-        max_response_bytes=_positive_int(
-            "EDGERELAY_MAX_RESPONSE_BYTES",
-            get("EDGERELAY_MAX_RESPONSE_BYTES") or limits.get("max_response_bytes"),
-            32 * 1024 * 1024,
-        ),
-        max_messages=_positive_int(
-            "EDGERELAY_MAX_MESSAGES",
-            get("EDGERELAY_MAX_MESSAGES") or limits.get("max_messages"),
-            2000,
-        ),
-        max_event_bytes=_positive_int(
-            "EDGERELAY_MAX_EVENT_BYTES",
-            get("EDGERELAY_MAX_EVENT_BYTES") or limits.get("max_event_bytes"),
-            4 * 1024 * 1024,
-        ),
-        max_request_values=_positive_int(
-            "EDGERELAY_MAX_REQUEST_VALUES",
-            get("EDGERELAY_MAX_REQUEST_VALUES") or limits.get("max_request_values"),
-            50_000,
-        ),
+        body_idle_timeout=limit(positive_float, "EDGERELAY_BODY_IDLE_TIMEOUT", 30.0),
+        max_response_bytes=limit(positive_int, "EDGERELAY_MAX_RESPONSE_BYTES", 32 * 1024 * 1024),
+        max_messages=limit(positive_int, "EDGERELAY_MAX_MESSAGES", 2000),
+        max_event_bytes=limit(positive_int, "EDGERELAY_MAX_EVENT_BYTES", 4 * 1024 * 1024),
+        max_request_values=limit(positive_int, "EDGERELAY_MAX_REQUEST_VALUES", 50_000),
         cache=cache,
         responses_ttl=responses_ttl,
         responses_max_bytes=responses_max_bytes,
@@ -228,7 +209,7 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         timeouts=timeouts,
         chains=chains,
         limits=limit_settings if limit_settings is not None and limit_settings.enabled else None,
-        store_fail_open=_boolean("EDGERELAY_STORE_FAIL_OPEN", get("EDGERELAY_STORE_FAIL_OPEN")),
+        store_fail_open=boolean("EDGERELAY_STORE_FAIL_OPEN", get("EDGERELAY_STORE_FAIL_OPEN")),
         log_level=parse_level(get("EDGERELAY_LOG")),
     )
 
@@ -378,7 +359,11 @@ def _url(setting: str, value: str) -> str:
     return value.rstrip("/")
 
 
-def _boolean(setting: str, value: str | None) -> bool:
+# The readers every settings module uses (cache, identity, chains): one wording per error.
+
+
+def boolean(setting: str, value: str | None) -> bool:
+    """``true``/``false`` (also 1/0, yes/no, on/off); unset is false."""
     if value is None:
         return False
     if value.lower() in ("1", "true", "yes", "on"):
@@ -388,7 +373,8 @@ def _boolean(setting: str, value: str | None) -> bool:
     raise ConfigError(setting, "must be true or false")
 
 
-def _positive_int(setting: str, value: object, default: int) -> int:
+def positive_int(setting: str, value: object, default: int) -> int:
+    """A whole number above zero; unset is ``default``."""
     if value is None:
         return default
     try:
@@ -400,7 +386,8 @@ def _positive_int(setting: str, value: object, default: int) -> int:
     return number
 
 
-def _positive_float(setting: str, value: object, default: float) -> float:
+def positive_float(setting: str, value: object, default: float) -> float:
+    """A number of seconds above zero; unset is ``default``."""
     if value is None:
         return default
     try:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Literal, NamedTuple
 
-from ..config import ConfigError
+from ..config import ConfigError, positive_int
 
 Mode = Literal["off", "opt-in", "on"]
 MODES: tuple[Mode, ...] = ("off", "opt-in", "on")
@@ -96,7 +96,7 @@ def load_cache_settings(get: Callable[[str], str | None], settings: Mapping) -> 
     mode = _mode("EDGERELAY_CACHE", get("EDGERELAY_CACHE") or table.get("mode") or "off")
 
     def number(env: str, key: str, default: int) -> int:
-        return _seconds(env, get(env) or table.get(key), default)
+        return positive_int(env, get(env) or table.get(key), default)
 
     ttl_min = number("EDGERELAY_CACHE_TTL_MIN", "ttl_min", 60)
     ttl_max = number("EDGERELAY_CACHE_TTL_MAX", "ttl_max", 86400)
@@ -122,18 +122,6 @@ def _mode(setting: str, value: object) -> Mode:
     if value not in MODES:
         raise ConfigError(setting, "must be off, opt-in or on")
     return value
-
-
-def _seconds(setting: str, value: object, default: int) -> int:
-    if value is None:
-        return default
-    try:
-        number = int(value)  # type: ignore[call-overload]  # anything: a bad one is caught
-    except (TypeError, ValueError):
-        raise ConfigError(setting, "must be a whole number") from None
-    if number <= 0:
-        raise ConfigError(setting, "must be positive")
-    return number
 
 
 def _policies(tables: object) -> dict[str, PolicyCache]:

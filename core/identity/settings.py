@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from ..config import ConfigError
+from ..config import ConfigError, boolean
 from .cache import IdentityCaches
 from .client_keys import ClientKey, ClientKeys, parse_key_entry
 from .policy import DEFAULT, Policy, load_policies, policy_named
@@ -95,7 +95,7 @@ def load_identity(
         ),
         session_secret=session_secret,
         session_ttl=ttl,
-        allow_anonymous=_flag("EDGERELAY_ALLOW_ANONYMOUS", get("EDGERELAY_ALLOW_ANONYMOUS")),
+        allow_anonymous=boolean("EDGERELAY_ALLOW_ANONYMOUS", get("EDGERELAY_ALLOW_ANONYMOUS")),
         policies=policies,
         caches=IdentityCaches(jwks_url),
     )
@@ -162,13 +162,3 @@ def _seconds(setting: str, value: str | None, default: float, zero_ok: bool = Fa
     if not (number >= 0 if zero_ok else number > 0) or number == float("inf"):
         raise ConfigError(setting, "must be a positive number of seconds")
     return number
-
-
-def _flag(setting: str, value: str | None) -> bool:
-    if value is None:
-        return False
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(setting, "must be true or false")
