@@ -6,6 +6,7 @@ optional TOML document in ``EDGERELAY_CONFIG``. Every setting has a default; a b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -75,8 +76,8 @@ class Config(NamedTuple):
     # Most JSON values (array elements, object members) in one chat request, counted before
     # parsing: with the body limit alone, one request could hold the loop for seconds.
     max_request_values: int = 50_000
-    # Most one event of an upstream stream may hold while the gateway parses it (translated
-    # streams; passthrough streams are relayed unparsed).
+    # Most one event of an upstream stream may hold, parsed (translated streams) or held by
+    # the stream observer until it is whole (every observed stream).
     max_event_bytes: int = 4 * 1024 * 1024
     # The response cache (``core.cache.CacheSettings``); None: not loaded (all off).
     cache: CacheSettings | None = None
@@ -94,13 +95,33 @@ class Config(NamedTuple):
     # Admit requests unlimited when limits are configured but no counter store is reachable.
     store_fail_open: bool = False
     log_level: str = "all"  # EDGERELAY_LOG: off | errors | all (one JSON line per request)
+    # The password of the EDGERELAY_STORE URL (as written and percent-decoded), if it has one:
+    # kept only to be redacted (the store adapters read the URL itself).
+    store_secrets: tuple[str, ...] = ()
 
 
 # Config fields holding secrets besides the providers' keys: each a str or a collection of str.
 # A setting that holds one (client keys, a JWT, session, Turnstile or admin secret, the
 # password of a store URL) names its field here, and core/redact.py then keeps it out of every
 # response, passed-on header and log line.
-SECRET_FIELDS: tuple[str, ...] = ()
+SECRET_FIELDS: tuple[str, ...] = ("store_secrets",)
+
+
+def _url_secrets(url: str | None) -> tuple[str, ...]:
+    """The password of a URL such as ``rediss://user:pw@host/0``, as written and
+    percent-decoded (core parses it itself: it may not import ``urllib``)."""
+    if not url:
+        return ()
+    rest = url.partition("://")[2].split("?", 1)[0].split("#", 1)[0]
+    # Up to the last @: a password someone did not percent-encode may hold a / (or an @).
+    userinfo, at, _host = rest.rpartition("@")
+    password = userinfo.partition(":")[2] if at else ""
+    if not password:
+        return ()
+    decoded = re.sub(
+        rb"%([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), password.encode()
+    ).decode("utf-8", "replace")
+    return tuple(dict.fromkeys((password, decoded)))
 
 
 def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None = None) -> Config:
@@ -193,6 +214,7 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         max_messages=limit(positive_int, "EDGERELAY_MAX_MESSAGES", 2000),
         max_event_bytes=limit(positive_int, "EDGERELAY_MAX_EVENT_BYTES", 4 * 1024 * 1024),
         max_request_values=limit(positive_int, "EDGERELAY_MAX_REQUEST_VALUES", 50_000),
+        store_secrets=_url_secrets(get("EDGERELAY_STORE")),
         cache=cache,
         responses_ttl=responses_ttl,
         responses_max_bytes=responses_max_bytes,

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 
+from .sse import EventTooLarge
+
 # A blank line ends an event; lines end in LF, CRLF or CR, so these are every way it can look.
 _BOUNDARIES = (b"\n\n", b"\r\r", b"\r\n\r\n", b"\n\r\n", b"\r\n\n")
 # An unfinished event is held up to this size; past it (no SSE framing we can keep) it is
@@ -36,14 +38,20 @@ def last_boundary_end(data: bytes) -> int:
 
 class EventAligner:
     """``feed(bytes) -> bytes`` of whole SSE events; ``flush()`` at a clean end; ``drop()``
-    after a failure."""
+    after a failure.
 
-    __slots__ = ("_held", "_size", "at_boundary")
+    With ``limit`` (EDGERELAY_MAX_EVENT_BYTES), an unfinished event held past that many bytes
+    is dropped and ``overflow`` says so (the stream must end there); without it, such an event
+    is passed on unfinished past ``MAX_HELD``."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_held", "_limit", "_size", "at_boundary", "overflow")
+
+    def __init__(self, limit: int | None = None) -> None:
         self._held: list[bytes] = []  # pieces of one unfinished event, joined once it ends
         self._size = 0
+        self._limit = limit
         self.at_boundary = True  # everything passed on so far ends on a boundary
+        self.overflow: EventTooLarge | None = None  # set once an event passed ``limit``
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes that are safe to send now: whole events only."""
@@ -72,6 +80,10 @@ class EventAligner:
     def _hold(self, out: bytes, rest: bytes) -> bytes:
         self._held.append(rest)
         self._size += len(rest)
+        if self._limit is not None and self._size > self._limit:
+            self._held, self._size = [], 0
+            self.overflow = EventTooLarge(f"an event larger than {self._limit} bytes")
+            return out  # whole events before it still go out
         if self._size > MAX_HELD:
             out += b"".join(self._held)
             self._held, self._size = [], 0
@@ -105,12 +117,27 @@ class JsonArrayFramer:
 
     ``opened``: the ``[`` went out; ``elements``: whole elements passed on; ``closed``: the
     array's closing ``]`` arrived (the stream's own end marker), or the body turned out not to
-    be an array (then it is passed on as it comes)."""
+    be an array (then it is passed on as it comes). With ``limit``, an unfinished element
+    held past that many bytes is dropped and ``overflow`` says so."""
 
-    __slots__ = ("_depth", "_escape", "_held", "_in_string", "closed", "elements", "opened")
+    __slots__ = (
+        "_depth",
+        "_escape",
+        "_held",
+        "_in_string",
+        "_limit",
+        "_size",
+        "closed",
+        "elements",
+        "opened",
+        "overflow",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         self._held: list[bytes] = []
+        self._size = 0
+        self._limit = limit
+        self.overflow: EventTooLarge | None = None
         self._depth = 0
         self._in_string = False
         self._escape = False  # the previous chunk ended on a backslash inside a string
@@ -128,10 +155,19 @@ class JsonArrayFramer:
         cut = self._scan(chunk)
         if cut < 0:
             self._held.append(chunk)
+            self._size += len(chunk)
+            self._check()
             return b""
         out = b"".join(self._held) + chunk[:cut] if self._held else chunk[:cut]
         self._held = [chunk[cut:]] if cut < len(chunk) else []
+        self._size = len(chunk) - cut
+        self._check()
         return out
+
+    def _check(self) -> None:
+        if self._limit is not None and self._size > self._limit:
+            self._held, self._size = [], 0
+            self.overflow = EventTooLarge(f"an element larger than {self._limit} bytes")
 
     def _scan(self, chunk: bytes) -> int:
         """Move the state over ``chunk``; the offset just past its last boundary, or -1."""
@@ -181,10 +217,10 @@ class JsonArrayFramer:
 
     def flush(self) -> bytes:
         held = b"".join(self._held)
-        self._held = []
+        self._held, self._size = [], 0
         return held
 
     def drop(self) -> int:
-        size = sum(len(piece) for piece in self._held)
-        self._held = []
+        size = self._size
+        self._held, self._size = [], 0
         return size

@@ -300,7 +300,12 @@ class Gateway:
                     account, lambda: route.handle(self, request, deadline)
                 )
             if response.stream is not None and is_event_stream(response.headers):
-                observed(response, "responses", self.hooks("responses"))
+                observed(
+                    response,
+                    "responses",
+                    self.hooks("responses"),
+                    self.config.max_event_bytes,
+                )
             return response
         if request.path == "/v1/models":
             return self.models(request)
@@ -405,7 +410,7 @@ class Gateway:
         through its observer."""
         response = await attempts.answer(chat, self.config, self.seams(), deadline, policy)
         if response.stream is not None and is_event_stream(response.headers):
-            observed(response, "chat", self.hooks("chat"))
+            observed(response, "chat", self.hooks("chat"), self.config.max_event_bytes)
         return response
 
     def seams(self) -> Seams:

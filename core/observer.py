@@ -19,6 +19,10 @@ protocol            end marker                            terminal error
 ==================  ====================================  ===================================
 
 An error event the upstream sends itself also ends the stream (nothing is added after it).
+So does an event larger than ``max_event_bytes`` (EDGERELAY_MAX_EVENT_BYTES): one the
+observer would hold unfinished past it, or one a translator's parser refuses
+(``sse.EventTooLarge`` from the source); reading stops there, and the client gets the
+terminal error with ``code: event_too_large``. What one stream holds is then bounded.
 
 It stays cheap on the hot path: a boundary check is one ``endswith``, and each protocol looks
 for a few byte strings with ``in``; JSON is parsed only for an event holding one of them (in
@@ -38,7 +42,7 @@ from typing import Literal, NamedTuple
 from .errors import GatewayError
 from .fetch import FetchError
 from .framing import EventAligner, JsonArrayFramer
-from .sse import SSEEvent, SSEParser, encode_data, encode_event
+from .sse import EventTooLarge, SSEEvent, SSEParser, encode_data, encode_event
 
 Protocol = Literal["chat", "responses", "anthropic", "gemini", "gemini-json"]
 
@@ -97,10 +101,17 @@ class StreamObserver:
 
     __slots__ = ("_framer", "_hooks", "_kind", "_watch", "ended", "failure", "relayed")
 
-    def __init__(self, protocol: Protocol, hooks: Sequence[StreamHook] = ()) -> None:
+    def __init__(
+        self,
+        protocol: Protocol,
+        hooks: Sequence[StreamHook] = (),
+        max_event_bytes: int | None = None,
+    ) -> None:
         self._kind = _KINDS[protocol]()
         self._framer: EventAligner | JsonArrayFramer = (
-            JsonArrayFramer() if protocol == "gemini-json" else EventAligner()
+            JsonArrayFramer(max_event_bytes)
+            if protocol == "gemini-json"
+            else EventAligner(max_event_bytes)
         )
         self._hooks = tuple(hooks)
         self.ended: Reason | None = None  # set once the stream is over
@@ -132,6 +143,8 @@ class StreamObserver:
             if self._hooks:
                 for hook in self._hooks:
                     hook.on_events(out)
+        if self._framer.overflow is not None and self.ended is None:
+            return out + self._terminal(event_too_large(self._framer.overflow), "cut")
         return out
 
     def finish(self) -> bytes:
@@ -237,21 +250,40 @@ async def _observe(
     try:
         async for chunk in source:
             out = observer.feed(chunk)
+            if observer.failure is not None:  # an oversized event ended the stream
+                break
             if out:
                 yield out
-        out = observer.finish()
+        else:
+            out = observer.finish()
     except FetchError as exc:
         out = observer.fail(
             GatewayError(502, f"The upstream stream broke off: {exc}", code="bad_gateway"),
             "broken",
         )
+    except EventTooLarge as exc:  # a translator's parser refused one: the same end
+        out = observer.fail(event_too_large(exc))
     except GeneratorExit:
         observer.close()
         raise
     if observer.failure is not None:
+        await _close(source)  # reading stops here (a no-op for a source that raised)
         on_failure()
     if out:
         yield out
+
+
+def event_too_large(exc: EventTooLarge) -> GatewayError:
+    """The terminal error of a stream whose upstream sent an event past the limit."""
+    return GatewayError(
+        502, f"The upstream sent {exc} (EDGERELAY_MAX_EVENT_BYTES).", code="event_too_large"
+    )
+
+
+async def _close(source: AsyncIterator[bytes]) -> None:
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def events(data: bytes) -> list[SSEEvent]:

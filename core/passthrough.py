@@ -237,7 +237,8 @@ async def relay(
         headers = filter_response_headers(upstream.headers)
         return Response(upstream.status, headers, stream=body.stream(), upstream=body)
     protocol = stream_protocol(native, upstream.status, upstream.headers)
-    return passthrough(upstream, protocol, hooks(protocol) if protocol is not None else ())
+    stream_hooks = hooks(protocol) if protocol is not None else ()
+    return passthrough(upstream, protocol, stream_hooks, config.max_event_bytes)
 
 
 def stream_protocol(native: Native, status: int, headers: Mapping[str, str]) -> Protocol | None:

@@ -24,23 +24,32 @@ def error_response(error: GatewayError, flavor: Flavor = "openai") -> Response:
 
 
 def passthrough(
-    upstream: FetchResponse, protocol: Protocol | None = None, hooks: Sequence[StreamHook] = ()
+    upstream: FetchResponse,
+    protocol: Protocol | None = None,
+    hooks: Sequence[StreamHook] = (),
+    max_event_bytes: int | None = None,
 ) -> Response:
     """The client gets the upstream's status, allowed headers and body bytes unchanged; an
     event stream of ``protocol`` goes through its observer (see ``observed``)."""
     headers = filter_response_headers(upstream.headers)
     response = Response(upstream.status, headers, stream=upstream.aiter_bytes(), upstream=upstream)
     if protocol is not None:
-        observed(response, protocol, hooks)
+        observed(response, protocol, hooks, max_event_bytes)
     return response
 
 
-def observed(response: Response, protocol: Protocol, hooks: Sequence[StreamHook] = ()) -> Response:
+def observed(
+    response: Response,
+    protocol: Protocol,
+    hooks: Sequence[StreamHook] = (),
+    max_event_bytes: int | None = None,
+) -> Response:
     """Put ``response.stream`` through a ``StreamObserver`` of ``protocol``: cut on event
     boundaries, watched for its end marker, ended with the route's terminal error event if it
-    breaks off or ends without it (``response.failure`` then says why)."""
+    breaks off, ends without it or sends an event past ``max_event_bytes``
+    (EDGERELAY_MAX_EVENT_BYTES; ``response.failure`` then says why)."""
     assert response.stream is not None
-    observer = response.observer = StreamObserver(protocol, hooks)
+    observer = response.observer = StreamObserver(protocol, hooks, max_event_bytes)
 
     def failed() -> None:
         response.failure = observer.failure

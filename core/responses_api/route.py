@@ -23,6 +23,7 @@ from ..gateway import Gateway
 from ..http import Request, Response
 from ..identity.enforce import forbidden_model, route_names
 from ..identity.policy import Policy, cap_fields
+from ..observer import event_too_large
 from ..providers import openai
 from ..responses import (
     EVENT_STREAM,
@@ -180,7 +181,7 @@ async def _through_chat(
     headers = [h for h in answered.headers if h[0] != "content-type"]
     if chat.stream:
         response = Response(200, [EVENT_STREAM, *headers])
-        response.stream = _events(_chat_chunks(answered, response), head, gateway, keep)
+        response.stream = _events(_chat_chunks(answered, response), head, gateway, keep, response)
         return response
     target = dict(answered.headers).get(attempts.TARGET_HEADER, "")
     name = target.partition("/")[0] or "upstream"
@@ -290,8 +291,16 @@ async def _chat_chunks(answered: Response, response: Response) -> AsyncGenerator
 
 
 async def _events(
-    chunks: AsyncGenerator[bytes, None], head: dict, gateway: Gateway, keep: _Keeper
+    chunks: AsyncGenerator[bytes, None],
+    head: dict,
+    gateway: Gateway,
+    keep: _Keeper,
+    response: Response,
 ) -> AsyncIterator[bytes]:
+    # An event past EDGERELAY_MAX_EVENT_BYTES (from the chat translator's parser or the
+    # converter's) is ended here rather than by the stream observer, as every other stream is:
+    # the converter's own ending (an error event, then response.failed carrying the output so
+    # far) says more than the observer's. The observer sees it end the stream.
     converter = ResponsesStream(head, gateway.new_id, gateway.config.max_event_bytes)
     kept = False
     yield converter.start()
@@ -308,12 +317,8 @@ async def _events(
             if converter.final is not None and not kept:
                 await keep(converter.final)
         except EventTooLarge as exc:
-            error = GatewayError(
-                502,
-                f"The upstream sent {exc} (EDGERELAY_MAX_EVENT_BYTES).",
-                code="event_too_large",
-            )
-            out = converter.fail(error)
+            response.failure = event_too_large(exc)
+            out = converter.fail(response.failure)
     finally:
         await chunks.aclose()
     if out:

@@ -146,3 +146,54 @@ def test_identity_secrets_are_redacted_like_provider_keys():
         for value in secrets.values():
             assert value.encode() not in sent
             assert all(value not in v for _, v in response.headers)
+
+
+STORE_PASSWORD = "store-pass-0123456789/xyz"
+STORE_URLS = [
+    f"redis://:{STORE_PASSWORD}@127.0.0.1:6379/0",
+    f"rediss://edgerelay:{STORE_PASSWORD}@cache.example:6380",
+    "rediss://edgerelay:store-pass-0123456789%2Fxyz@cache.example:6380/1?ssl_cert_reqs=none",
+]
+
+
+@pytest.mark.parametrize("url", STORE_URLS)
+def test_the_password_of_a_store_url_is_a_configured_secret(url):
+    gateway, _ = make_gateway(env={**ENV, "EDGERELAY_STORE": url})
+    assert STORE_PASSWORD in redact.configured_secrets(gateway.config)
+    assert "edgerelay" not in redact.configured_secrets(gateway.config)  # the user is not
+
+
+@pytest.mark.parametrize("url", ["memory", "redis://127.0.0.1:6379", "redis://user@host/0"])
+def test_a_store_url_without_a_password_adds_no_secret(url):
+    gateway, _ = make_gateway(env={**ENV, "EDGERELAY_STORE": url})
+    assert gateway.config.store_secrets == ()
+
+
+@pytest.mark.parametrize("url", STORE_URLS)
+def test_a_store_password_never_reaches_an_error_body_a_header_or_a_log_line(url):
+    import io
+
+    def failing(request):
+        raise RuntimeError(f"cannot reach {url} with {STORE_PASSWORD}")
+
+    echoed = json.dumps({"error": {"message": f"echo {url} {STORE_PASSWORD}"}}).encode()
+    env = {**ENV, "EDGERELAY_STORE": url}
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("edgerelay")
+    logger.addHandler(handler)
+    try:
+        for handle in (lambda request: FakeResponse(500, {"x-request-id": url}, [echoed]), failing):
+            gateway, _ = make_gateway(handle, env)
+            handler.filters = [gateway.redactor]
+            for path in ("/v1/chat/completions", "/openai/v1/chat/completions"):
+                response, chunks = call(gateway, path=path, body=CHAT)
+                sent = response.body + b"".join(chunks or [])
+                assert response.status >= 500
+                assert STORE_PASSWORD.encode() not in sent
+                assert all(STORE_PASSWORD not in value for _, value in response.headers)
+    finally:
+        logger.removeHandler(handler)
+    written = stream.getvalue()
+    assert "RuntimeError" in written  # the bug's traceback was logged, the password taken out
+    assert STORE_PASSWORD not in written and REDACTED in written

@@ -32,6 +32,10 @@
 //                       it); faultsSeen(id) counts requests, faultsOpen(id) open responses.
 //   POST /ack?id=X&k=K  204 ok; 404 unknown id; 409 wrong k (also aborts stream X).
 //   /status/<code>/...  responds <code> with JSON {"status": code} (no body for 204, 304).
+//   /echo-status/<code>/...
+//                       responds <code> with an OpenAI-shaped error quoting the request's
+//                       headers, and its authorization header as x-request-id (an upstream
+//                       that echoes the key back).
 import http from "node:http";
 
 const lockstep = new Map(); // id -> {active, sent, gone, release(k) -> http status}
@@ -178,6 +182,15 @@ async function handle(req, res, body) {
     const status = ack(q.get("id"), q.get("k"));
     res.writeHead(status);
     return res.end();
+  }
+  m = /^\/echo-status\/(\d{3})(\/.*)?$/.exec(url.pathname);
+  if (m) {
+    const echoed = JSON.stringify({ error: { message: `got ${JSON.stringify(req.headers)}` } });
+    res.writeHead(Number(m[1]), {
+      "content-type": "application/json",
+      "x-request-id": String(req.headers.authorization ?? req.headers["x-api-key"] ?? ""),
+    });
+    return res.end(echoed);
   }
   m = /^\/status\/(\d{3})(\/.*)?$/.exec(url.pathname);
   if (m) return sendJson(Number(m[1]), { status: Number(m[1]) });
