@@ -26,7 +26,6 @@ from .providers.base import ChatContext, Provider, StreamTranslator
 from .responses import EVENT_STREAM, JSON, passthrough, translated_headers, unexpected_status
 from .retry import Attempt, GiveUp, NextTarget, RetryPolicy
 from .sending import ERROR_BODY_LIMIT, Seams, failure_kind, out_of_time, timed
-from .sse import EventTooLarge
 
 if TYPE_CHECKING:
     from .identity.policy import Policy
@@ -242,6 +241,9 @@ class _Relay:
 async def _relay(
     held: Opened, upstream: FetchResponse, translator: StreamTranslator, response: Response
 ) -> AsyncGenerator[bytes, None]:
+    """The held frames, then the rest translated; a break ends it with the translator's
+    error chunk. An event past EDGERELAY_MAX_EVENT_BYTES (``sse.EventTooLarge``) is raised on
+    to the stream observer, which ends every stream the same way (``core.observer``)."""
     out = b""
     try:
         for piece in held.held:
@@ -257,10 +259,6 @@ async def _relay(
     except FetchError as exc:
         response.failure = GatewayError(502, f"The upstream stream broke off: {exc}")
         out = translator.fail(response.failure)
-    except EventTooLarge as exc:
-        # The stream cannot go on (the rest of the event is unread): it ends like a broken one.
-        response.failure = _event_too_large(exc)
-        out = translator.fail(response.failure)
     finally:
         await upstream.aclose()
     if out:
@@ -269,12 +267,6 @@ async def _relay(
 
 def _name(route: routing.Route) -> str:
     return route.provider.name
-
-
-def _event_too_large(exc: EventTooLarge) -> GatewayError:
-    return GatewayError(
-        502, f"The upstream sent {exc} (EDGERELAY_MAX_EVENT_BYTES).", code="event_too_large"
-    )
 
 
 async def read_capped(upstream: FetchResponse, limit: int, name: str) -> bytes:
