@@ -213,14 +213,14 @@ async def _through_cache(
         if response.stream is not None and is_event_stream(response.headers):
             # Watched for its end (only a complete answer is stored); no hooks: the Responses
             # stream the client gets is the one they watch.
-            observed(response, "chat")
+            observed(response, "chat", (), gateway.config.max_event_bytes)
         return response
 
     answered = await gateway.cache.chat(request, chat, call, "/v1/responses")
     kept = [h for h in answered.headers if not h[0].startswith("content-")]
     if chat.stream and is_event_stream(answered.headers):
         response = Response(200, [EVENT_STREAM, *kept])
-        response.stream = _events(_closing(answered), head, gateway, keep)
+        response.stream = _events(_closing(answered), head, gateway, keep, response)
         return response
     body = answered.body if answered.stream is None else await _joined(answered)
     target = dict(answered.headers).get(attempts.TARGET_HEADER, "")

@@ -88,6 +88,28 @@ def test_an_oversized_upstream_event_ends_the_stream_with_response_failed():
     assert response.failure is not None  # Lambda's loop flags it out of band too
 
 
+def test_an_oversized_upstream_event_through_the_cache_ends_with_response_failed():
+    import asyncio
+
+    from edgerelay.core import Request
+
+    async def go():
+        upstream = FakeResponse(200, SSE, anthropic_stream(100))
+        gw, _ = gateway(
+            lambda request: upstream, EDGERELAY_MAX_EVENT_BYTES="8192", EDGERELAY_CACHE="on"
+        )
+        body = json.dumps({"model": CLAUDE, "input": "hi", "stream": True}).encode()
+        response = await gw.handle(Request("POST", "/v1/responses", "", {}, body))
+        raw = b"".join([chunk async for chunk in response.stream])
+        await response.aclose()
+        events = oracle.events(raw)
+        assert events[-1].type == "response.failed"
+        assert "EDGERELAY_MAX_EVENT_BYTES" in events[-1].response.error.message
+        assert upstream.read_chunks < 20 and upstream.closed
+
+    asyncio.run(asyncio.wait_for(go(), 10))
+
+
 @pytest.mark.parametrize("status", [101, 304])
 @pytest.mark.parametrize("model", [CLAUDE, "openai/gpt-4.1"])
 def test_an_informational_or_redirect_upstream_status_is_502(status, model):
