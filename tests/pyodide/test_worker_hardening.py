@@ -126,3 +126,29 @@ async def test_a_provider_key_echoed_by_an_upstream_error_is_redacted():
         assert KEY not in text
         assert resp.headers.get("x-request-id") == "Bearer [redacted]"
         await ctx.settled()
+
+
+@timeout(20)
+async def test_a_key_in_a_log_line_of_the_worker_is_redacted():
+    import io
+    import logging
+
+    env = make_env(OPENAI_BASE_URL=f"{UPSTREAM}/echo", OPENAI_API_KEY=KEY)
+    gateway = entry.gateway_for(env)
+    (handler,) = [h for h in logging.getLogger("edgerelay").handlers if h.get_name()]
+    written = io.StringIO()
+    kept, real = handler.setStream(written), gateway.fetch
+
+    async def failing(request):  # a bug of ours whose message holds the key
+        raise RuntimeError(f"could not send {request.headers['authorization']}")
+
+    gateway.fetch = failing
+    try:
+        resp, _ = await call_fetch(env, make_request(body=chat("openai/gpt-x")))
+    finally:
+        gateway.fetch = real
+        handler.setStream(kept)
+    assert resp.status == 500
+    log = written.getvalue()
+    assert "RuntimeError: could not send Bearer [redacted]" in log  # the traceback, cleaned
+    assert KEY not in log

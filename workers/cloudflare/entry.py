@@ -20,6 +20,7 @@ which is why the sibling imports below are flat.
 from __future__ import annotations
 
 import asyncio
+import logging  # imported by asyncio already: free here
 import random
 import time
 
@@ -95,8 +96,27 @@ def _settings_for(env) -> tuple[Gateway, bool]:
         cache_missing=missing,
         **limits_for(env, config, new_id),
     )
+    redact_logs(gateway.redactor)
     _cached = (raw, gateway, zero_copy)
     return gateway, zero_copy
+
+
+_LOG_HANDLER = "edgerelay-worker"
+
+
+def redact_logs(redactor) -> None:
+    """The Worker's log lines (``npx wrangler tail``) cleaned of the configured secrets,
+    tracebacks included: the ``edgerelay`` logger writes through a handler of ours that this
+    configuration's redactor filters (logging's last-resort handler, used without one, has no
+    filters)."""
+    logger = logging.getLogger("edgerelay")
+    handler = next((h for h in logger.handlers if h.get_name() == _LOG_HANDLER), None)
+    if handler is None:
+        handler = logging.StreamHandler()
+        handler.set_name(_LOG_HANDLER)
+        logger.addHandler(handler)
+        logger.propagate = False
+    handler.filters = [redactor]  # only the current configuration's secrets
 
 
 def _cache_store(env, config: Config) -> tuple[KvCacheStore | None, str | None]:
