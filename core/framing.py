@@ -21,6 +21,9 @@ from .sse import EventTooLarge
 
 # A blank line ends an event; lines end in LF, CRLF or CR, so these are every way it can look.
 _BOUNDARIES = (b"\n\n", b"\r\r", b"\r\n\r\n", b"\n\r\n", b"\r\n\n")
+# The same, to find every event's end in bytes already known to hold only whole events; at one
+# offset the longest way wins (alternatives sharing a first byte are tried longest first).
+_BOUNDARY = re.compile(rb"\r\n\r\n|\r\n\n|\r\r|\n\r\n|\n\n")
 # An unfinished event is held up to this size; past it (no SSE framing we can keep) it is
 # passed on as it is, and the stream is no longer at a boundary.
 MAX_HELD = 4 * 1024 * 1024
@@ -40,9 +43,10 @@ class EventAligner:
     """``feed(bytes) -> bytes`` of whole SSE events; ``flush()`` at a clean end; ``drop()``
     after a failure.
 
-    With ``limit`` (EDGERELAY_MAX_EVENT_BYTES), an unfinished event held past that many bytes
-    is dropped and ``overflow`` says so (the stream must end there); without it, such an event
-    is passed on unfinished past ``MAX_HELD``."""
+    With ``limit`` (EDGERELAY_MAX_EVENT_BYTES), an event past that many bytes, held
+    unfinished or arriving whole inside one chunk, is dropped and ``overflow`` says so (the
+    stream must end there); without it, such an event is passed on unfinished past
+    ``MAX_HELD``."""
 
     __slots__ = ("_held", "_limit", "_size", "at_boundary", "overflow")
 
@@ -55,6 +59,25 @@ class EventAligner:
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes that are safe to send now: whole events only."""
+        out = self._whole_events(chunk)
+        # Only bytes longer than the limit can hold an event longer than it: one comparison
+        # per chunk in the usual case.
+        if self._limit is not None and len(out) > self._limit and self.at_boundary:
+            return self._before_oversized(out)
+        return out
+
+    def _before_oversized(self, out: bytes) -> bytes:
+        """``out`` (whole events) up to the first event longer than the limit, if any."""
+        start = 0
+        for mark in _BOUNDARY.finditer(out):
+            if mark.start() - start > self._limit:  # type: ignore[operator]
+                self._held, self._size = [], 0
+                self.overflow = EventTooLarge(f"an event larger than {self._limit} bytes")
+                return out[:start]
+            start = mark.end()
+        return out
+
+    def _whole_events(self, chunk: bytes) -> bytes:
         if not self._held:
             if chunk.endswith(b"\n\n"):  # the usual case: one check, no copy
                 self.at_boundary = True
@@ -117,15 +140,18 @@ class JsonArrayFramer:
 
     ``opened``: the ``[`` went out; ``elements``: whole elements passed on; ``closed``: the
     array's closing ``]`` arrived (the stream's own end marker), or the body turned out not to
-    be an array (then it is passed on as it comes). With ``limit``, an unfinished element
-    held past that many bytes is dropped and ``overflow`` says so."""
+    be an array (then it is passed on as it comes). With ``limit``, an element past that many
+    bytes, held unfinished or arriving whole inside one chunk, is dropped and ``overflow``
+    says so."""
 
     __slots__ = (
         "_depth",
+        "_element_at",
         "_escape",
         "_held",
         "_in_string",
         "_limit",
+        "_offset",
         "_size",
         "closed",
         "elements",
@@ -141,6 +167,8 @@ class JsonArrayFramer:
         self._depth = 0
         self._in_string = False
         self._escape = False  # the previous chunk ended on a backslash inside a string
+        self._offset = 0  # bytes of the stream before the chunk being scanned
+        self._element_at = 0  # the stream offset where the current top-level element began
         self.opened = False
         self.closed = False
         self.elements = 0
@@ -153,6 +181,11 @@ class JsonArrayFramer:
         if self.closed:
             return chunk
         cut = self._scan(chunk)
+        self._offset += len(chunk)
+        if self.overflow is not None:  # a whole element past the limit: keep what came before
+            out = b"".join(self._held) + chunk[:cut] if cut >= 0 else b""
+            self._held, self._size = [], 0
+            return out
         if cut < 0:
             self._held.append(chunk)
             self._size += len(chunk)
@@ -205,9 +238,15 @@ class JsonArrayFramer:
                 if self._depth == 1:  # the array itself opened
                     self.opened = True
                     cut = pos
+                elif self._depth == 2:  # a top-level element began
+                    self._element_at = self._offset + pos - 1
             else:
                 self._depth -= 1
                 if self._depth == 1:  # a top-level element ended
+                    limit = self._limit
+                    if limit is not None and self._offset + pos - self._element_at > limit:
+                        self.overflow = EventTooLarge(f"an element larger than {limit} bytes")
+                        return cut  # the offset past the last whole element before it
                     self.elements += 1
                     cut = pos
                 elif self._depth == 0:  # the closing ]

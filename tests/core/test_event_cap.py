@@ -154,6 +154,46 @@ def test_events_within_the_limit_pass_the_observer_unchanged(protocol):
     assert bounded.failure is None
 
 
+# How each protocol's oversized event ends, to send it whole.
+WHOLE_END = {
+    "chat": b'"}\n\n',
+    "responses": b'"}\n\n',
+    "anthropic": b'"}\n\n',
+    "gemini": b'"}\r\n\r\n',
+    "gemini-json": b'"}',
+}
+
+
+@pytest.mark.parametrize("glued", [False, True], ids=["own-chunk", "after-an-event"])
+@pytest.mark.parametrize("protocol", list(OVERSIZED))
+def test_an_oversized_event_arriving_whole_in_one_chunk_ends_the_stream(protocol, glued):
+    first, start = OVERSIZED[protocol]
+    whole = start + b"A" * 5000 + WHOLE_END[protocol]
+    hook = Ends()
+    observer = StreamObserver(protocol, [hook], max_event_bytes=4096)
+    out = b"".join(observer.feed(chunk) for chunk in ([first + whole] if glued else [first, whole]))
+    assert out.startswith(first)  # whole events before it went out
+    assert b"AAAA" not in out  # the oversized event did not
+    assert terminal_error(protocol, out)["message"].count("EDGERELAY_MAX_EVENT_BYTES") == 1
+    assert observer.failure is not None and observer.failure.code == "event_too_large"
+    assert [end.reason for end in hook.ends] == ["cut"]
+
+
+@pytest.mark.parametrize("protocol", list(OVERSIZED))
+def test_many_events_within_the_limit_in_one_large_chunk_pass_unchanged(protocol):
+    from tests.core.test_observer import COMPLETE, FIRST_EVENT
+
+    data, cut = COMPLETE[protocol], FIRST_EVENT[protocol]
+    if protocol == "gemini-json":  # ten more elements like the first
+        data = data[:cut] + (b"\r\n," + data[1:cut]) * 10 + data[cut:]
+    else:  # ten more events like the first
+        data = data[:cut] * 11 + data[cut:]
+    bounded = StreamObserver(protocol, max_event_bytes=200)  # the chunk is far larger
+    assert len(data) > 800
+    assert bounded.feed(data) + bounded.finish() == data
+    assert bounded.failure is None
+
+
 NATIVE = [
     ("/openai/v1/chat/completions", "chat", SSE),
     ("/openai/v1/responses", "responses", SSE),
@@ -183,6 +223,24 @@ def test_each_passthrough_stream_with_an_oversized_event_ends_with_its_terminal_
     assert "EDGERELAY_MAX_EVENT_BYTES" in error["message"]
     assert response.failure is not None and response.failure.code == "event_too_large"
     assert upstream.read_chunks < 20  # reading stopped at the limit, not at the end
+    assert upstream.closed
+
+
+@pytest.mark.parametrize(("target", "protocol", "headers"), NATIVE)
+def test_each_passthrough_route_ends_a_stream_whose_oversized_event_came_in_one_read(
+    target, protocol, headers
+):
+    first, start = OVERSIZED[protocol]
+    whole = start + b"A" * 10_000 + WHOLE_END[protocol]
+    upstream = FakeResponse(200, headers, [first, whole, first])
+    gateway, _ = make_gateway(
+        lambda request: upstream, {**ENV, "EDGERELAY_MAX_EVENT_BYTES": "8192"}
+    )
+    response, out = send(gateway, target)
+    body = b"".join(out)
+    assert body.startswith(first) and b"AAAA" not in body
+    assert terminal_error(protocol, body)["message"].count("EDGERELAY_MAX_EVENT_BYTES") == 1
+    assert response.failure is not None and response.failure.code == "event_too_large"
     assert upstream.closed
 
 
