@@ -55,12 +55,17 @@ class Redactor:
     """Replaces each secret, and its masked form, by ``[redacted]`` in text, bytes, header
     values, streamed bodies, responses and log records."""
 
-    __slots__ = ("_bytes", "_text", "window")
+    __slots__ = ("_bytes", "_bytes_marks", "_text", "_text_marks", "window")
 
     def __init__(self, secrets: Iterable[str]) -> None:
         kept = sorted({s for s in secrets if len(s) >= MIN_LENGTH}, key=len, reverse=True)
         self._text: re.Pattern[str] | None = None
         self._bytes: re.Pattern[bytes] | None = None
+        # What any match contains: a whole secret, or the stars of a masked one. Looking for
+        # these first is a few substring scans; the pattern itself tries its masked branch at
+        # every offset, which costs ~0.1 ms on a log line that holds no secret at all.
+        self._text_marks = (*kept, "***")
+        self._bytes_marks = tuple(mark.encode() for mark in self._text_marks)
         self.window = 0  # the longest text a match can span
         if kept:
             whole = [re.escape(s) for s in kept]
@@ -73,18 +78,18 @@ class Redactor:
         return self._text is not None
 
     def text(self, value: str) -> str:
-        if self._text is None:
+        if self._text is None or not any(mark in value for mark in self._text_marks):
             return value
         return self._text.sub(REDACTED, value)
 
     def data(self, value: bytes) -> bytes:
-        if self._bytes is None:
+        if self._bytes is None or not any(mark in value for mark in self._bytes_marks):
             return value
         return self._bytes.sub(REDACTED.encode(), value)
 
     def headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        pattern = self._text
-        if pattern is None or not any(pattern.search(v) for _, v in headers):
+        pattern, marks = self._text, self._text_marks
+        if pattern is None or not any(mark in v for _, v in headers for mark in marks):
             return headers
         return [(name, pattern.sub(REDACTED, value)) for name, value in headers]
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edgerelay.core import redact
 from edgerelay.core.redact import REDACTED, Redactor
@@ -30,6 +33,25 @@ def test_text_bytes_and_the_masked_form_providers_quote():
     assert redactor.text(masked) == f"Incorrect API key provided: {REDACTED}."
     assert redactor.text("short words stay") == "short words stay"  # too short to be a key
     assert not Redactor([]) and Redactor([]).text(KEY) == KEY
+
+
+@given(
+    st.lists(
+        st.sampled_from([KEY, ANT, KEY[:-1], ANT[3:], "*", "***", "sk-proj-", "wxyz", "é", " "])
+        | st.text(max_size=8),
+        max_size=12,
+    )
+)
+def test_the_quick_look_for_a_secret_changes_no_answer(pieces):
+    redactor = Redactor([KEY, ANT])
+    value = "".join(pieces)
+    whole = [re.escape(s) for s in (KEY, ANT)]  # the pattern alone, with no quick look first
+    masked = [redact._MASKED + re.escape(s[-4:]) for s in (KEY, ANT)]
+    pattern = re.compile("|".join(whole + masked))
+    in_bytes = re.compile("|".join(whole + masked).encode())
+    assert redactor.text(value) == pattern.sub(REDACTED, value)
+    assert redactor.data(value.encode()) == in_bytes.sub(REDACTED.encode(), value.encode())
+    assert redactor.headers([("x", value)]) == [("x", pattern.sub(REDACTED, value))]
 
 
 @pytest.mark.parametrize("seed", range(40))
