@@ -25,13 +25,18 @@ from .identity.enforce import enforce_chat
 from .providers.base import ChatContext, Provider, StreamTranslator
 from .responses import EVENT_STREAM, JSON, passthrough, translated_headers, unexpected_status
 from .retry import Attempt, GiveUp, NextTarget, RetryPolicy
-from .sending import ERROR_BODY_LIMIT, Seams, failure_kind, out_of_time, timed
+from .sending import (
+    ATTEMPTS_HEADER,
+    ERROR_BODY_LIMIT,
+    TARGET_HEADER,
+    Seams,
+    failure_kind,
+    out_of_time,
+    timed,
+)
 
 if TYPE_CHECKING:
     from .identity.policy import Policy
-
-ATTEMPTS_HEADER = "x-edgerelay-attempts"
-TARGET_HEADER = "x-edgerelay-target"
 
 
 def chain_for(model: str, config: Config) -> Chain:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
-from . import registry
+from . import registry, safejson
 from .config import Config, ProviderConfig
 from .errors import Flavor, GatewayError, not_configured
 from .fetch import FetchRequest
@@ -25,7 +25,7 @@ from .headers import filter_response_headers
 from .http import Request, Response
 from .observer import Protocol, StreamHook
 from .responses import error_response, passthrough, too_large, unexpected_status
-from .sending import Seams, send
+from .sending import Seams, Unanswered, attempt_headers, send
 
 if TYPE_CHECKING:
     from .identity.policy import Policy
@@ -198,8 +198,9 @@ async def relay(
 
     A request whose body the gateway holds (read whole) is retried as the retry policy says
     (``core.sending``), before the client gets a byte; an upload streamed on as it arrives
-    cannot be sent twice, so it is not. The answer kept is the upstream's own, headers included
-    (no ``x-edgerelay-attempts`` here: the SDK sees exactly what the provider said).
+    cannot be sent twice, so it is not. The answer kept is the upstream's own, plus
+    ``x-edgerelay-attempts`` and ``x-edgerelay-target`` (``passthrough_target``), errors
+    included.
 
     The upstream's answer, errors included, reaches the client unchanged (status, allowed
     headers, body bytes streamed), so the SDK sees exactly what the provider said. Errors the
@@ -218,11 +219,19 @@ async def relay(
         if request.body_stream is not None:
             retry = retry._replace(retries=0)  # its bytes are gone once sent
         name = native.provider.name
-        sent = await send(outbound, name, retry, config.timeouts, seams, deadline)
+        target = passthrough_target(request, native)
+        try:
+            sent = await send(outbound, name, retry, config.timeouts, seams, deadline)
+        except Unanswered as error:
+            error.headers = (*error.headers, *attempt_headers(error.attempts, target))
+            raise
+        tags = attempt_headers(sent.attempts, target)
         upstream = sent.upstream
         if upstream.status < 200 or 300 <= upstream.status < 400:
             await upstream.aclose()
-            raise unexpected_status(native.provider.name, upstream.status)
+            error = unexpected_status(native.provider.name, upstream.status)
+            error.headers = tags
+            raise error
     except GatewayError as error:
         return error_response(error, native.flavor)
     except Exception:  # a bug of ours: the SDK still gets its own error shape, the log the rest
@@ -234,11 +243,41 @@ async def relay(
         return error_response(GatewayError(500, "Internal gateway error."), native.flavor)
     if sent.error_body is not None:  # the upstream's error, unchanged: what was read, then the rest
         body = sent.error_body
-        headers = filter_response_headers(upstream.headers)
+        headers = [*filter_response_headers(upstream.headers), *tags]
         return Response(upstream.status, headers, stream=body.stream(), upstream=body)
     protocol = stream_protocol(native, upstream.status, upstream.headers)
     stream_hooks = hooks(protocol) if protocol is not None else ()
-    return passthrough(upstream, protocol, stream_hooks, config.max_event_bytes)
+    response = passthrough(upstream, protocol, stream_hooks, config.max_event_bytes)
+    response.headers.extend(tags)
+    return response
+
+
+# A held body larger than this is not parsed only to name the model in x-edgerelay-target: a
+# base64 image upload would cost a full JSON parse (CPU the Worker is billed for) for a header.
+MODEL_SCAN_LIMIT = 1024 * 1024
+
+
+def passthrough_target(request: Request, native: Native) -> str:
+    """What ``x-edgerelay-target`` says on a passthrough answer: ``provider/model`` with the
+    model the request names (Gemini: in the path; others: the body's ``model``), or the provider
+    alone when the gateway has not read one (a GET, a streamed upload, a body past
+    ``MODEL_SCAN_LIMIT``)."""
+    name = native.provider.name
+    model = None
+    if native.provider.kind == "gemini":
+        last = native.rest.rpartition("/")[2]
+        if ":" in last and native.rest.partition("/models/")[1]:
+            model = _percent_decode(last.partition(":")[0])
+    elif request.body and request.body_stream is None and len(request.body) <= MODEL_SCAN_LIMIT:
+        try:
+            parsed = safejson.loads(request.body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            parsed = None
+        named = parsed.get("model") if isinstance(parsed, dict) else None
+        model = named if isinstance(named, str) else None
+    if not model or not _printable(model):
+        return name
+    return f"{name}/{model}"
 
 
 def stream_protocol(native: Native, status: int, headers: Mapping[str, str]) -> Protocol | None:

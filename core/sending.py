@@ -21,6 +21,10 @@ from .retry import Attempt, RetryPolicy, Wait
 # Read at most this much of an upstream error body: it is only for the message and the policy.
 ERROR_BODY_LIMIT = 64 * 1024
 
+# What the client is told about the attempts behind an answer (exposed through CORS).
+ATTEMPTS_HEADER = "x-edgerelay-attempts"  # upstream requests made
+TARGET_HEADER = "x-edgerelay-target"  # the provider/model that answered
+
 
 class Seams(NamedTuple):
     """What a retrying caller needs from outside core."""
@@ -51,6 +55,30 @@ def out_of_time(name: str) -> GatewayError:
     return GatewayError(504, f"The {name} upstream did not answer in time.", code="timeout")
 
 
+def attempt_headers(attempts: int, target: str) -> tuple[tuple[str, str], ...]:
+    """``x-edgerelay-attempts`` and ``x-edgerelay-target``; none when no request was made."""
+    if not attempts:
+        return ()
+    return ((ATTEMPTS_HEADER, str(attempts)), (TARGET_HEADER, target))
+
+
+class Unanswered(GatewayError):
+    """No answer was kept from the upstream (it never answered, or time ran out): the error for
+    the client, with the number of ``attempts`` made."""
+
+    def __init__(self, error: GatewayError, attempts: int) -> None:
+        super().__init__(
+            error.status,
+            error.message,
+            code=error.code,
+            param=error.param,
+            type=error.type,
+            retry_after=error.retry_after,
+            headers=error.headers,
+        )
+        self.attempts = attempts
+
+
 class Sent(NamedTuple):
     """The upstream's answer (a success, or the error that was not retried) and the number of
     attempts it took. An error's body is ``ErrorBody`` (read in part already), else None."""
@@ -68,8 +96,8 @@ async def send(
     seams: Seams,
     deadline: float | None = None,
 ) -> Sent:
-    """Send ``outbound``, again as ``policy`` decides, until an answer is kept; raises the
-    ``GatewayError`` for an upstream that never answered (502, or 504 on a timeout)."""
+    """Send ``outbound``, again as ``policy`` decides, until an answer is kept; raises
+    ``Unanswered`` for an upstream that never answered (502, or 504 on a timeout)."""
     stop = seams.clock() + timeouts.total
     if deadline is not None:
         stop = min(stop, deadline)
@@ -78,7 +106,7 @@ async def send(
         number += 1
         remaining = stop - seams.clock()
         if remaining <= 0:
-            raise out_of_time(name)
+            raise Unanswered(out_of_time(name), number - 1)
         kept: Sent | None = None
         try:
             upstream = await seams.fetch(timed(outbound, timeouts, remaining))
@@ -100,7 +128,7 @@ async def send(
         )
         if not isinstance(decision, Wait):
             if kept is None:
-                raise failure
+                raise Unanswered(failure, number)
             return kept
         if kept is not None:
             await kept.upstream.aclose()  # before waiting

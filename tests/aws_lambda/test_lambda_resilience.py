@@ -36,12 +36,13 @@ class Waits(list):
         return time.time() + self.offset
 
 
-def stream_once(runtime, env: dict, body: dict, *, deadline_in: float = 60.0):
+def stream_once(runtime, env: dict, body: dict, *, deadline_in: float = 60.0, path: str = ""):
     waits = Waits()
     # Lambda is a public target: these tests call it anonymously on purpose.
     app = create_app({**env, "EDGERELAY_ALLOW_ANONYMOUS": "true"}, sleep=waits)
     app.gateway.random = lambda: 0.5
-    outcome = runtime.invoke(event("function-url", body), deadline_in=deadline_in)
+    invocation = event("function-url", body, path=path)
+    outcome = runtime.invoke(invocation, deadline_in=deadline_in)
     loop = StreamLoop(RuntimeAPI(runtime.address), app)
 
     async def go():
@@ -134,3 +135,75 @@ def test_the_buffered_handler_stops_retrying_at_api_gateways_29_seconds():
     assert result["statusCode"] == 429
     assert waits == [25.0]  # the first wait fits in 29 s; a second 25 s would not
     assert len(up.seen) == 2
+
+
+# -- passthrough answers say what happened too ---------------------------------------------------
+
+ANTHROPIC_DOWN = json_fault(529, {"type": "error", "error": {"type": "overloaded_error"}})
+ANTHROPIC_MESSAGE = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-x",
+    "content": [{"type": "text", "text": "Hi"}],
+    "stop_reason": "end_turn",
+    "usage": {"input_tokens": 1, "output_tokens": 1},
+}
+MESSAGES = {"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+
+
+def test_the_stream_loop_tags_a_retried_passthrough_answer(runtime):
+    with FaultUpstream([ANTHROPIC_DOWN, json_fault(200, ANTHROPIC_MESSAGE)]) as up:
+        env = {"ANTHROPIC_BASE_URL": up.url, "ANTHROPIC_API_KEY": "a-x"}
+        outcome, waits = stream_once(runtime, env, MESSAGES, path="/anthropic/v1/messages")
+        assert up.wait_all_closed()
+    assert outcome.prelude["statusCode"] == 200
+    headers = outcome.prelude["headers"]
+    assert (headers["x-edgerelay-attempts"], headers["x-edgerelay-target"]) == (
+        "2",
+        "anthropic/claude-x",
+    )
+    assert json.loads(outcome.body) == ANTHROPIC_MESSAGE
+    assert waits == [0.25]
+
+
+def test_the_stream_loop_tags_a_passthrough_error_given_up_on(runtime):
+    with FaultUpstream([ANTHROPIC_DOWN]) as up:
+        env = {"ANTHROPIC_BASE_URL": up.url, "ANTHROPIC_API_KEY": "a-x"}
+        outcome, waits = stream_once(runtime, env, MESSAGES, path="/anthropic/v1/messages")
+        assert up.wait_all_closed()
+    assert outcome.prelude["statusCode"] == 529
+    headers = outcome.prelude["headers"]
+    assert (headers["x-edgerelay-attempts"], headers["x-edgerelay-target"]) == (
+        "3",
+        "anthropic/claude-x",
+    )
+    assert waits == [0.25, 0.5]
+
+
+def test_the_buffered_handler_tags_a_retried_passthrough_answer():
+    waits = Waits()
+    gemini = {"candidates": [{"content": {"parts": [{"text": "Hi"}]}, "finishReason": "STOP"}]}
+    path = "/gemini/v1beta/models/gemini-x:generateContent"
+    with FaultUpstream([json_fault(503, {"error": {"code": 503}}), json_fault(200, gemini)]) as up:
+        env = {
+            "GEMINI_BASE_URL": up.url,
+            "GEMINI_API_KEY": "g-x",
+            "EDGERELAY_ALLOW_ANONYMOUS": "true",
+        }
+        app = create_app(env, sleep=waits)
+        app.gateway.random = lambda: 0.5
+        handler = BufferedHandler(app)
+        try:
+            result = handler(event("http-api-v2", {"contents": []}, path=path), Context(300))
+        finally:
+            handler.close()
+        assert up.wait_all_closed()
+    assert result["statusCode"] == 200
+    headers = result["headers"]
+    assert (headers["x-edgerelay-attempts"], headers["x-edgerelay-target"]) == (
+        "2",
+        "gemini/gemini-x",
+    )
+    assert json.loads(result["body"]) == gemini
+    assert waits == [0.25]

@@ -361,7 +361,9 @@ def test_allowed_routes_reach_the_upstream_with_the_gateway_key_only(
     assert response.upstream is fetch.responses[0]
     assert fetch.responses[0].closed
     names = {name for name, _ in response.headers}
-    assert names == {"content-type", "x-request-id"}  # no cookie, no account id
+    ours = {"x-edgerelay-attempts", "x-edgerelay-target"}
+    assert names - ours == {"content-type", "x-request-id"}  # no cookie, no account id
+    assert dict(response.headers)["x-edgerelay-attempts"] == "1"
     (sent,) = fetch.requests
     assert (sent.method, sent.url) == (method, url)
     assert sent.body == (BODY if method == "POST" else None)  # byte for byte
@@ -490,7 +492,14 @@ def test_upstream_errors_reach_the_sdk_unchanged(kind):
     response, chunks = send(gateway, "POST", target, CLIENT_HEADERS, BODY)
     assert response.status == 429
     assert b"".join(chunks) == body
-    assert response.headers == [("content-type", "application/json"), ("retry-after", "7")]
+    upstream_headers = [("content-type", "application/json"), ("retry-after", "7")]
+    assert response.headers[:2] == upstream_headers
+    # Then what the gateway adds: the attempts made (a 429 is retried) and who answered.
+    model = target.rpartition("/models/")[2].partition(":")[0] if kind == "gemini" else "m"
+    assert response.headers[2:] == [
+        ("x-edgerelay-attempts", "3"),
+        ("x-edgerelay-target", f"{kind}/{model}"),
+    ]
     assert fetch.responses[0].closed
 
 
@@ -544,7 +553,12 @@ def test_a_streamed_answer_is_relayed_unchanged_event_by_event():
     assert b"".join(chunks) == b"".join(frames)
     assert chunks == [frames[0] + frames[1], *frames[2:]]
     assert fetch.responses[0].closed
-    assert response.headers == [("content-type", "text/event-stream"), ("request-id", "req_1")]
+    assert response.headers == [
+        ("content-type", "text/event-stream"),
+        ("request-id", "req_1"),
+        ("x-edgerelay-attempts", "1"),
+        ("x-edgerelay-target", "anthropic/m"),
+    ]
 
 
 # Property: whatever path is asked for, anything that does reach the upstream is an allowlisted

@@ -120,3 +120,52 @@ def test_a_stream_is_the_answer_once_it_has_begun():
     response, out = send(gateway)
     assert (response.status, out) == (200, b"".join(chunks))
     assert (len(fetch.requests), gateway.sleep) == (2, [0.25])
+
+
+# -- x-edgerelay-attempts and x-edgerelay-target ----------------------------------------------
+
+
+def test_the_answer_says_how_many_attempts_it_took_and_who_answered():
+    gateway, _ = make_gateway(scripted(error(503), ok()), **KEYS)
+    response, _ = send(gateway)
+    assert header(response, "x-edgerelay-attempts") == "2"
+    assert header(response, "x-edgerelay-target") == "openai/gpt-4.1-mini"
+
+
+def test_an_error_given_up_on_carries_the_attempts_too():
+    gateway, _ = make_gateway(scripted(error(503)), {**KEYS, "EDGERELAY_RETRIES": "1"})
+    response, _ = send(gateway)
+    assert response.status == 503
+    assert (header(response, "x-edgerelay-attempts"), header(response, "x-edgerelay-target")) == (
+        "2",
+        "openai/gpt-4.1-mini",
+    )
+
+
+def test_an_upstream_that_never_answered_is_counted_on_the_gateways_error():
+    gateway, _ = make_gateway(scripted(FetchError("connection refused", connect=True)), KEYS)
+    response, _ = send(gateway, "/anthropic/v1/messages", body=b'{"model":"claude-x"}')
+    assert response.status == 502
+    assert header(response, "x-edgerelay-attempts") == "3"
+    assert header(response, "x-edgerelay-target") == "anthropic/claude-x"
+
+
+def test_the_gemini_model_is_read_from_the_path():
+    env = {**KEYS, "GEMINI_API_KEY": "g-x"}
+    gateway, _ = make_gateway(scripted(ok()), env)
+    response, _ = send(gateway, "/gemini/v1beta/models/gemini-2.5-flash:generateContent", b"{}")
+    assert header(response, "x-edgerelay-target") == "gemini/gemini-2.5-flash"
+
+
+def test_without_a_body_it_read_the_target_is_the_provider_alone():
+    async def upload():
+        yield BODY
+
+    gateway, _ = make_gateway(scripted(ok(), ok()), KEYS)
+    response, _ = send(gateway, body=b"", stream=upload())  # streamed on, never parsed
+    assert (header(response, "x-edgerelay-attempts"), header(response, "x-edgerelay-target")) == (
+        "1",
+        "openai",
+    )
+    response, _ = send(gateway, "/openai/v1/models", b"", method="GET")
+    assert header(response, "x-edgerelay-target") == "openai"

@@ -231,11 +231,46 @@ async def test_worker_retries_a_passthrough_request_it_holds_whole():
         resp, _ = await call_fetch(env, request)
         assert resp.status == 200
         assert json.loads(await resp.text())["choices"][0]["message"]["content"] == "ok"
+        assert resp.headers.get("x-edgerelay-attempts") == "2"
+        assert resp.headers.get("x-edgerelay-target") == "openai/gpt-x"
         assert list(waits) == [0.25]
         assert TEST.faultsSeen(name) == 2
         await settle(name)
     finally:
         entry.sleep = asyncio.sleep
+
+
+@timeout(20)
+async def test_worker_passthrough_error_given_up_on_says_how_many_attempts_were_made():
+    waits = recording()
+    try:
+        base, name = faults(error(529))
+        env = make_env(ANTHROPIC_BASE_URL=base, ANTHROPIC_API_KEY="a-x", EDGERELAY_RETRIES="1")
+        body = json.dumps({"model": "claude-x", "max_tokens": 5, "messages": []})
+        request = make_request("/anthropic/v1/messages", body=body)
+        resp, _ = await call_fetch(env, request)
+        assert resp.status == 529
+        assert json.loads(await resp.text())["error"]["message"] == "busy"  # the provider's own
+        assert resp.headers.get("x-edgerelay-attempts") == "2"
+        assert resp.headers.get("x-edgerelay-target") == "anthropic/claude-x"
+        assert list(waits) == [0.25]
+        await settle(name)
+    finally:
+        entry.sleep = asyncio.sleep
+
+
+@timeout(20)
+async def test_worker_zero_copy_passthrough_stream_is_tagged_too():
+    base, name = faults({"status": 200, "headers": SSE, "body": [CHAT_CHUNK, "data: [DONE]\n\n"]})
+    env = make_env(OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x")
+    request = make_request("/openai/v1/chat/completions", body=chat("gpt-x", stream=True))
+    resp, ctx = await call_fetch(env, request)
+    assert resp.status == 200
+    assert ctx.pendingCount == 0  # handed over untouched: no pump
+    assert resp.headers.get("x-edgerelay-attempts") == "1"
+    assert resp.headers.get("x-edgerelay-target") == "openai/gpt-x"
+    assert (await read_all(resp.body.getReader())).endswith(b"data: [DONE]\n\n")
+    await settle(name)
 
 
 @timeout(20)

@@ -550,6 +550,39 @@ def test_a_passthrough_request_without_a_streamed_body_is_retried(http_client):
     response, waits, upstream = passthrough(script, "GET", "/openai/v1/models", None, http_client)
     assert (response.status_code, response.json()) == (200, MODELS)
     assert (waits, len(upstream.seen)) == ([0.25], 2)
+    assert attempts(response) == 2
+    assert response.headers["x-edgerelay-target"] == "openai"  # a GET names no model
+
+
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
+def test_a_passthrough_error_given_up_on_says_how_many_attempts_were_made(http_client):
+    down = json_fault(503, {"error": {"message": "down", "type": "server_error"}})
+    response, waits, upstream = passthrough(
+        [down],
+        "GET",
+        "/openai/v1/models",
+        {"EDGERELAY_RETRIES": "1"},
+        http_client,
+        headers={"origin": "https://app.example"},
+    )
+    assert response.status_code == 503
+    assert response.json() == {"error": {"message": "down", "type": "server_error"}}  # as sent
+    assert (attempts(response), response.headers["x-edgerelay-target"]) == (2, "openai")
+    exposed = response.headers["access-control-expose-headers"]
+    assert "x-edgerelay-attempts" in exposed and "x-edgerelay-target" in exposed
+    assert (waits, len(upstream.seen)) == ([0.25], 2)
+
+
+def test_a_passthrough_upstream_that_never_answers_is_counted_on_the_502():
+    waits = Waits()
+    server = gateway(openai_env(refused_url()), waits)
+    try:
+        response = httpx.get(server.url + "/openai/v1/models", timeout=WAIT)
+    finally:
+        server.__exit__(None, None, None)
+    assert response.status_code == 502
+    assert (attempts(response), response.headers["x-edgerelay-target"]) == (3, "openai")
+    assert waits.asked == [0.25, 0.5]
 
 
 def test_a_streamed_passthrough_upload_is_not_retried():
@@ -563,6 +596,8 @@ def test_a_streamed_passthrough_upload_is_not_retried():
     assert response.json() == {"error": {"message": "down", "type": "server_error"}}  # as sent
     assert (waits, len(upstream.seen)) == ([], 1)
     assert upstream.seen[0].body == body.encode()
+    # Streamed on as it came, the body was never parsed: the target is the provider alone.
+    assert (attempts(response), response.headers["x-edgerelay-target"]) == (1, "openai")
 
 
 @pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
