@@ -222,16 +222,17 @@ async def relay(
         target = passthrough_target(request, native)
         try:
             sent = await send(outbound, name, retry, config.timeouts, seams, deadline)
-        except Unanswered as error:
-            error.headers = (*error.headers, *attempt_headers(error.attempts, target))
+        except Unanswered as unanswered:
+            tagged = attempt_headers(unanswered.attempts, target)
+            unanswered.headers = (*unanswered.headers, *tagged)
             raise
         tags = attempt_headers(sent.attempts, target)
         upstream = sent.upstream
         if upstream.status < 200 or 300 <= upstream.status < 400:
             await upstream.aclose()
-            error = unexpected_status(native.provider.name, upstream.status)
-            error.headers = tags
-            raise error
+            odd = unexpected_status(native.provider.name, upstream.status)
+            odd.headers = tags
+            raise odd
     except GatewayError as error:
         return error_response(error, native.flavor)
     except Exception:  # a bug of ours: the SDK still gets its own error shape, the log the rest
