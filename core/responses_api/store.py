@@ -1,9 +1,10 @@
 """Stored responses: what ``previous_response_id`` and ``item_reference`` resolve from.
 
 ``ResponseStore`` is the whole interface a target implements (bytes under a key, per client
-namespace, with a time to live): ``MemoryResponseStore`` here serves the local server, a warm
-Lambda instance and the Worker's isolate; ``edgerelay.stores.responses_redis`` implements the
-same two methods on Redis (EDGERELAY_STORE) for every process and instance at once. A store
+namespace, with a time to live): ``MemoryResponseStore`` here serves the local server and a warm
+Lambda instance; ``edgerelay.stores.responses_redis`` implements the same two methods on Redis
+(EDGERELAY_STORE) for every process and instance at once, and the Worker's
+``durable_responses.py`` on Durable Objects (over ``records.py``). A store
 that cannot be reached raises ``StoreUnavailable``: a lookup is then a 503 naming the setting,
 while a response that could not be kept still goes out (a later reference to it is the 400 of
 an unknown id). Records are
@@ -24,7 +25,12 @@ from ..safejson import dumps
 
 
 class StoreUnavailable(Exception):
-    """The store could not be reached; the message says why (never a URL or a password)."""
+    """The store could not be reached; the message says why (never a URL or a password), and
+    ``setting`` what to check (EDGERELAY_STORE unless the store says otherwise)."""
+
+    def __init__(self, message: str, setting: str = "EDGERELAY_STORE") -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class ResponseStore(Protocol):
@@ -130,7 +136,7 @@ async def _load(store: ResponseStore, namespace: str, key: str) -> object:
     except StoreUnavailable as exc:
         raise GatewayError(
             503,
-            f"Stored responses cannot be read right now ({exc}); check EDGERELAY_STORE, or "
+            f"Stored responses cannot be read right now ({exc}); check {exc.setting}, or "
             "send the conversation's items instead of a reference.",
             type="service_unavailable",
             code="store_unavailable",

@@ -1,5 +1,6 @@
 """Fast CPython checks of the Cloudflare Worker's own logic (workers/cloudflare/*.py) with
-stand-in ``js``, ``pyodide`` and ``workers`` modules (fake_platform.py), injected here only.
+stand-in ``js``, ``pyodide`` and ``workers`` modules (fake_platform.py), injected only by the
+``worker`` fixture (conftest.py).
 
 What only the real platform can show (Node's streams, the SDK's conversions, lock-step
 streaming) is tested under Pyodide: tests/pyodide/test_worker.py.
@@ -8,9 +9,7 @@ streaming) is tested under Pyodide: tests/pyodide/test_worker.py.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
-import sys
 import types
 from pathlib import Path
 
@@ -20,37 +19,6 @@ from edgerelay.core import FetchError, FetchRequest, Response
 from tests.workers import fake_platform as fake
 
 SOURCE = Path(__file__).resolve().parents[2] / "workers" / "cloudflare"
-MODULES = (
-    "entry",
-    "js_fetch",
-    "kv_cache",
-    "webcrypto_verify",
-    "worker_io",
-    "request_log",
-    "limits_object",
-    "durable_store",
-)
-
-
-@pytest.fixture
-def worker(monkeypatch):
-    """The Worker's modules imported from source over fresh fakes; all removed afterwards."""
-    js = fake.make_js()
-    pyodide, ffi = fake.make_pyodide()
-    for name, module in (
-        ("js", js),
-        ("pyodide", pyodide),
-        ("pyodide.ffi", ffi),
-        ("workers", fake.make_workers()),
-    ):
-        monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.syspath_prepend(str(SOURCE))
-    for name in MODULES:
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    modules = {name: importlib.import_module(name) for name in MODULES}
-    yield types.SimpleNamespace(js=js, jsnull=ffi.jsnull, **modules)
-    for name in MODULES:
-        sys.modules.pop(name, None)
 
 
 def run(coro):
@@ -405,22 +373,3 @@ def test_the_upload_never_ships_a_platform_module_name():
     names = {p.stem for p in SOURCE.glob("*.py")}
     assert not names & {"js", "workers", "pyodide", "httpx", "asgi"}
     assert not (SOURCE.parent / "__init__.py").exists()  # `workers` stays the SDK's
-
-
-def test_responses_are_stored_for_the_isolate_across_configurations(worker):
-    def respond(env, body):
-        request = js_request("/v1/responses", json.dumps(body).encode())
-        response = run(worker.entry.Default(fake.Context(), env).fetch(request))
-        return response.status, json.loads(response.body)
-
-    env = types.SimpleNamespace(EDGERELAY_ALLOW_ANONYMOUS="true")
-    status, first = respond(env, {"model": "mock/echo", "input": "first words"})
-    assert status == 200 and first["output"][0]["content"][0]["text"] == "first words"
-    changed = types.SimpleNamespace(
-        EDGERELAY_ALLOW_ANONYMOUS="true", EDGERELAY_MAX_BODY_BYTES="99999"
-    )
-    follow = {"model": "mock/echo", "input": "more", "previous_response_id": first["id"]}
-    status, second = respond(changed, follow)
-    assert status == 200 and second["previous_response_id"] == first["id"]
-    status, error = respond(changed, {**follow, "previous_response_id": "resp_unknown"})
-    assert status == 400 and error["error"]["param"] == "previous_response_id"

@@ -45,6 +45,7 @@ WORKER_MODULES = (
     "worker_io.py",
     "limits_object.py",
     "durable_store.py",
+    "durable_responses.py",
     "request_log.py",
 )
 SDK_VERSION = "1.9.5"

@@ -26,7 +26,7 @@ import time
 
 from js_fetch import CLIENT_SIGNAL, JsFetch
 from kv_cache import KvCacheStore
-from limits_object import EdgerelayLimits, limits_for  # noqa: F401
+from limits_object import EdgerelayLimits, durable_objects_for  # noqa: F401
 from request_log import respond
 from webcrypto_verify import WebCryptoVerifier
 from worker_io import WorkerEnv, to_core_request
@@ -43,15 +43,12 @@ from edgerelay.core import (
     new_id,
 )
 from edgerelay.core.observer import idle_timed
-from edgerelay.core.responses_api.store import MemoryResponseStore
 
 # (the env it came from, its gateway, EDGERELAY_ZERO_COPY)
 _cached: tuple[object, Gateway, bool] | None = None
 # One per isolate: it keeps imported JWKS keys across requests (importKey costs more than
 # the verification itself), whichever configuration is current.
 _verifier = WebCryptoVerifier()
-# Stored /v1/responses answers live as long as the isolate, across configuration changes.
-_response_store: MemoryResponseStore | None = None
 
 
 # Waits between retries and their jitter (seams: the Pyodide tests record the waits).
@@ -87,14 +84,13 @@ def _settings_for(env) -> tuple[Gateway, bool]:
         new_id=new_id,
         verifier=_verifier,
         target="worker",  # a public target: anonymous model calls need an explicit opt-in
-        response_store=response_store(config),
         # A set idle timeout: streams pumped (and timed), not zero copy (docs/cloudflare.md).
         stream_hooks=(idle_timed,) if config.idle_timeout_set else (),
         sleep=lambda seconds: sleep(seconds),  # looked up per call: tests replace them
         random=lambda: jitter(),
         cache_store=store,
         cache_missing=missing,
-        **limits_for(env, config, new_id),
+        **durable_objects_for(env, config, new_id),  # limits, stored responses
     )
     redact_logs(gateway.redactor)
     _cached = (raw, gateway, zero_copy)
@@ -149,15 +145,6 @@ def config_error_response(exc: ConfigError) -> Response:
     error = config_error(exc)
     print(f"edgerelay: {error.message}")  # console.log: `npx wrangler tail` shows it
     return error_response(error)
-
-
-def response_store(config: Config) -> MemoryResponseStore:
-    """The isolate's store of Responses API answers (a request in another isolate does not see
-    it: the Durable Object store is what shares them across isolates)."""
-    global _response_store
-    if _response_store is None:
-        _response_store = MemoryResponseStore(time.time, config.responses_max_bytes)
-    return _response_store
 
 
 class Default(WorkerEntrypoint):

@@ -1,5 +1,6 @@
 """The Durable Object that holds one client key's rate-limit counters (binding
-``EDGERELAY_LIMITS``, class ``EdgerelayLimits``; wrangler.toml declares both and its migration).
+``EDGERELAY_LIMITS``, class ``EdgerelayLimits``; wrangler.toml declares both and its migration),
+and, in objects of their own, each client's stored /v1/responses answers (durable_responses.py).
 
 Each method is synchronous: the object runs one call at a time and a synchronous method cannot
 be interleaved, so read-check-write over its SQLite storage is atomic — the same admission rule
@@ -99,6 +100,8 @@ class EdgerelayLimits(DurableObject):
     def __init__(self, ctx, env) -> None:
         super().__init__(ctx, env)
         self._limits = LimitsObject(SqlCells(ctx.storage.sql))
+        self._sql = ctx.storage.sql
+        self._records = None
 
     def admit(self, payload: str) -> str:
         return self._limits.admit(str(payload))
@@ -109,16 +112,40 @@ class EdgerelayLimits(DurableObject):
     def release(self, payload: str) -> str:
         return self._limits.release(str(payload))
 
+    # Stored /v1/responses answers (durable_responses.py), in objects named "responses:…".
 
-def limits_for(env, config, new_id) -> dict:
-    """The Gateway's limit settings on the Worker: request ids from ``new_id``, and the limit
-    store, the Durable Object bound as EDGERELAY_LIMITS when limits are configured (isolate
-    memory would bound nothing: each request may land on another isolate). Without the binding
-    there is none, and limited routes answer 503 naming it."""
+    def responses_get(self, payload: str) -> str:
+        return self._responses().get(str(payload))
+
+    def responses_put(self, payload: str) -> str:
+        return self._responses().put(str(payload))
+
+    def _responses(self):
+        if self._records is None:
+            from durable_responses import SqlRows
+
+            from edgerelay.core.responses_api.records import ResponseRecords
+
+            self._records = ResponseRecords(SqlRows(self._sql))
+        return self._records
+
+
+def durable_objects_for(env, config, new_id) -> dict:
+    """What the EDGERELAY_LIMITS binding gives the Gateway on the Worker (request ids from
+    ``new_id`` too). The limit store when limits are configured (isolate memory would bound
+    nothing: each request may land on another isolate; without the binding there is none, and
+    limited routes answer 503 naming it), and the store of /v1/responses answers (without the
+    binding nothing is stored and a reference is a 503 naming it)."""
+    from durable_responses import response_store_for
+
     namespace = getattr(env, "EDGERELAY_LIMITS", None)
     store = None
     if config.limits is not None and namespace is not None:
         from durable_store import DurableObjectStore
 
         store = DurableObjectStore(namespace)
-    return {"new_request_id": new_id, "limit_store": store}
+    return {
+        "new_request_id": new_id,
+        "limit_store": store,
+        "response_store": response_store_for(env, config),
+    }
