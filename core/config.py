@@ -94,6 +94,8 @@ class Config(NamedTuple):
     limits: LimitSettings | None = None
     # Admit requests unlimited when limits are configured but no counter store is reachable.
     store_fail_open: bool = False
+    # Seconds to wait for a shared store (EDGERELAY_STORE_TIMEOUT) before it counts as down.
+    store_timeout: float = 1.0
     log_level: str = "all"  # EDGERELAY_LOG: off | errors | all (one JSON line per request)
     # The password of the EDGERELAY_STORE URL (as written and percent-decoded), if it has one:
     # kept only to be redacted (the store adapters read the URL itself).
@@ -232,6 +234,9 @@ def load_config(env: Mapping[str, str], read_file: Callable[[str], str] | None =
         chains=chains,
         limits=limit_settings if limit_settings is not None and limit_settings.enabled else None,
         store_fail_open=boolean("EDGERELAY_STORE_FAIL_OPEN", get("EDGERELAY_STORE_FAIL_OPEN")),
+        store_timeout=positive_float(
+            "EDGERELAY_STORE_TIMEOUT", (get("EDGERELAY_STORE_TIMEOUT") or "").strip() or None, 1.0
+        ),
         log_level=parse_level(get("EDGERELAY_LOG")),
     )
 

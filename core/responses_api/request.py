@@ -216,6 +216,26 @@ def _content(item: dict, path: str) -> str | list:
     return _parts(content, path + ".content")
 
 
+# Parts that attach something, by Responses type: the field holding it, the chat part's type,
+# the key it goes under there, an optional field carried along, and what a missing one needs.
+_ATTACHMENTS = {
+    "input_image": (
+        "image_url",
+        "image_url",
+        "url",
+        "detail",
+        "must be an http(s) or data: URL (file ids need OpenAI's Files API).",
+    ),
+    "input_file": (
+        "file_data",
+        "file",
+        "file_data",
+        "filename",
+        "is required: a base64 data: URL (file ids and file URLs are not fetched here).",
+    ),
+}
+
+
 def _parts(content: object, path: str) -> list[dict]:
     if not isinstance(content, list):
         raise bad_request(f"`{path}` must be a string or an array of parts.", param=path)
@@ -228,30 +248,15 @@ def _parts(content: object, path: str) -> list[dict]:
             if not isinstance(text, str):
                 raise bad_request(f"`{at}.text` must be a string.", param=at + ".text")
             parts.append({"type": "text", "text": text})
-        elif kind == "input_image":
-            url = part.get("image_url")
-            if not isinstance(url, str) or not url:
-                raise bad_request(
-                    f"`{at}.image_url` must be an http(s) or data: URL (file ids need OpenAI's "
-                    "Files API).",
-                    param=at + ".image_url",
-                )
-            image: dict[str, object] = {"url": url}
-            if isinstance(part.get("detail"), str):
-                image["detail"] = part["detail"]
-            parts.append({"type": "image_url", "image_url": image})
-        elif kind == "input_file":
-            data = part.get("file_data")
-            if not isinstance(data, str) or not data:
-                raise bad_request(
-                    f"`{at}.file_data` is required: a base64 data: URL (file ids and file URLs "
-                    "are not fetched here).",
-                    param=at + ".file_data",
-                )
-            file: dict[str, object] = {"file_data": data}
-            if isinstance(part.get("filename"), str):
-                file["filename"] = part["filename"]
-            parts.append({"type": "file", "file": file})
+        elif isinstance(kind, str) and kind in _ATTACHMENTS:
+            field, chat_type, key, extra, needed = _ATTACHMENTS[kind]
+            value = part.get(field)
+            if not isinstance(value, str) or not value:
+                raise bad_request(f"`{at}.{field}` {needed}", param=f"{at}.{field}")
+            attached: dict[str, object] = {key: value}
+            if isinstance(part.get(extra), str):
+                attached[extra] = part[extra]
+            parts.append({"type": chat_type, chat_type: attached})
         else:
             raise bad_request(
                 f"`{at}`: part type {kind!r} is not supported (input_text, input_image and "

@@ -13,7 +13,7 @@ the stream observer are the gateway's own, in the Responses error shape.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 from .. import attempts, registry
 from ..chat import ChatRequest
@@ -182,6 +182,7 @@ async def _through_chat(
     if chat.stream:
         response = Response(200, [EVENT_STREAM, *headers])
         response.stream = _events(_chat_chunks(answered, response), head, gateway, keep, response)
+        response.upstream = _Beneath(answered)
         return response
     target = dict(answered.headers).get(attempts.TARGET_HEADER, "")
     name = target.partition("/")[0] or "upstream"
@@ -221,6 +222,7 @@ async def _through_cache(
     if chat.stream and is_event_stream(answered.headers):
         response = Response(200, [EVENT_STREAM, *kept])
         response.stream = _events(_closing(answered), head, gateway, keep, response)
+        response.upstream = _Beneath(answered)
         return response
     body = answered.body if answered.stream is None else await _joined(answered)
     target = dict(answered.headers).get(attempts.TARGET_HEADER, "")
@@ -229,6 +231,24 @@ async def _through_cache(
     )
     await keep(result)
     return Response(200, [JSON, *kept], dumps(result))
+
+
+class _Beneath:
+    """``Response.upstream`` of a converted stream: closing the response closes the chat
+    answer beneath it, also when the client left before the first byte (the converting
+    generator then never started, so its own ``finally`` never runs)."""
+
+    __slots__ = ("_answered",)
+    native_body = None  # the client gets converted bytes, never the upstream's own
+    status = 200
+    headers: Mapping[str, str] = {}
+
+    def __init__(self, answered: Response) -> None:
+        self._answered = answered
+
+    async def aclose(self) -> None:
+        if self._answered.stream is not None:  # else the generator closed it already
+            await self._answered.aclose()
 
 
 async def _closing(answered: Response) -> AsyncGenerator[bytes, None]:

@@ -19,22 +19,9 @@ def cache_store_for(config: Config, env: Mapping[str, str]):
     if setting.startswith(("redis://", "rediss://", "unix://")):
         from edgerelay.stores.redis_cache import RedisCacheStore
 
-        return RedisCacheStore.from_url(setting, timeout=_timeout(env))
+        return RedisCacheStore.from_url(setting, timeout=config.store_timeout)
     if setting not in ("", "memory"):
         raise ConfigError("EDGERELAY_STORE", "must be memory, redis://… or rediss://…")
     from edgerelay.core.cache import MemoryCacheStore
 
     return MemoryCacheStore(settings.max_bytes)
-
-
-def _timeout(env: Mapping[str, str]) -> float:
-    raw = (env.get("EDGERELAY_STORE_TIMEOUT") or "").strip()
-    if not raw:
-        return 1.0
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError("EDGERELAY_STORE_TIMEOUT", "must be a number of seconds") from None
-    if value <= 0:
-        raise ConfigError("EDGERELAY_STORE_TIMEOUT", "must be positive")
-    return value

@@ -75,5 +75,7 @@ def response_store_for(config: Config, env: Mapping[str, str]) -> ResponseStore 
     if setting in ("", "memory"):
         return None
     if setting.startswith(("redis://", "rediss://", "unix://")):
-        return RedisResponseStore.from_url(setting, max_value_bytes=config.responses_max_bytes)
+        return RedisResponseStore.from_url(
+            setting, max_value_bytes=config.responses_max_bytes, timeout=config.store_timeout
+        )
     raise ConfigError("EDGERELAY_STORE", "must be memory, redis://… or rediss://…")

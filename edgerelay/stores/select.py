@@ -31,18 +31,5 @@ def store_for(config: Config, env: Mapping[str, str], *, memory_ok: bool):
     if setting.startswith(("redis://", "rediss://", "unix://")):
         from edgerelay.stores.redis_store import RedisStore
 
-        return RedisStore.from_url(setting, timeout=_timeout(env))
+        return RedisStore.from_url(setting, timeout=config.store_timeout)
     raise ConfigError("EDGERELAY_STORE", "must be memory, redis://… or rediss://…")
-
-
-def _timeout(env: Mapping[str, str]) -> float:
-    raw = (env.get("EDGERELAY_STORE_TIMEOUT") or "").strip()
-    if not raw:
-        return 1.0
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError("EDGERELAY_STORE_TIMEOUT", "must be a number of seconds") from None
-    if value <= 0:
-        raise ConfigError("EDGERELAY_STORE_TIMEOUT", "must be positive")
-    return value

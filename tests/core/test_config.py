@@ -64,6 +64,8 @@ base_url = "https://eu.example.test"
         ({"EDGERELAY_CONFIG": "[providers.x]\nkind = 'openai'\n"}, "base_url"),
         ({"EDGERELAY_CONFIG": "[aliases]\nfast = 3\n"}, "aliases"),
         ({"EDGERELAY_UPSTREAM_TIMEOUT": "soon"}, "EDGERELAY_UPSTREAM_TIMEOUT"),
+        ({"EDGERELAY_STORE_TIMEOUT": "soon"}, "EDGERELAY_STORE_TIMEOUT"),
+        ({"EDGERELAY_STORE_TIMEOUT": "0"}, "EDGERELAY_STORE_TIMEOUT"),
     ],
 )
 def test_bad_settings_are_named(env, setting):
@@ -147,3 +149,8 @@ def test_the_hardening_limits_have_defaults_and_are_named_when_bad():
         with pytest.raises(ConfigError) as raised:
             load_config({setting: "0"})
         assert setting in str(raised.value)
+
+
+def test_the_store_timeout_is_read_once_with_a_default():
+    assert load_config({}).store_timeout == 1.0
+    assert load_config({"EDGERELAY_STORE_TIMEOUT": " 2.5 "}).store_timeout == 2.5

@@ -1,10 +1,12 @@
 """/v1/responses over Anthropic, Gemini, mock/echo and OpenAI-compatible upstreams, through
 Gateway.handle with fake upstreams; every event and response parsed with the SDK's models."""
 
+import asyncio
 import json
 
 import pytest
 
+from edgerelay.core.http import Request
 from edgerelay.core.responses_api.items import decode_details
 from tests.core.gateway_helpers import NOW, call, error_of
 from tests.responses.helpers import (
@@ -197,6 +199,28 @@ def test_upstream_cut_mid_stream_is_response_failed():
     typed, _ = streamed(gw, {"model": CLAUDE, "input": "Hi"})
     assert typed[-1].type == "response.failed"
     assert "broke off" in typed[-1].response.error.message
+
+
+@pytest.mark.parametrize("cache", ["off", "on"])
+def test_a_client_gone_before_the_first_byte_closes_the_upstream(cache):
+    upstreams = []
+
+    def handler(request):
+        chunks = [wire.stream([wire.message_start(), *wire.text_block(0, "Hel")])]
+        upstreams.append(FakeResponse(200, SSE, chunks))
+        return upstreams[-1]
+
+    gw, _ = gateway(handler, EDGERELAY_CACHE=cache)
+    body = json.dumps({"model": CLAUDE, "input": "Hi", "stream": True}).encode()
+
+    async def leave_at_once():
+        response = await gw.handle(Request("POST", "/v1/responses", "", {}, body))
+        assert response.status == 200 and response.stream is not None
+        await response.aclose()  # as an adapter does when the client leaves before any write
+        await asyncio.sleep(0)  # a cache flight's task gets its turn
+
+    asyncio.run(leave_at_once())
+    assert [upstream.closed for upstream in upstreams] == [True]
 
 
 def test_anthropic_refuses_json_schema_naming_text_format():
