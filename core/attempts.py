@@ -78,15 +78,20 @@ async def answer(
     seams: Seams,
     deadline: float | None = None,
     policy: Policy | None = None,
+    chain: Chain | None = None,
+    tried: int = 0,
 ) -> Response:
     """The answer to a checked chat request, from the first target of its chain that gives one.
-    Raises the ``GatewayError`` the client should get when none does."""
-    chain = chain_for(chat.model, config)
+    Raises the ``GatewayError`` the client should get when none does. ``chain``: the targets
+    left to try when a caller already tried the first ones itself (``tried`` attempts, counted
+    on in ``x-edgerelay-attempts``); by default the chat model's whole chain."""
+    if chain is None:
+        chain = chain_for(chat.model, config)
     start = seams.clock()
     stop = start + chain.timeouts.total
     if deadline is not None:
         stop = min(stop, deadline)
-    attempts = 0
+    attempts = tried
     last: GatewayError | None = None
     targets = chain.targets
     for index, target in enumerate(targets):

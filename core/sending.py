@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from .chains import Timeouts
 from .errors import GatewayError, unreachable
 from .fetch import Fetch, FetchError, FetchRequest, FetchResponse
-from .retry import Attempt, RetryPolicy, Wait
+from .retry import Attempt, NextTarget, RetryPolicy, Wait
 
 # Read at most this much of an upstream error body: it is only for the message and the policy.
 ERROR_BODY_LIMIT = 64 * 1024
@@ -79,6 +79,15 @@ class Unanswered(GatewayError):
         self.attempts = attempts
 
 
+class MovedOn(Exception):
+    """The policy left this target for the next one of a chain, after ``attempts`` attempts
+    (its last answer, if any, closed)."""
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(f"moved on after {attempts} attempts")
+        self.attempts = attempts
+
+
 class Sent(NamedTuple):
     """The upstream's answer (a success, or the error that was not retried) and the number of
     attempts it took. An error's body is ``ErrorBody`` (read in part already), else None."""
@@ -95,9 +104,12 @@ async def send(
     timeouts: Timeouts,
     seams: Seams,
     deadline: float | None = None,
+    has_next: bool = False,
 ) -> Sent:
     """Send ``outbound``, again as ``policy`` decides, until an answer is kept; raises
-    ``Unanswered`` for an upstream that never answered (502, or 504 on a timeout)."""
+    ``Unanswered`` for an upstream that never answered (502, or 504 on a timeout). With
+    ``has_next`` (a chain has another target), raises ``MovedOn`` when the policy says to try
+    that one instead."""
     stop = seams.clock() + timeouts.total
     if deadline is not None:
         stop = min(stop, deadline)
@@ -124,8 +136,12 @@ async def send(
             now=seams.clock(),
             deadline=stop,
             random=seams.random,
-            has_next=False,
+            has_next=has_next,
         )
+        if isinstance(decision, NextTarget):
+            if kept is not None:
+                await kept.upstream.aclose()
+            raise MovedOn(number)
         if not isinstance(decision, Wait):
             if kept is None:
                 raise Unanswered(failure, number)

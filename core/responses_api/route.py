@@ -14,8 +14,10 @@ the stream observer are the gateway's own, in the Responses error shape.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import NamedTuple
 
 from .. import attempts, registry
+from ..chains import Chain
 from ..chat import ChatRequest
 from ..errors import GatewayError, bad_request, not_configured, stream_error_frame
 from ..fetch import FetchError, FetchRequest
@@ -36,7 +38,7 @@ from ..responses import (
 )
 from ..routing import Route, route_model
 from ..safejson import dumps
-from ..sending import send
+from ..sending import MovedOn, Unanswered, attempt_headers, send
 from ..sse import EventTooLarge
 from . import answer, store
 from .events import ResponsesStream
@@ -66,8 +68,14 @@ async def handle(gateway: Gateway, request: Request, deadline: float | None = No
     provider = route.provider
     if provider.key_required and not provider.api_key:
         raise not_configured(provider.name, provider.api_key_env)
-    if route.kind == "openai" and provider.responses != "translate":
-        return await _pass_through(gateway, parsed, route, policy, deadline)
+    chain, tried = attempts.chain_for(parsed.model, config), 0
+    if _native(route):
+        stop = gateway.clock() + chain.timeouts.total
+        deadline = stop if deadline is None else min(deadline, stop)  # one for the whole chain
+        passed = await _pass_through_chain(gateway, parsed, chain, policy, deadline)
+        if isinstance(passed, Response):
+            return passed
+        chain, tried = passed  # the rest of the chain goes through chat
     client = request.identity.client_id if request.identity is not None else None
     namespace = store.namespace_of(request.headers, client)
     conversation = await store.resolve(
@@ -82,8 +90,9 @@ async def handle(gateway: Gateway, request: Request, deadline: float | None = No
     chat = ChatRequest(chat_body, parsed.model, parsed.stream, parsed.stream, raw)
     head = answer.skeleton(parsed, "resp_" + gateway.new_id(), int(gateway.clock()))
     keep = _Keeper(gateway, namespace, conversation, parsed.store)
+    left = _Left(chain, tried)
     try:
-        return await _through_chat(gateway, request, chat, policy, head, keep, deadline)
+        return await _through_chat(gateway, request, chat, policy, head, keep, deadline, left)
     except GatewayError as error:
         raise responses_error(error, where) from None
 
@@ -118,12 +127,71 @@ class _Keeper:
             )
 
 
+class _Left(NamedTuple):
+    """The targets of the model's chain the chat attempt loop is to try, and the attempts made
+    on the ones before them (OpenAI's own /responses endpoint)."""
+
+    chain: Chain
+    tried: int
+
+
+def _native(route: Route) -> bool:
+    """Whether ``route`` takes the Responses request as it is (OpenAI's own /responses)."""
+    return route.kind == "openai" and route.provider.responses != "translate"
+
+
+async def _pass_through_chain(
+    gateway: Gateway,
+    parsed: ResponsesRequest,
+    chain: Chain,
+    policy: Policy | None,
+    deadline: float,
+) -> Response | tuple[Chain, int]:
+    """The leading targets of ``chain`` that speak the Responses API, each sent the request as
+    it is (retried as the chain's policy says): the first answer kept, or the rest of the chain
+    (from the first target that needs chat) and the attempts made, when each of them was left
+    for the next target. A target the caller's policy refuses, or without its key, is skipped
+    while another remains."""
+    targets = chain.targets
+    tried = 0
+    for index, target in enumerate(targets):
+        route = route_model(target, gateway.config)
+        if not _native(route):
+            return chain._replace(targets=targets[index:]), tried
+        has_next = index + 1 < len(targets)
+        if index:  # the first target was checked before anything else
+            refusal = _refusal(route, policy, gateway)
+            if refusal is not None:
+                if has_next:
+                    continue
+                raise refusal
+        try:
+            return await _pass_through(
+                gateway, parsed, route, chain, policy, deadline, tried, has_next
+            )
+        except MovedOn as moved:
+            tried += moved.attempts
+    raise AssertionError("the last target never moves on")  # has_next is False there
+
+
+def _refusal(route: Route, policy: Policy | None, gateway: Gateway) -> GatewayError | None:
+    if policy is not None and not policy.allows_model(*route_names(route, gateway.config)):
+        return forbidden_model(route.model)
+    provider = route.provider
+    if provider.key_required and not provider.api_key:
+        return not_configured(provider.name, provider.api_key_env)
+    return None
+
+
 async def _pass_through(
     gateway: Gateway,
     parsed: ResponsesRequest,
     route: Route,
+    chain: Chain,
     policy: Policy | None,
-    deadline: float | None,
+    deadline: float,
+    tried: int,
+    has_next: bool,
 ) -> Response:
     body = parsed.body
     changed = route.model != parsed.model
@@ -144,21 +212,28 @@ async def _pass_through(
         raw if raw is not None else parsed.raw,
         pool=provider.name,
     )
-    config = gateway.config
     seams = gateway.seams()
-    sent = await send(outbound, provider.name, config.retry, config.timeouts, seams, deadline)
+    target = f"{provider.name}/{route.model}"
+    try:
+        sent = await send(
+            outbound, provider.name, chain.policy, chain.timeouts, seams, deadline, has_next
+        )
+    except Unanswered as unanswered:
+        tagged = attempt_headers(tried + unanswered.attempts, target)
+        unanswered.headers = (*unanswered.headers, *tagged)
+        raise
     upstream = sent.upstream
-    tried = ("x-edgerelay-attempts", str(sent.attempts))
+    tags = attempt_headers(tried + sent.attempts, target)
     if sent.error_body is not None:
         await upstream.aclose()
         error = attempts.upstream_error(upstream, sent.error_body.excerpt, openai.translate_error)
-        error.headers = (*error.headers, tried)
+        error.headers = (*error.headers, *tags)
         raise error
     if upstream.status < 200 or 300 <= upstream.status < 400:
         await upstream.aclose()
         raise unexpected_status(provider.name, upstream.status)
     response = passthrough(upstream)
-    response.headers.append(tried)
+    response.headers.extend(tags)
     return response
 
 
@@ -170,14 +245,15 @@ async def _through_chat(
     head: dict,
     keep: _Keeper,
     deadline: float | None,
+    left: _Left,
 ) -> Response:
     """The chat request through the attempt loop of /v1/chat/completions (its retries and the
-    model's fallback chain, before the client gets a byte), or through the response cache in
-    front of it; the chat answer (or chunk stream) it gives, in OpenAI's chat shape whichever
-    target answered, converted."""
+    targets ``left`` of the model's fallback chain, before the client gets a byte), or through
+    the response cache in front of it; the chat answer (or chunk stream) it gives, in OpenAI's
+    chat shape whichever target answered, converted."""
     if gateway.cache is not None:
-        return await _through_cache(gateway, request, chat, policy, head, keep, deadline)
-    answered = await attempts.answer(chat, gateway.config, gateway.seams(), deadline, policy)
+        return await _through_cache(gateway, request, chat, policy, head, keep, deadline, left)
+    answered = await attempts.answer(chat, gateway.config, gateway.seams(), deadline, policy, *left)
     headers = [h for h in answered.headers if h[0] != "content-type"]
     if chat.stream:
         response = Response(200, [EVENT_STREAM, *headers])
@@ -200,6 +276,7 @@ async def _through_cache(
     head: dict,
     keep: _Keeper,
     deadline: float | None,
+    left: _Left,
 ) -> Response:
     """The chat request through the response cache (core.cache): its chat answer, stored or
     fresh, converted as above; the cache's headers go on. Each answer is a response of its own
@@ -210,7 +287,7 @@ async def _through_cache(
 
     async def call(sent: ChatRequest) -> Response:
         seams = gateway.seams()
-        response = await attempts.answer(sent, gateway.config, seams, deadline, policy)
+        response = await attempts.answer(sent, gateway.config, seams, deadline, policy, *left)
         if response.stream is not None and is_event_stream(response.headers):
             # Watched for its end (only a complete answer is stored); no hooks: the Responses
             # stream the client gets is the one they watch.

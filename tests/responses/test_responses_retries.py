@@ -115,3 +115,84 @@ def test_openais_own_responses_endpoint_is_retried():
     assert header(response, "x-edgerelay-attempts") == "2"
     assert fetch.requests[-1].url.endswith("/responses")
     assert (len(fetch.requests), gw.sleep) == (2, [0.25])
+    assert header(response, "x-edgerelay-target") == "openai/gpt-4.1"
+
+
+OPENAI_FIRST = '[aliases.smart]\ntargets = ["openai/gpt-4.1", "anthropic/claude-sonnet-4-5"]\n'
+
+
+def down_503():
+    return FakeResponse(503, JSON, [b'{"error":{"message":"down"}}'])
+
+
+def test_openais_own_endpoint_falls_back_along_the_chain_through_chat():
+    gw, fetch = gateway(
+        by_host(openai=[down_503], anthropic=[claude_answer]),
+        EDGERELAY_CONFIG=OPENAI_FIRST,
+        EDGERELAY_RETRIES="1",
+    )
+    response, _ = post(gw, {"model": "smart", "input": "hi"})
+    assert response.status == 200
+    assert oracle.response(response.body).output_text == "from claude"
+    assert header(response, "x-edgerelay-target") == "anthropic/claude-sonnet-4-5"
+    assert header(response, "x-edgerelay-attempts") == "3"  # two on OpenAI, one on Anthropic
+    assert [r.url.rpartition("/")[2] for r in fetch.requests] == [
+        "responses",
+        "responses",
+        "messages",
+    ]
+    assert gw.sleep == [0.25]  # one retry on OpenAI, none before moving on
+    assert all(r.closed for r in fetch.responses)
+
+
+def test_openais_own_endpoint_moves_on_from_an_unreachable_upstream():
+    from edgerelay.core.fetch import FetchError
+
+    def refused():
+        raise FetchError("connection refused", connect=True)
+
+    gw, fetch = gateway(
+        by_host(openai=[refused], anthropic=[claude_answer]),
+        EDGERELAY_CONFIG=OPENAI_FIRST,
+        EDGERELAY_RETRIES="0",
+    )
+    response, _ = post(gw, {"model": "smart", "input": "hi"})
+    assert response.status == 200
+    assert header(response, "x-edgerelay-attempts") == "2"
+    assert gw.sleep == []
+    assert [r.url.rpartition("/")[2] for r in fetch.requests] == ["responses", "messages"]
+
+
+def test_a_chain_of_openai_endpoints_moves_along_them_before_chat():
+    done = {"id": "resp_2", "object": "response", "status": "completed", "output": []}
+    chain = '[aliases.smart]\ntargets = ["openai/gpt-a", "openai/gpt-b"]\nretries = 0\n'
+    script = [down_503, lambda: FakeResponse(200, JSON, [json.dumps(done).encode()])]
+    gw, fetch = gateway(by_host(openai=script), EDGERELAY_CONFIG=chain)
+    response, chunks = post(gw, {"model": "smart", "input": "hi"})
+    assert (response.status, json.loads(b"".join(chunks))) == (200, done)
+    assert [json.loads(r.body)["model"] for r in fetch.requests] == ["gpt-a", "gpt-b"]
+    assert header(response, "x-edgerelay-target") == "openai/gpt-b"
+    assert header(response, "x-edgerelay-attempts") == "2"
+
+
+def test_a_client_error_from_openais_endpoint_is_not_a_reason_to_fall_back():
+    bad = lambda: FakeResponse(400, JSON, [b'{"error":{"message":"bad input"}}'])  # noqa: E731
+    gw, fetch = gateway(
+        by_host(openai=[bad], anthropic=[claude_answer]), EDGERELAY_CONFIG=OPENAI_FIRST
+    )
+    response, _ = post(gw, {"model": "smart", "input": "hi"})
+    assert response.status == 400
+    assert json.loads(response.body)["error"]["message"] == "bad input"
+    assert header(response, "x-edgerelay-attempts") == "1"
+    assert len(fetch.requests) == 1
+
+
+def test_the_last_openai_target_gives_its_error_with_every_attempt_counted():
+    chain = '[aliases.smart]\ntargets = ["openai/gpt-a", "openai/gpt-b"]\nretries = 1\n'
+    gw, fetch = gateway(by_host(openai=[down_503]), EDGERELAY_CONFIG=chain)
+    response, _ = post(gw, {"model": "smart", "input": "hi"})
+    assert response.status == 503
+    assert len(fetch.requests) == 4
+    assert header(response, "x-edgerelay-attempts") == "4"
+    assert header(response, "x-edgerelay-target") == "openai/gpt-b"
+    assert gw.sleep == [0.25, 0.25]

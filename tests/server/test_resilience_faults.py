@@ -525,6 +525,40 @@ def test_the_openai_sdk_streams_a_fallback_answer_from_another_provider():
     assert waits.asked == [0.25, 0.5]
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_openai_sdk_gets_a_responses_answer_from_the_fallback_target(stream):
+    # OpenAI's own /responses is down: the next target (Anthropic) answers through the chat
+    # translation, converted back to a Response.
+    import openai
+
+    waits = Waits()
+    down = json_fault(503, {"error": {"message": "down", "type": "server_error"}})
+    claude = sse_fault([GOOD]) if stream else json_fault(200, ANTHROPIC_ANSWER)
+    with FaultUpstream([down]) as oai, FaultUpstream([claude]) as anthropic:
+        env = {**openai_env(oai.url), **anthropic_env(anthropic.url), "EDGERELAY_CONFIG": CHAIN}
+        server = gateway(env, waits, "httpx")
+        try:
+            client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+            raw = client.responses.with_raw_response.create(
+                model="smart", input="Hi", stream=stream
+            )
+            if stream:
+                events = list(raw.parse())
+                assert events[-1].type == "response.completed"
+                text = events[-1].response.output_text
+            else:
+                text = raw.parse().output_text
+        finally:
+            server.__exit__(None, None, None)
+        assert oai.wait_all_closed() and anthropic.wait_all_closed()
+    assert text == ("Hello there" if stream else "from claude")
+    assert raw.headers["x-edgerelay-target"] == "anthropic/claude-sonnet-4-5"
+    assert raw.headers["x-edgerelay-attempts"] == "3"
+    assert [seen.path for seen in oai.seen] == ["/v1/responses", "/v1/responses"]
+    assert [seen.path for seen in anthropic.seen] == ["/v1/messages"]
+    assert waits.asked == [0.25]
+
+
 # -- passthrough routes ------------------------------------------------------------------------
 
 MODELS = {"object": "list", "data": [{"id": "gpt-4.1-mini", "object": "model"}]}
