@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from . import safejson
+from .chat_messages import Message, normalise
 from .errors import bad_request
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -18,6 +19,23 @@ class ChatRequest(NamedTuple):
     stream: bool
     include_usage: bool
     raw: bytes = b""  # the body as received, for an upstream that takes it unchanged
+    # What is derived from ``body`` once per request and shared by every copy ``_replace``
+    # makes (a fallback chain translates one request for several providers); None: not kept.
+    derived: dict | None = None
+
+    def messages(self) -> tuple[Message, ...]:
+        """``body["messages"]`` checked (``chat_messages.normalise``), once per request: a copy
+        of this request with a new body but the same messages list reuses it."""
+        messages = self.body["messages"]
+        derived = self.derived
+        if derived is not None:
+            held = derived.get("messages")
+            if held is not None and held[0] is messages:  # the list held alive: a safe identity
+                return held[1]
+        checked = normalise(messages)
+        if derived is not None:
+            derived["messages"] = (messages, checked)
+        return checked
 
 
 def parse_chat_request(
@@ -59,7 +77,7 @@ def parse_chat_request(
     if options is not None and not isinstance(options, dict):
         raise bad_request("`stream_options` must be an object.", param="stream_options")
     include_usage = bool(stream and options and options.get("include_usage"))
-    return ChatRequest(body, model, stream, include_usage, raw)
+    return ChatRequest(body, model, stream, include_usage, raw, {})
 
 
 def load_body(raw: bytes, max_values: int = 50_000) -> dict:
@@ -105,17 +123,6 @@ def text_of(content: object) -> str:
             and isinstance(part.get("text"), str)
         )
     return ""
-
-
-def part_text(part: dict, key: str, where: str) -> str:
-    """A content part's text under ``key``: absent is empty, anything but a string is the
-    client's 400 naming ``where.key``."""
-    value = part.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise bad_request(f"`{where}.{key}` must be a string.", param=f"{where}.{key}")
-    return value
 
 
 # The checked request: each field a provider maps, checked once here with one wording per error
@@ -251,48 +258,6 @@ def _effort(effort: object) -> str | None:
             f"`reasoning_effort` must be one of: {', '.join(EFFORTS)}.", param="reasoning_effort"
         )
     return effort
-
-
-def tool_call_arguments(call: dict, where: str) -> dict:
-    """A tool call's arguments as an object: its JSON string parsed (some clients send the
-    object itself: taken as it is); absent or blank is ``{}``."""
-    function = call.get("function")
-    arguments = function.get("arguments") if isinstance(function, dict) else None
-    parsed: object = arguments
-    if arguments is None:
-        return {}
-    if isinstance(arguments, str):
-        try:
-            parsed = safejson.loads(arguments) if arguments.strip() else {}
-        except ValueError:
-            parsed = None
-    if not isinstance(parsed, dict):
-        raise bad_request(
-            f"`{where}.function.arguments` must be a JSON object in a string.",
-            param=where + ".function.arguments",
-        )
-    return parsed
-
-
-def image_url(part: dict, where: str) -> str:
-    """The URL of an ``image_url`` part (an object with ``url``, or the URL string itself)."""
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str):
-        raise bad_request(
-            f"`{where}.image_url.url` must be a string.", param=where + ".image_url.url"
-        )
-    return url
-
-
-def data_url(url: str, where: str) -> tuple[str, str]:
-    """``(media type, base64 data)`` of a base64 ``data:`` URL; a 400 naming ``where``
-    otherwise."""
-    meta, comma, data = url[5:].partition(",") if url.startswith("data:") else ("", "", "")
-    media_type, *params = meta.split(";")
-    if not (comma and "base64" in params and media_type):
-        raise bad_request(f"`{where}` must be a base64 data: URL.", param=where)
-    return media_type, data
 
 
 class Field(NamedTuple):

@@ -97,13 +97,14 @@ def build_request(
     facts = registry.model_facts(route.provider, route.model, config.model_facts)
     facts = facts or registry.CLAUDE_NEWEST
     thinking = thinking_for(checked.reasoning_effort, facts)
+    messages = chat.messages()
     if thinking is not None:
-        unsigned = unsigned_tool_turn(body["messages"], route.model)
+        unsigned = unsigned_tool_turn(messages, route.model)
         if unsigned is not None:
             if not facts.can_disable:
                 raise missing_thinking(unsigned, route.model)
             thinking, ctx.repaired = None, "thinking"  # as Anthropic's own 400 advises
-    system, turns = convert(body["messages"], route.model)
+    system, turns = convert(messages, route.model)
     out: dict = {"model": route.model}
     if system:
         out["system"] = system[0]["text"] if len(system) == 1 else system

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ..chat_messages import Message
 from ..errors import bad_request
 from ..registry import ModelFacts
 from .anthropic_response import FORMAT
@@ -72,20 +73,16 @@ def usable_items(details: object, model: str) -> list[dict]:
     return items
 
 
-def unsigned_tool_turn(messages: list, model: str) -> int | None:
+def unsigned_tool_turn(messages: tuple[Message, ...], model: str) -> int | None:
     """The index of the assistant message whose tool calls the request continues, if it has no
     thinking ``model`` can take back; None otherwise. That is the last assistant message, when
     no user message follows it (only tool results: the tool loop is still running)."""
-    for i in range(len(messages) - 1, -1, -1):
-        role = messages[i].get("role")
-        if role == "user":
+    for message in reversed(messages):
+        if message.role == "user":
             return None
-        if role == "assistant":
-            message = messages[i]
-            if message.get("tool_calls") and not usable_items(
-                message.get("reasoning_details"), model
-            ):
-                return i
+        if message.role == "assistant":
+            if message.tool_calls and not usable_items(message.reasoning_details, model):
+                return message.position
             return None
     return None
 

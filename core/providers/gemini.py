@@ -81,7 +81,7 @@ def build_request(
     headers.update(registry.key_headers(provider))
     url = f"{provider.base_url}/v1beta/models/{model}:{action}"
     facts = registry.model_facts(provider, route.model, config.model_facts)
-    out = to_gemini(chat.body, model, facts or registry.GEMINI_NEWEST)
+    out = to_gemini(chat, model, facts or registry.GEMINI_NEWEST)
     if facts is not None and facts.signatures and sign_current_turn(out["contents"]):
         ctx.repaired = "thinking"
     body = dumps(out)
@@ -92,8 +92,9 @@ def stream_translator(route: Route, ctx: ChatContext) -> GeminiStream:
     return GeminiStream(route, ctx)
 
 
-def to_gemini(body: dict, model: str, facts: ModelFacts = registry.GEMINI_NEWEST) -> dict:
-    """The ``generateContent`` body for an OpenAI Chat Completions body."""
+def to_gemini(chat: ChatRequest, model: str, facts: ModelFacts = registry.GEMINI_NEWEST) -> dict:
+    """The ``generateContent`` body for an OpenAI Chat Completions request."""
+    body = chat.body
     for name, reason in _UNSUPPORTED.items():
         if body.get(name) not in (None, False, {}, []):
             raise bad_request(f"`{name}` is not supported: {reason}.", param=name)
@@ -103,7 +104,7 @@ def to_gemini(body: dict, model: str, facts: ModelFacts = registry.GEMINI_NEWEST
     if isinstance(modalities, list) and any(m != "text" for m in modalities):
         raise bad_request("Only text output is translated for Gemini.", param="modalities")
     checked = check(body)
-    system, contents = to_contents(body["messages"], model)
+    system, contents = to_contents(chat.messages(), model)
     out: dict = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": system}

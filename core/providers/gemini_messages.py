@@ -1,4 +1,5 @@
-"""OpenAI ``messages`` as Gemini ``contents`` (roles user / model) and ``systemInstruction``.
+"""Checked chat messages (``chat_messages.Message``) as Gemini ``contents`` (roles user / model)
+and ``systemInstruction``.
 
 Gemini answers a function call with a ``functionResponse`` that names the function, where OpenAI
 gives only the ``tool_call_id``: the name is looked up in the earlier assistant turn whose
@@ -9,11 +10,10 @@ go back onto the parts Gemini put them on (docs/extensions.md).
 from __future__ import annotations
 
 from .. import safejson
-from ..chat import data_url, image_url, part_text, tool_call_arguments
+from ..chat_messages import Message
 from ..errors import bad_request
 from .gemini_response import FORMAT
 
-_AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
 _IMAGE_TYPES = {
     "png": "image/png",
     "jpg": "image/jpeg",
@@ -29,7 +29,7 @@ _IMAGE_TYPES = {
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 
 
-def to_contents(messages: list, model: str) -> tuple[list, list]:
+def to_contents(messages: tuple[Message, ...], model: str) -> tuple[list, list]:
     """``(systemInstruction parts, contents)``. System and developer messages, wherever they
     stand, become the one system instruction Gemini has. Consecutive messages of one role form
     one turn, so several tool results (and a user message right after them) answer one model
@@ -38,17 +38,17 @@ def to_contents(messages: list, model: str) -> tuple[list, list]:
     system: list = []
     contents: list = []
     names: dict = {}  # tool_call_id -> function name, from the assistant turns seen so far
-    for i, message in enumerate(messages):
-        role = message["role"]
+    for message in messages:
+        role = message.role
         if role in ("system", "developer"):
-            system += _text_parts(message.get("content"), i)
+            system += [{"text": part.text} for part in message.parts()]
             continue
         if role in ("tool", "function"):
-            role, parts = "user", [_function_response(message, i, names)]
+            role, parts = "user", [_function_response(message, names)]
         elif role == "user":
-            parts = _user_parts(message.get("content"), i)
+            parts = _user_parts(message)
         else:
-            role, parts = "model", _model_parts(message, i, names, model)
+            role, parts = "model", _model_parts(message, names, model)
             if not parts:  # Gemini rejects a turn without parts
                 continue
         if contents and contents[-1]["role"] == role:
@@ -58,103 +58,48 @@ def to_contents(messages: list, model: str) -> tuple[list, list]:
     return system, contents
 
 
-def _text_parts(content: object, i: int) -> list:
+def _user_parts(message: Message) -> list:
+    content = message.content
     if isinstance(content, str):
         return [{"text": content}]
-    if isinstance(content, list):
-        parts = []
-        for j, part in enumerate(content):
-            kind = part.get("type") if isinstance(part, dict) else None
-            if kind not in ("text", "refusal"):
-                raise bad_request(
-                    f"`messages[{i}].content[{j}]` must be a text part here.",
-                    param=f"messages[{i}].content[{j}]",
-                )
-            parts.append({"text": part_text(part, kind, f"messages[{i}].content[{j}]")})
-        return parts
-    if content is None:
-        return []
-    raise bad_request(f"`messages[{i}].content` must be a string or an array.", param=_p(i))
-
-
-def _user_parts(content: object, i: int) -> list:
-    if isinstance(content, str):
-        return [{"text": content}]
-    if not isinstance(content, list) or not content:
-        raise bad_request(f"`messages[{i}].content` must be a string or an array.", param=_p(i))
+    if not content:  # Gemini refuses a turn without parts
+        where = f"messages[{message.position}].content"
+        raise bad_request(f"`{where}` must be a string or an array.", param=where)
     parts: list[dict] = []
     for j, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, dict) else None
-        param = f"messages[{i}].content[{j}]"
+        kind = part.type
         if kind == "text":
-            parts.append({"text": part_text(part, "text", param)})
-        elif kind == "image_url":
-            url = image_url(part, param)
-            if url.startswith("data:"):
-                parts.append({"inlineData": _inline(url, param + ".image_url.url")})
-            else:
-                # Gemini fetches only the URLs it supports (its Files API, YouTube, ...);
-                # for others Google's own 400 comes back to the client.
-                ext = url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()
-                data: dict = {"fileUri": url}
-                if ext in _IMAGE_TYPES:
-                    data = {"mimeType": _IMAGE_TYPES[ext], "fileUri": url}
-                parts.append({"fileData": data})
-        elif kind == "input_audio":
-            audio = part.get("input_audio")
-            audio = audio if isinstance(audio, dict) else {}
-            fmt = audio.get("format")
-            mime = _AUDIO_TYPES.get(fmt) if isinstance(fmt, str) else None
-            if mime is None or not isinstance(audio.get("data"), str):
-                raise bad_request(
-                    f"`{param}.input_audio` needs `data` and a format of wav or mp3.", param=param
-                )
-            parts.append({"inlineData": {"mimeType": mime, "data": audio["data"]}})
-        elif kind == "file":
-            file = part.get("file")
-            file_data = file.get("file_data") if isinstance(file, dict) else None
-            if not isinstance(file_data, str):
-                raise bad_request(f"`{param}.file` needs `file_data` (a data: URL).", param=param)
-            parts.append({"inlineData": _inline(file_data, param + ".file.file_data")})
+            parts.append({"text": part.text})
+        elif kind == "image_url" and part.url is not None:
+            # Gemini fetches only the URLs it supports (its Files API, YouTube, ...); for
+            # others Google's own 400 comes back to the client.
+            url = part.url
+            ext = url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()
+            data: dict = {"fileUri": url}
+            if ext in _IMAGE_TYPES:
+                data = {"mimeType": _IMAGE_TYPES[ext], "fileUri": url}
+            parts.append({"fileData": data})
+        elif kind in ("image_url", "input_audio", "file"):  # inline: a data: URL, or audio
+            parts.append({"inlineData": {"mimeType": part.media_type, "data": part.data}})
         else:
-            raise bad_request(f"`{param}` has an unsupported type {kind!r}.", param=param)
+            where = f"messages[{message.position}].content[{j}]"
+            raise bad_request(f"`{where}` has an unsupported type {kind!r}.", param=where)
     return parts
 
 
-def _inline(url: str, where: str) -> dict:
-    mime, data = data_url(url, where)
-    return {"mimeType": mime, "data": data}
-
-
-def _model_parts(message: dict, i: int, names: dict, model: str) -> list:
-    text = "".join(p["text"] for p in _text_parts(message.get("content"), i))
+def _model_parts(message: Message, names: dict, model: str) -> list:
+    text = message.text()
     parts: list = [{"text": text}] if text else []
-    signatures = _signatures(message.get("reasoning_details"), model)
-    calls = message.get("tool_calls") or []
-    if not isinstance(calls, list):
-        raise bad_request(
-            f"`messages[{i}].tool_calls` must be an array.", param=_p(i, "tool_calls")
-        )
-    legacy = message.get("function_call")
-    if isinstance(legacy, dict):
-        calls = [*calls, {"type": "function", "function": legacy}]
-    elif legacy is not None:
-        raise bad_request(
-            f"`messages[{i}].function_call` must be an object.", param=_p(i, "function_call")
-        )
-    for j, call in enumerate(calls):
-        param = f"messages[{i}].tool_calls[{j}]"
-        function = call.get("function") if isinstance(call, dict) else None
-        name = function.get("name") if isinstance(function, dict) else None
-        if not isinstance(name, str) or not name:
-            raise bad_request(f"`{param}.function.name` is required.", param=param)
-        args = tool_call_arguments(call, param)
-        part = {"functionCall": {"name": name, "args": args}}
-        call_id = call.get("id")
-        if isinstance(call_id, str):
-            names[call_id] = name
-            if call_id in signatures:
-                part["thoughtSignature"] = signatures[call_id]
+    signatures = _signatures(message.reasoning_details, model)
+    calls = message.tool_calls
+    if message.function_call is not None:
+        calls = (*calls, message.function_call)
+    for call in calls:
+        part = {"functionCall": {"name": call.name, "args": call.arguments}}
+        if call.id is not None:
+            names[call.id] = call.name
+            if call.id in signatures:
+                part["thoughtSignature"] = signatures[call.id]
         parts.append(part)
     if None in signatures and parts and "text" in parts[0]:
         parts[0]["thoughtSignature"] = signatures[None]  # a signature that came on text
@@ -200,21 +145,19 @@ def sign_current_turn(contents: list) -> bool:
     return placed
 
 
-def _function_response(message: dict, i: int, names: dict) -> dict:
-    if message["role"] == "function":
-        name = message.get("name")
-        if not isinstance(name, str) or not name:
-            raise bad_request(f"`messages[{i}].name` is required.", param=_p(i, "name"))
-    else:
-        call_id = message.get("tool_call_id")
-        name = names.get(call_id) if isinstance(call_id, str) else None
+def _function_response(message: Message, names: dict) -> dict:
+    name = message.name
+    if message.role == "tool":
+        call_id = message.tool_call_id
+        name = names.get(call_id)
         if name is None:
+            where = f"messages[{message.position}].tool_call_id"
             raise bad_request(
-                f"`messages[{i}].tool_call_id` ({call_id!r}) matches no tool call of an earlier "
-                "assistant message; Gemini needs the function name from it.",
-                param=_p(i, "tool_call_id"),
+                f"`{where}` ({call_id!r}) matches no tool call of an earlier assistant message; "
+                "Gemini needs the function name from it.",
+                param=where,
             )
-    text = "".join(p["text"] for p in _text_parts(message.get("content"), i))
+    text = message.text()
     response = None
     if text.lstrip()[:1] == "{":
         try:
@@ -224,7 +167,3 @@ def _function_response(message: dict, i: int, names: dict) -> dict:
     if not isinstance(response, dict):
         response = {"output": text}  # the key Gemini documents for a plain function output
     return {"functionResponse": {"name": name, "response": response}}
-
-
-def _p(i: int, field: str = "content") -> str:
-    return f"messages[{i}].{field}"

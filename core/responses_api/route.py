@@ -87,7 +87,7 @@ async def handle(gateway: Gateway, request: Request, deadline: float | None = No
         count = len(chat_body["messages"])
         raise too_many_items(count, config.max_messages, "EDGERELAY_MAX_MESSAGES")
     raw = dumps(chat_body)
-    chat = ChatRequest(chat_body, parsed.model, parsed.stream, parsed.stream, raw)
+    chat = ChatRequest(chat_body, parsed.model, parsed.stream, parsed.stream, raw, {})
     head = answer.skeleton(parsed, "resp_" + gateway.new_id(), int(gateway.clock()))
     keep = _Keeper(gateway, namespace, conversation, parsed.store)
     left = _Left(chain, tried)
