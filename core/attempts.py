@@ -18,7 +18,7 @@ from .chains import Chain, Timeouts
 from .chat import ChatRequest
 from .config import Config
 from .errors import GatewayError, not_configured, unreachable
-from .fetch import FetchError, FetchRequest, FetchResponse
+from .fetch import Body, FetchError, FetchRequest, FetchResponse
 from .held_stream import Failed, Opened, hold
 from .http import Response
 from .identity.enforce import enforce_chat
@@ -29,6 +29,7 @@ from .sending import (
     ATTEMPTS_HEADER,
     ERROR_BODY_LIMIT,
     TARGET_HEADER,
+    Bounded,
     Seams,
     failure_kind,
     out_of_time,
@@ -190,12 +191,14 @@ async def _attempt(
         body = await read_error_body(upstream)
         error = upstream_error(upstream, body, provider.translate_error)
         return _Failure(Attempt(upstream.status, upstream.headers, body), error)
+    # The body is read within the total timeout too (a stream that runs past it ends).
+    bounded = Bounded(upstream, stop, seams.clock)
     if provider.relays_openai:
-        return passthrough(upstream)
+        return passthrough(upstream, body=bounded.aiter_bytes())
     if chat.stream:
         stream = provider.stream_translator(route, ctx)
         try:
-            held = await hold(upstream, stream)
+            held = await hold(bounded, stream)
         except BaseException:  # cancelled (the client left): drop the upstream at once
             await upstream.aclose()
             raise
@@ -208,7 +211,7 @@ async def _attempt(
         response.stream = response.upstream = _Relay(held, upstream, stream, response)
         return response
     try:
-        body = await read_capped(upstream, config.max_response_bytes, _name(route))
+        body = await read_capped(bounded, config.max_response_bytes, _name(route))
     except FetchError as exc:
         return _Failure(Attempt(None, error="broken"), unreachable(_name(route), exc))
     finally:
@@ -279,7 +282,7 @@ def _name(route: routing.Route) -> str:
     return route.provider.name
 
 
-async def read_capped(upstream: FetchResponse, limit: int, name: str) -> bytes:
+async def read_capped(upstream: Body, limit: int, name: str) -> bytes:
     """The whole (decompressed) body, or a 502 as soon as it passes ``limit``: reading
     stops there and the connection is dropped, so an answer that expands without end cannot
     take the gateway's memory with it."""

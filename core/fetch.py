@@ -66,6 +66,12 @@ class FetchResponse(Upstream, Protocol):
         ...
 
 
+class Body(Protocol):
+    """What reads a body as it arrives: a ``FetchResponse``, or a view of one."""
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+
+
 class Fetch(Protocol):
     """Sends one ``FetchRequest``; raises ``FetchError`` when the upstream cannot be reached
     or does not answer in time."""

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from . import safejson
 from .errors import GatewayError
-from .fetch import FetchError, FetchResponse
+from .fetch import Body, FetchError
 from .providers.base import StreamTranslator
 from .retry import Attempt
 from .sse import EventTooLarge
@@ -51,7 +51,7 @@ class Failed(NamedTuple):
     error: GatewayError
 
 
-async def hold(upstream: FetchResponse, translator: StreamTranslator) -> Opened | Failed:
+async def hold(upstream: Body, translator: StreamTranslator) -> Opened | Failed:
     """Read ``upstream`` through ``translator`` until the first content or a failure."""
     chunks = upstream.aiter_bytes().__aiter__()
     pieces: list[bytes] = []

@@ -25,7 +25,7 @@ from .headers import filter_response_headers
 from .http import Request, Response
 from .observer import Protocol, StreamHook
 from .responses import error_response, passthrough, too_large, unexpected_status
-from .sending import Seams, Unanswered, attempt_headers, send
+from .sending import Bounded, Seams, Unanswered, attempt_headers, send
 
 if TYPE_CHECKING:
     from .identity.policy import Policy
@@ -248,7 +248,8 @@ async def relay(
         return Response(upstream.status, headers, stream=body.stream(), upstream=body)
     protocol = stream_protocol(native, upstream.status, upstream.headers)
     stream_hooks = hooks(protocol) if protocol is not None else ()
-    response = passthrough(upstream, protocol, stream_hooks, config.max_event_bytes)
+    chunks = Bounded(upstream, sent.stop, seams.clock).aiter_bytes()
+    response = passthrough(upstream, protocol, stream_hooks, config.max_event_bytes, chunks)
     response.headers.extend(tags)
     return response
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from .config import ConfigError
 from .errors import Flavor, GatewayError
@@ -28,11 +28,14 @@ def passthrough(
     protocol: Protocol | None = None,
     hooks: Sequence[StreamHook] = (),
     max_event_bytes: int | None = None,
+    body: AsyncIterator[bytes] | None = None,
 ) -> Response:
     """The client gets the upstream's status, allowed headers and body bytes unchanged; an
-    event stream of ``protocol`` goes through its observer (see ``observed``)."""
+    event stream of ``protocol`` goes through its observer (see ``observed``). ``body``: the
+    upstream's chunks as read (by default ``upstream.aiter_bytes()``), e.g. bounded in time."""
     headers = filter_response_headers(upstream.headers)
-    response = Response(upstream.status, headers, stream=upstream.aiter_bytes(), upstream=upstream)
+    stream = body if body is not None else upstream.aiter_bytes()
+    response = Response(upstream.status, headers, stream=stream, upstream=upstream)
     if protocol is not None:
         observed(response, protocol, hooks, max_event_bytes)
     return response

@@ -90,11 +90,13 @@ class MovedOn(Exception):
 
 class Sent(NamedTuple):
     """The upstream's answer (a success, or the error that was not retried) and the number of
-    attempts it took. An error's body is ``ErrorBody`` (read in part already), else None."""
+    attempts it took. An error's body is ``ErrorBody`` (read in part already), else None.
+    ``stop``: when the whole exchange must be over (``Bounded``)."""
 
     upstream: FetchResponse
     attempts: int
     error_body: ErrorBody | None
+    stop: float = float("inf")
 
 
 async def send(
@@ -126,10 +128,10 @@ async def send(
             attempt, failure = Attempt(None, error=failure_kind(exc)), unreachable(name, exc)
         else:
             if upstream.status < 400:
-                return Sent(upstream, number, None)
+                return Sent(upstream, number, None, stop)
             body = await ErrorBody.read(upstream)
             attempt = Attempt(upstream.status, upstream.headers, body.excerpt)
-            kept = Sent(upstream, number, body)
+            kept = Sent(upstream, number, body, stop)
         decision = policy.decide(
             attempt,
             number=number,
@@ -149,6 +151,35 @@ async def send(
         if kept is not None:
             await kept.upstream.aclose()  # before waiting
         await seams.sleep(decision.seconds)
+
+
+class Bounded:
+    """Reads ``upstream``'s body until ``stop`` on ``clock`` (the total timeout, or a caller's
+    deadline), the body included: a chunk that comes later ends it with a timeout
+    ``FetchError``, which the route turns into its terminal error (as for the idle timeout),
+    and the caller closes the upstream. Core decides this on its injected clock; each transport
+    also bounds a read that stalls past the total timeout in its own time."""
+
+    __slots__ = ("_clock", "_stop", "_upstream")
+
+    def __init__(self, upstream: FetchResponse, stop: float, clock: Callable[[], float]) -> None:
+        self._upstream = upstream
+        self._stop = stop
+        self._clock = clock
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        chunks = self._upstream.aiter_bytes()
+        try:
+            async for chunk in chunks:
+                if self._clock() >= self._stop:
+                    raise FetchError(
+                        "the total timeout passed (EDGERELAY_TOTAL_TIMEOUT)", timeout=True
+                    )
+                yield chunk
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
 
 
 class ErrorBody:

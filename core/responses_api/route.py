@@ -38,7 +38,7 @@ from ..responses import (
 )
 from ..routing import Route, route_model
 from ..safejson import dumps
-from ..sending import MovedOn, Unanswered, attempt_headers, send
+from ..sending import Bounded, MovedOn, Unanswered, attempt_headers, send
 from ..sse import EventTooLarge
 from . import answer, store
 from .events import ResponsesStream
@@ -232,7 +232,7 @@ async def _pass_through(
     if upstream.status < 200 or 300 <= upstream.status < 400:
         await upstream.aclose()
         raise unexpected_status(provider.name, upstream.status)
-    response = passthrough(upstream)
+    response = passthrough(upstream, body=Bounded(upstream, sent.stop, seams.clock).aiter_bytes())
     response.headers.extend(tags)
     return response
 

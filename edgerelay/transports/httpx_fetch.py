@@ -20,29 +20,46 @@ class _RefuseAll(DefaultCookiePolicy):
 
 
 class HttpxResponse:
-    __slots__ = ("status", "headers", "native_body", "_response", "_lease")
+    """``end``: the event loop's time by which the whole exchange must be over (the total
+    timeout; None: no limit). httpx has no total timeout, so each read of the body is bounded
+    by what is left of it: a stream that runs past it ends with a timeout ``FetchError``."""
 
-    def __init__(self, response: httpx.Response, lease: Lease) -> None:
+    __slots__ = ("status", "headers", "native_body", "_response", "_lease", "_end")
+
+    def __init__(self, response: httpx.Response, lease: Lease, end: float | None = None) -> None:
         self.status = response.status_code
         self.headers = {k.lower(): v for k, v in response.headers.items()}
         self.native_body = None
         self._response = response
         self._lease = lease
+        self._end = end
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        chunks = self._response.aiter_bytes()
         try:
-            async for chunk in self._response.aiter_bytes():
+            while True:
+                async with asyncio.timeout_at(self._end):  # the same end for every read
+                    chunk = await anext(chunks, None)
+                if chunk is None:
+                    return
                 yield chunk
         except httpx.HTTPError as exc:
             timeout = isinstance(exc, httpx.TimeoutException)
             raise FetchError(_describe(exc), timeout=timeout) from None
+        except TimeoutError:
+            raise FetchError("the total timeout passed", timeout=True) from None
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]  # httpx's async generator
 
     async def read(self) -> bytes:
         try:
-            return await self._response.aread()
+            async with asyncio.timeout_at(self._end):
+                return await self._response.aread()
         except httpx.HTTPError as exc:
             timeout = isinstance(exc, httpx.TimeoutException)
             raise FetchError(_describe(exc), timeout=timeout) from None
+        except TimeoutError:
+            raise FetchError("the total timeout passed", timeout=True) from None
 
     async def aclose(self) -> None:
         self._lease.end()
@@ -121,8 +138,11 @@ class HttpxFetch:
             timeout=timeout,
         )
         lease = self._pools[request.pool].lease()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + request.total_timeout if request.total_timeout is not None else None
         try:
-            # httpx has no total timeout: the total left bounds the wait for the headers too.
+            # httpx has no total timeout: the total left bounds the wait for the headers too,
+            # and then each read of the body (HttpxResponse).
             limit = request.total_timeout
             if limit is not None and request.timeout is not None:
                 limit = min(limit, request.timeout)
@@ -150,7 +170,7 @@ class HttpxFetch:
             timeouts = dict(built.extensions.get("timeout", {}))
             timeouts["read"] = request.idle_timeout
             built.extensions["timeout"] = timeouts
-        return HttpxResponse(response, lease)
+        return HttpxResponse(response, lease, end)
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 
 from functions.aws_lambda.app import create_app
@@ -207,3 +208,51 @@ def test_the_buffered_handler_tags_a_retried_passthrough_answer():
     )
     assert json.loads(result["body"]) == gemini
     assert waits == [0.25]
+
+
+# -- the total timeout bounds the body too ---------------------------------------------------
+
+
+class Jump(threading.Event):
+    """A fault's gate that, instead of waiting, moves the gateway's clock past the total
+    timeout: what the upstream sends after it arrives too late."""
+
+    def __init__(self, waits: Waits, seconds: float) -> None:
+        super().__init__()
+        self._waits, self._seconds = waits, seconds
+
+    def wait(self, timeout=None) -> bool:
+        self._waits.offset += self._seconds
+        return True
+
+
+def test_the_stream_loop_ends_a_stream_that_runs_past_the_total_timeout(runtime):
+    waits = Waits()
+    events = [aw.event(e) for e in [aw.message_start(), *aw.text_block(0, "Hel", "lo")]]
+    late = sse_fault(events, after=2, then="rest", gate=Jump(waits, 120.0))
+    body = {"model": "claude-x", "max_tokens": 5, "stream": True, "messages": []}
+    with FaultUpstream([late]) as up:
+        env = {
+            "ANTHROPIC_BASE_URL": up.url,
+            "ANTHROPIC_API_KEY": "a-x",
+            "EDGERELAY_TOTAL_TIMEOUT": "60",
+            "EDGERELAY_ALLOW_ANONYMOUS": "true",
+        }
+        app = create_app(env, sleep=waits)
+        app.gateway.clock = waits.clock
+        outcome = runtime.invoke(event("function-url", body, path="/anthropic/v1/messages"))
+        loop = StreamLoop(RuntimeAPI(runtime.address), app)
+
+        async def go():
+            try:
+                await loop.run(max_invocations=1)
+            finally:
+                await app.fetch.aclose()
+
+        asyncio.run(asyncio.wait_for(go(), WAIT))
+        assert up.wait_all_closed()
+    assert outcome.prelude["statusCode"] == 200
+    last = outcome.body.rstrip().split(b"\n\n")[-1]
+    assert last.startswith(b"event: error\n") and b"total timeout" in last
+    assert b"message_stop" not in outcome.body
+    assert outcome.body.count(b"content_block_delta") <= 1  # what came before the jump only

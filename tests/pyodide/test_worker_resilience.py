@@ -291,3 +291,100 @@ async def test_worker_idle_timeout_set_times_a_passthrough_stream_through_the_ob
     assert "idle timeout" in last["error"]["message"]
     await ctx.settled()
     await settle(name)
+
+
+class FakeTimers:
+    """The Worker's timers (js_fetch.timers) without waiting: each timer is kept until the
+    test fires it by its delay, or the code clears it."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, tuple] = {}
+        self._ids = iter(range(1, 1_000_000))
+
+    def setTimeout(self, callback, ms):  # the JS names
+        timer = next(self._ids)
+        self.pending[timer] = (callback, ms)
+        return timer
+
+    def clearTimeout(self, timer):
+        self.pending.pop(timer, None)
+
+    def delays(self):
+        return sorted(ms for _, ms in self.pending.values())
+
+    def fire(self, ms):
+        due = [t for t, (_, delay) in self.pending.items() if delay == ms]
+        assert due, f"no timer of {ms} ms pending (pending: {self.delays()})"
+        for timer in due:
+            callback, _ = self.pending.pop(timer)
+            callback()
+
+
+def fake_timers():
+    import js_fetch  # the Worker's module, loaded with the entry
+
+    timers = FakeTimers()
+    js_fetch.timers = timers
+    return timers, js_fetch
+
+
+async def until(condition):
+    for _ in range(250):  # bounded: the pump reaches its next read a moment later
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
+@timeout(20)
+async def test_worker_total_timeout_ends_a_pumped_passthrough_stream():
+    timers, js_fetch = fake_timers()
+    try:
+        base, name = faults({"status": 200, "headers": SSE, "body": [CHAT_CHUNK], "then": "stall"})
+        env = make_env(
+            OPENAI_BASE_URL=base + "/v1",
+            OPENAI_API_KEY="sk-x",
+            EDGERELAY_ZERO_COPY="false",
+            EDGERELAY_TOTAL_TIMEOUT="60",
+        )
+        request = make_request("/openai/v1/chat/completions", body=chat("gpt-x", stream=True))
+        resp, ctx = await call_fetch(env, request)
+        assert resp.status == 200
+        reader = resp.body.getReader()
+        first = await reader.read()
+        assert first.value.to_bytes() == CHAT_CHUNK.encode()
+        assert 60_000 in timers.delays()  # the total timeout, armed at the request's start
+        timers.fire(60_000)
+        body = await read_all(reader)
+        last = json.loads(body.rstrip().split(b"\n\n")[-1].removeprefix(b"data: "))
+        assert "total timeout" in last["error"]["message"]
+        await ctx.settled()
+        await settle(name)
+        assert timers.pending == {}  # every timer cleared once the body ended
+    finally:
+        js_fetch.timers = js
+
+
+@timeout(20)
+async def test_worker_total_timeout_bounds_a_zero_copy_stream_too():
+    timers, js_fetch = fake_timers()
+    try:
+        base, name = faults({"status": 200, "headers": SSE, "body": [CHAT_CHUNK], "then": "stall"})
+        env = make_env(
+            OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x", EDGERELAY_TOTAL_TIMEOUT="60"
+        )
+        request = make_request("/openai/v1/chat/completions", body=chat("gpt-x", stream=True))
+        resp, ctx = await call_fetch(env, request)
+        assert ctx.pendingCount == 0  # zero copy: Python never reads this body
+        reader = resp.body.getReader()
+        assert (await reader.read()).value.to_bytes() == CHAT_CHUNK.encode()
+        timers.fire(60_000)
+        failed = False
+        try:
+            await read_all(reader)
+        except Exception:
+            failed = True  # the runtime errors the client's stream: cut, never silent
+        assert failed
+        await settle(name)
+    finally:
+        js_fetch.timers = js

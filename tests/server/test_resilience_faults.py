@@ -651,3 +651,67 @@ def test_a_passthrough_stream_that_stalls_ends_with_an_idle_timeout_error(http_c
     assert frames[:2] == [json.loads(c[6:]) for c in openai_chunks(3)[:2]]
     assert "error" in frames[-1] and "[DONE]" not in frames
     assert (waits, len(upstream.seen)) == ([], 1)
+
+
+# -- the total timeout bounds the body too ---------------------------------------------------
+
+
+class Offset:
+    """The gateway's clock: NOW, moved on by the test."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __call__(self) -> float:
+        return NOW + self.seconds
+
+
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
+def test_a_passthrough_stream_past_the_total_timeout_ends_with_the_terminal_error(http_client):
+    # Lock-step: the client reads two events, the clock passes the total timeout, then the
+    # upstream sends the third; the gateway ends the stream instead of relaying it.
+    gate = threading.Event()
+    chunks = openai_chunks(4)
+    stall = sse_fault(chunks, after=2, then="rest", gate=gate)
+    clock = Offset()
+    body = json.dumps({"model": "gpt-4.1-mini", "stream": True, "messages": []})
+    env = openai_env("", EDGERELAY_TOTAL_TIMEOUT="60")
+    with FaultUpstream([stall]) as upstream:
+        env["OPENAI_BASE_URL"] = upstream.url + "/v1"
+        server = GatewayServer(env, http_client, clock=clock, sleep=Waits()).__enter__()
+        try:
+            url = server.url + "/openai/v1/chat/completions"
+            with httpx.stream("POST", url, content=body, timeout=WAIT) as response:
+                lines = response.iter_lines()
+                seen = [line for _, line in zip(range(4), lines, strict=False)]
+                clock.seconds = 61.0
+                gate.set()
+                rest = list(lines)
+        finally:
+            server.__exit__(None, None, None)
+        assert upstream.wait_all_closed(), "an upstream connection was left open"
+    assert response.status_code == 200
+    data = [json.loads(line[6:]) for line in [*seen, *rest] if line.startswith("data: {")]
+    assert data[:2] == [json.loads(c[6:]) for c in chunks[:2]]
+    assert "total timeout" in data[-1]["error"]["message"]
+    assert len(data) == 3 and "data: [DONE]" not in rest
+
+
+def test_httpx_bounds_a_stalled_body_by_the_total_timeout():
+    # httpx has no total timeout of its own: the transport bounds each read of the body by
+    # what is left of it (here the idle timeout is far longer).
+    stall = sse_fault(openai_chunks(3)[:2], then="stall")
+    body = json.dumps({"model": "gpt-4.1-mini", "stream": True, "messages": []})
+    response, waits, upstream = passthrough(
+        [stall],
+        "POST",
+        "/openai/v1/chat/completions",
+        {"EDGERELAY_TOTAL_TIMEOUT": "0.5", "EDGERELAY_IDLE_TIMEOUT": "600"},
+        "httpx",
+        content=body,
+    )
+    assert response.status_code == 200
+    frames = data_frames(response)
+    assert frames[:2] == [json.loads(c[6:]) for c in openai_chunks(3)[:2]]
+    assert "total timeout" in frames[-1]["error"]["message"]
+    assert (waits, len(upstream.seen)) == ([], 1)

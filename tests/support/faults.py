@@ -23,12 +23,13 @@ WAIT = 10.0  # generous: only a bug (a connection never closed) ever reaches it
 class Fault:
     """One answer. ``chunks`` are written one by one (chunked encoding) unless ``length`` is
     true; ``then`` says what happens after ``after`` chunks: "end" (normal), "stall" (hold the
-    connection open, sending nothing), "cut" (close the connection mid-body)."""
+    connection open, sending nothing), "cut" (close the connection mid-body), "rest" (send the
+    remaining chunks, then end)."""
 
     status: int = 200
     headers: dict = field(default_factory=dict)
     chunks: Sequence[bytes] = ()
-    then: str = "end"  # "end" | "stall" | "cut"
+    then: str = "end"  # "end" | "stall" | "cut" | "rest"
     after: int | None = None  # chunks sent before ``then`` applies (default: all of them)
     silent: bool = False  # read the request, never answer (no headers: a first-byte timeout)
     # Set by the test when ``then`` may happen (lock-step: e.g. once the client has read the
@@ -167,6 +168,10 @@ class FaultUpstream:
         if fault.then == "stall":
             await _until_closed(reader, self._stop)
             return False
+        if fault.then == "rest":  # the chunks after ``after``, once the gate is open
+            for chunk in fault.chunks[after:]:
+                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                await writer.drain()
         if fault.then == "cut":
             # A FIN without the last chunk: the body is cut short, and what was written
             # still arrives (a reset could make the client drop it unread).

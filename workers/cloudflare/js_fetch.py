@@ -1,10 +1,9 @@
-"""``Fetch`` over the Worker's own ``js.fetch``: core's outbound requests leave through the
-platform's HTTP client, and the response body stays a JS ``ReadableStream`` until someone reads
-it, so a passthrough can hand it to the client untouched (``native_body``).
+"""``Fetch`` over the Worker's ``js.fetch``: a response body stays a JS ``ReadableStream``
+until read, so a passthrough can hand it to the client untouched (``native_body``).
 
-Every request gets an ``AbortController``. It fires when the upstream has not sent its headers
-within ``FetchRequest.timeout`` (→ ``FetchError(timeout=True)``), when the client's own request
-signal aborts (the client went away), or when core calls ``aclose()`` on an unfinished body.
+Each request's ``AbortController`` fires when the headers do not come within
+``FetchRequest.timeout``, a body read waits past the idle timeout, the total timeout passes,
+the client's request signal aborts (it left), or core closes an unfinished body.
 """
 
 from __future__ import annotations
@@ -24,25 +23,29 @@ except ImportError:  # pragma: no cover - only on old Pyodide
     jsnull = None
 
 
+timers: Any = js  # a seam: the Pyodide tests fire timers without waiting
+
+
 def _js_object(mapping: dict):
-    # A plain JS object: to_js would otherwise build a Map, which fetch() ignores.
+    # A plain object: to_js would build a Map, which fetch() ignores.
     return to_js(mapping, dict_converter=js.Object.fromEntries)
 
 
 class JsFetchResponse:
     """An upstream response whose body has not been read yet (``core.FetchResponse``)."""
 
-    __slots__ = ("headers", "native_body", "status", "_controller", "_idle", "_reader")
+    __slots__ = ("headers", "native_body", "status", "_controller", "_idle", "_reader", "_total")
 
-    def __init__(self, response, controller, idle: float | None = None) -> None:
+    def __init__(self, response, controller, idle: float | None, total: _Total) -> None:
         self.status = int(response.status)
-        # JS Headers already lower-cases names and joins repeated ones with ", ".
+        # JS Headers lower-cases names and joins repeated ones with ", ".
         self.headers = {str(name): str(value) for name, value in response.headers}
         body = response.body
         self.native_body = None if body is None or body is jsnull else body
         self._controller = controller
         self._idle = idle
         self._reader = None
+        self._total = total
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """Yield each chunk as the runtime delivers it: one ``reader.read()`` per chunk. A read
@@ -64,43 +67,68 @@ class JsFetchResponse:
             while True:
                 timer = None
                 if callback is not None:
-                    timer = js.setTimeout(callback, idle_ms)
+                    timer = timers.setTimeout(callback, idle_ms)
                 try:
                     result = await reader.read()
                 finally:
                     if timer is not None and not stalled:
-                        js.clearTimeout(timer)
+                        timers.clearTimeout(timer)
                 if result.done:
                     return
                 yield result.value.to_bytes()
-        except JsException as exc:  # the connection broke ("TypeError: terminated") or aborted
+        except JsException as exc:  # broke off ("TypeError: terminated") or aborted
             if stalled:
                 raise FetchError("no data within the idle timeout", timeout=True) from None
+            if self._total.fired:
+                raise FetchError("the total timeout passed", timeout=True) from None
             raise FetchError(_describe(exc)) from None
         finally:
             if callback is not None:
                 callback.destroy()
+            self._total.clear()
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.aiter_bytes()])
 
     async def aclose(self) -> None:
-        # Aborting a finished exchange is a no-op; an unfinished one drops the connection.
+        # A no-op on a finished exchange; an unfinished one drops the connection.
         self._controller.abort()
+        self._total.clear()
 
 
-# The AbortSignal of the request being served, set by the entry for each request. A context
-# variable, not an attribute: one Gateway (and so one Fetch) serves all of an isolate's
-# concurrent requests, so that what it keeps between requests (JWKS keys, verified tokens)
-# is kept; each request runs in its own asyncio task with its own copy of this variable, and
-# a pump task started by a request inherits it.
+class _Total:
+    """The total timeout: a timer from the request's start aborts it, body included."""
+
+    __slots__ = ("_call", "_timer", "fired")
+
+    def __init__(self, controller, seconds: float | None) -> None:
+        self.fired, self._timer = False, None
+
+        def on_total() -> None:
+            self.fired = True
+            controller.abort()
+
+        if seconds is not None:
+            self._call = create_once_callable(on_total)
+            self._timer = timers.setTimeout(self._call, seconds * 1000)
+
+    def clear(self) -> None:
+        if self._timer is not None:
+            timers.clearTimeout(self._timer)
+            self._timer = None
+            if not self.fired:
+                self._call.destroy()  # never called: not freed otherwise
+
+
+# The AbortSignal of the request being served (set by the entry): a context variable, as one
+# Fetch serves all of an isolate's concurrent requests, each in its own task (a request's pump
+# task inherits it).
 CLIENT_SIGNAL: ContextVar[Any] = ContextVar("edgerelay_client_signal", default=None)
 
 
 class JsFetch:
-    """``core.Fetch`` over ``js.fetch``. ``client_signal``: the inbound request's AbortSignal,
-    so an upstream request still waiting for headers is dropped when the client leaves; without
-    one, the current request's (``CLIENT_SIGNAL``)."""
+    """``core.Fetch`` over ``js.fetch``. ``client_signal``: the AbortSignal that drops an
+    upstream request when the client leaves (default: the current request's, CLIENT_SIGNAL)."""
 
     __slots__ = ("_client_signal",)
 
@@ -127,7 +155,8 @@ class JsFetch:
 
         timer = None
         if request.timeout is not None:
-            timer = js.setTimeout(create_once_callable(on_timeout), request.timeout * 1000)
+            timer = timers.setTimeout(create_once_callable(on_timeout), request.timeout * 1000)
+        total = _Total(controller, request.total_timeout)
         client = None if request.shared else self._signal()
         unlink = None
         if client is not None:
@@ -145,19 +174,19 @@ class JsFetch:
         try:
             response = await js.fetch(request.url, _js_object(init))
         except JsException as exc:
-            if timed_out:
+            total.clear()
+            if timed_out or total.fired:
                 raise FetchError("timed out", timeout=True) from None
             raise FetchError(_describe(exc), connect=_refused(exc)) from None
         finally:
-            # The timeout covers the wait for headers only, as for the CPython transports.
+            # It covers the headers only, as in the CPython transports.
             if timer is not None:
-                js.clearTimeout(timer)
+                timers.clearTimeout(timer)
         if unlink is not None:
-            # Past the headers, a client that leaves cancels the body it reads (passthrough)
-            # or the pump that feeds it, which calls aclose(): the listener is not needed.
+            # From here a client that leaves cancels the body or the pump (which calls aclose).
             unlink()
         idle = request.idle_timeout if request.idle_timeout is not None else request.timeout
-        return JsFetchResponse(response, controller, idle)
+        return JsFetchResponse(response, controller, idle, total)
 
 
 def _abort_with(signal, controller):
