@@ -24,7 +24,7 @@ class Timeouts(NamedTuple):
 
     connect: float = 10.0  # TCP/TLS connect, including the wait for a pooled connection
     first_byte: float = 600.0  # to the response headers (a reasoning answer can take minutes)
-    idle: float = 600.0  # between two chunks of the response body
+    idle: float = 600.0  # between two chunks of the response body; 0: not timed (off)
     total: float = 900.0  # the whole request, every attempt and wait included
 
 
@@ -57,6 +57,9 @@ def load_settings(
         if raw is None and field in ("first_byte", "idle"):
             # EDGERELAY_UPSTREAM_TIMEOUT keeps its meaning: headers and gaps between chunks.
             raw, name = legacy, "EDGERELAY_UPSTREAM_TIMEOUT"
+        if field == "idle" and name == "EDGERELAY_IDLE_TIMEOUT" and _off(raw):
+            values[field] = 0.0  # the operator turned the idle timeout off (Worker: zero copy)
+            continue
         values[field] = positive_float(name, raw, getattr(Timeouts(), field))
     timeouts = Timeouts(**values)
 
@@ -118,6 +121,17 @@ def _chain(setting, spec: dict, policy: RetryPolicy, timeouts: Timeouts, positiv
         policy._replace(retries=retries, fallback_on=frozenset(fallback_on)),
         Timeouts(**values),
     )
+
+
+def _off(value: object) -> bool:
+    """``0`` or ``off``: a timeout turned off (a number above zero is a timeout)."""
+    text = str(value).strip().lower() if value is not None else ""
+    if text in ("off", "none"):
+        return True
+    try:
+        return float(text) == 0
+    except ValueError:
+        return False
 
 
 def _timeout_keys() -> tuple[str, ...]:

@@ -85,7 +85,8 @@ class Config(NamedTuple):
     responses_ttl: float = 24 * 3600.0
     responses_max_bytes: int = 64 * 1024 * 1024
     # Whether the idle timeout was set (EDGERELAY_IDLE_TIMEOUT, or EDGERELAY_UPSTREAM_TIMEOUT),
-    # not left at its default: the Worker then gives up zero copy to time every stream.
+    # not left at its default. (The Worker no longer asks: it times every stream unless the
+    # idle timeout is off, ``timeouts.idle == 0``.)
     idle_timeout_set: bool = False
     retry: RetryPolicy = RetryPolicy()  # EDGERELAY_RETRIES, EDGERELAY_RETRY_*
     timeouts: Timeouts = Timeouts()  # EDGERELAY_*_TIMEOUT

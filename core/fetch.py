@@ -27,7 +27,8 @@ class FetchRequest(NamedTuple):
     # Serves many requests (a download others wait for): a transport that aborts an upstream
     # call when its client leaves (the Worker) must not tie this one to the client that started it.
     shared: bool = False
-    idle_timeout: float | None = None  # seconds between two body chunks (None: ``timeout``)
+    # Seconds between two body chunks (None: ``timeout``; 0: not timed, EDGERELAY_IDLE_TIMEOUT=off).
+    idle_timeout: float | None = None
     total_timeout: float | None = None  # seconds for everything, body included (None: no limit)
 
 

@@ -79,6 +79,7 @@ class AiohttpFetch:
         # each gap between body chunks (idle); total, the whole exchange body included. The
         # wait for the headers (first byte) is bounded around the request itself, below.
         idle = request.idle_timeout if request.idle_timeout is not None else request.timeout
+        idle = idle or None  # 0: the idle timeout is off
         timeout = aiohttp.ClientTimeout(
             total=request.total_timeout,
             connect=request.connect_timeout,

@@ -168,7 +168,7 @@ class HttpxFetch:
             # From here on a read waits for the next chunk: the idle timeout. httpcore looks
             # the read timeout up in the request's extensions when the body is read.
             timeouts = dict(built.extensions.get("timeout", {}))
-            timeouts["read"] = request.idle_timeout
+            timeouts["read"] = request.idle_timeout or None  # 0: the idle timeout is off
             built.extensions["timeout"] = timeouts
         return HttpxResponse(response, lease, end)
 

@@ -109,6 +109,24 @@ def test_bad_settings_are_named(env, setting):
     assert caught.value.setting == setting
 
 
+@pytest.mark.parametrize("off", ["0", "off", "OFF", " 0.0 "])
+def test_the_idle_timeout_can_be_turned_off(off):
+    config = load_config({"EDGERELAY_IDLE_TIMEOUT": off})
+    assert config.timeouts.idle == 0.0
+    assert config.timeouts.first_byte == 600.0  # the others keep their defaults
+    tabled = load_config({"EDGERELAY_CONFIG": f'[limits]\nidle_timeout = "{off.strip()}"\n'})
+    assert tabled.timeouts.idle == 0.0
+
+
+def test_only_the_idle_timeout_takes_off():
+    for setting in ("EDGERELAY_FIRST_BYTE_TIMEOUT", "EDGERELAY_UPSTREAM_TIMEOUT"):
+        with pytest.raises(ConfigError) as caught:
+            load_config({setting: "off"})
+        assert caught.value.setting == setting
+    with pytest.raises(ConfigError):
+        load_config({"EDGERELAY_IDLE_TIMEOUT": "-1"})
+
+
 def test_the_idle_timeout_counts_as_set_only_when_given():
     assert not load_config({}).idle_timeout_set
     assert load_config({"EDGERELAY_IDLE_TIMEOUT": "30"}).idle_timeout_set

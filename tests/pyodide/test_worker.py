@@ -145,7 +145,11 @@ async def test_mock_echo_streamed_through_the_pump():
 @timeout(20)
 async def test_openai_passthrough_lockstep_zero_copy():
     n, sid = 5, "worker-pass"
-    env = make_env(OPENAI_BASE_URL=f"{UPSTREAM}/ls/{sid}/{n}", OPENAI_API_KEY="sk-test")
+    env = make_env(
+        OPENAI_BASE_URL=f"{UPSTREAM}/ls/{sid}/{n}",
+        OPENAI_API_KEY="sk-test",
+        EDGERELAY_IDLE_TIMEOUT="off",  # the operator's opt-in to zero copy
+    )
     RecordingFetch.seen.clear()
     entry.JsFetch = RecordingFetch
     try:

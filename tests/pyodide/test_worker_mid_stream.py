@@ -1,8 +1,9 @@
 """Streams that break after the first byte, through the Worker under real Pyodide: the loopback
 upstream drops its connection mid-event, and the client reads the terminal error in the
 protocol of the route it called, then a normally finished body. Passthrough routes go through
-the stream observer with EDGERELAY_ZERO_COPY=false; with zero copy (the default) the upstream's
-own stream reaches the client, and a cut reaches it as the runtime leaves it.
+the stream observer (by default: the idle timeout watches them; here with
+EDGERELAY_ZERO_COPY=false); with zero copy (EDGERELAY_IDLE_TIMEOUT=off) the upstream's own
+stream reaches the client, and a cut reaches it as the runtime leaves it.
 
 Also prints the observer's CPU cost per chunk under Pyodide."""
 
@@ -157,9 +158,9 @@ async def test_a_chat_stream_ending_cleanly_without_done():
 
 
 @timeout(20)
-async def test_zero_copy_is_the_default_and_leaves_a_cut_to_the_runtime():
+async def test_zero_copy_leaves_a_cut_to_the_runtime():
     TEST.script("mid-zero", [CHAT, HALF], False, True)
-    env = make_env(OPENAI_BASE_URL=f"{UPSTREAM}/script/mid-zero")
+    env = make_env(OPENAI_BASE_URL=f"{UPSTREAM}/script/mid-zero", EDGERELAY_IDLE_TIMEOUT="off")
     body = chat("gpt-x")
     resp, ctx = await call_fetch(env, make_request(body=body))
     assert ctx.pendingCount == 0  # no pump: the upstream's own stream is the client's body
@@ -203,10 +204,18 @@ async def test_observer_cost_per_chunk():
 
     events_n = 2000
     steps = [chunk.decode()] * events_n + ["data: [DONE]\n\n"]
-    for zero_copy in ("true", "false"):
-        sid = f"observer-cost-{zero_copy}"
+    modes = {
+        "zero copy (EDGERELAY_IDLE_TIMEOUT=off)": {"EDGERELAY_IDLE_TIMEOUT": "off"},
+        "observed, not idle-timed (ZERO_COPY=false, IDLE_TIMEOUT=off)": {
+            "EDGERELAY_ZERO_COPY": "false",
+            "EDGERELAY_IDLE_TIMEOUT": "off",
+        },
+        "default: observed and idle-timed": {},
+    }
+    for number, (mode, settings) in enumerate(modes.items()):
+        sid = f"observer-cost-{number}"
         TEST.script(sid, steps, False)
-        env = make_env(OPENAI_BASE_URL=f"{UPSTREAM}/script/{sid}", EDGERELAY_ZERO_COPY=zero_copy)
+        env = make_env(OPENAI_BASE_URL=f"{UPSTREAM}/script/{sid}", **settings)
         body = chat("gpt-x")
         fastest = None
         for _ in range(3):
@@ -218,7 +227,7 @@ async def test_observer_cost_per_chunk():
             assert raw.count(b"data: ") == events_n + 1
             fastest = elapsed if fastest is None else min(fastest, elapsed)
         print(
-            f"    passthrough, EDGERELAY_ZERO_COPY={zero_copy}: {fastest:.0f} ms wall for"
+            f"    passthrough, {mode}: {fastest:.0f} ms wall for"
             f" {events_n} events ({fastest * 1000 / events_n:.1f} us per event, upstream reads"
             " included)"
         )

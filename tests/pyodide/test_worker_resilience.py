@@ -262,7 +262,7 @@ async def test_worker_passthrough_error_given_up_on_says_how_many_attempts_were_
 @timeout(20)
 async def test_worker_zero_copy_passthrough_stream_is_tagged_too():
     base, name = faults({"status": 200, "headers": SSE, "body": [CHAT_CHUNK, "data: [DONE]\n\n"]})
-    env = make_env(OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x")
+    env = make_env(OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x", EDGERELAY_IDLE_TIMEOUT="0")
     request = make_request("/openai/v1/chat/completions", body=chat("gpt-x", stream=True))
     resp, ctx = await call_fetch(env, request)
     assert resp.status == 200
@@ -310,10 +310,11 @@ class FakeTimers:
         self.pending.pop(timer, None)
 
     def delays(self):
-        return sorted(ms for _, ms in self.pending.values())
+        """Pending delays in whole seconds (a timeout is what is left of it: a hair under)."""
+        return sorted(round(ms / 1000) for _, ms in self.pending.values())
 
     def fire(self, ms):
-        due = [t for t, (_, delay) in self.pending.items() if delay == ms]
+        due = [t for t, (_, delay) in self.pending.items() if round(delay / 1000) == ms / 1000]
         assert due, f"no timer of {ms} ms pending (pending: {self.delays()})"
         for timer in due:
             callback, _ = self.pending.pop(timer)
@@ -353,7 +354,7 @@ async def test_worker_total_timeout_ends_a_pumped_passthrough_stream():
         reader = resp.body.getReader()
         first = await reader.read()
         assert first.value.to_bytes() == CHAT_CHUNK.encode()
-        assert 60_000 in timers.delays()  # the total timeout, armed at the request's start
+        assert 60 in timers.delays()  # the total timeout, armed at the request's start
         timers.fire(60_000)
         body = await read_all(reader)
         last = json.loads(body.rstrip().split(b"\n\n")[-1].removeprefix(b"data: "))
@@ -371,7 +372,10 @@ async def test_worker_total_timeout_bounds_a_zero_copy_stream_too():
     try:
         base, name = faults({"status": 200, "headers": SSE, "body": [CHAT_CHUNK], "then": "stall"})
         env = make_env(
-            OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x", EDGERELAY_TOTAL_TIMEOUT="60"
+            OPENAI_BASE_URL=base + "/v1",
+            OPENAI_API_KEY="sk-x",
+            EDGERELAY_TOTAL_TIMEOUT="60",
+            EDGERELAY_IDLE_TIMEOUT="off",  # zero copy: only the total timer bounds it
         )
         request = make_request("/openai/v1/chat/completions", body=chat("gpt-x", stream=True))
         resp, ctx = await call_fetch(env, request)
@@ -385,6 +389,52 @@ async def test_worker_total_timeout_bounds_a_zero_copy_stream_too():
         except Exception:
             failed = True  # the runtime errors the client's stream: cut, never silent
         assert failed
+        await settle(name)
+    finally:
+        js_fetch.timers = js
+
+
+@timeout(20)
+async def test_worker_idle_timeout_at_its_default_ends_a_stalled_passthrough_stream():
+    # Nothing set: the passthrough stream is pumped through core and each read idle-timed
+    # (600 s, fired here by the fake timers, not waited for).
+    timers, js_fetch = fake_timers()
+    try:
+        base, name = faults({"status": 200, "headers": SSE, "body": [CHAT_CHUNK], "then": "stall"})
+        env = make_env(OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x")
+        request = make_request("/openai/v1/chat/completions", body=chat("gpt-x", stream=True))
+        resp, ctx = await call_fetch(env, request)
+        assert resp.status == 200
+        assert ctx.pendingCount == 1  # the pump: not the upstream's own stream
+        reader = resp.body.getReader()
+        assert (await reader.read()).value.to_bytes() == CHAT_CHUNK.encode()
+        await until(lambda: 600 in timers.delays())  # the next read waits, timed
+        timers.fire(600_000)
+        body = await read_all(reader)
+        last = json.loads(body.rstrip().split(b"\n\n")[-1].removeprefix(b"data: "))
+        assert "idle timeout" in last["error"]["message"]
+        assert b"[DONE]" not in body
+        await ctx.settled()
+        await settle(name)
+        assert timers.pending == {}
+    finally:
+        js_fetch.timers = js
+
+
+@timeout(20)
+async def test_worker_idle_timeout_off_is_zero_copy_and_arms_no_idle_timer():
+    timers, js_fetch = fake_timers()
+    try:
+        done = {"status": 200, "headers": SSE, "body": [CHAT_CHUNK, "data: [DONE]\n\n"]}
+        base, name = faults(done)
+        env = make_env(
+            OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x", EDGERELAY_IDLE_TIMEOUT="off"
+        )
+        request = make_request("/openai/v1/chat/completions", body=chat("gpt-x", stream=True))
+        resp, ctx = await call_fetch(env, request)
+        assert ctx.pendingCount == 0  # zero copy
+        assert timers.delays() == [900]  # only the total timeout: no per-chunk timer
+        assert (await read_all(resp.body.getReader())).endswith(b"data: [DONE]\n\n")
         await settle(name)
     finally:
         js_fetch.timers = js

@@ -84,8 +84,8 @@ def _settings_for(env) -> tuple[Gateway, bool]:
         new_id=new_id,
         verifier=_verifier,
         target="worker",  # a public target: anonymous model calls need an explicit opt-in
-        # A set idle timeout: streams pumped (and timed), not zero copy (docs/cloudflare.md).
-        stream_hooks=(idle_timed,) if config.idle_timeout_set else (),
+        # Streams are idle-timed (so pumped, not zero copy) unless the idle timeout is off.
+        stream_hooks=(idle_timed,) if config.timeouts.idle else (),
         sleep=lambda seconds: sleep(seconds),  # looked up per call: tests replace them
         random=lambda: jitter(),
         cache_store=store,

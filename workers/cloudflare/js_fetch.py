@@ -53,7 +53,7 @@ class JsFetchResponse:
         if self.native_body is None:
             return
         reader = self._reader = self.native_body.getReader()
-        idle_ms = self._idle * 1000 if self._idle is not None else None
+        idle_ms = self._idle * 1000 if self._idle else None  # 0: off
         stalled = False
 
         def on_idle() -> None:
