@@ -1,8 +1,9 @@
 """What a Durable Object holding one client's stored responses does (the Worker's
 ``workers/cloudflare/durable_responses.py`` calls it over RPC, with JSON text both ways), over a
-small rows interface: the object's SQLite rows, or a dict in tests. Records expire, expired ones
-are deleted at the client's next write, and a client's records stay within a bound in bytes
-(the oldest go first), as the in-memory store's do.
+small rows interface: the object's SQLite rows, or a dict in tests. Records expire; expired ones
+are deleted at the client's next write or by a sweep (the object's alarm, at ``next_sweep``),
+and a client's records stay within a bound in bytes (the oldest go first), as the in-memory
+store's do.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Protocol
 # A client's records are kept within this many bytes unless the call says otherwise (the
 # gateway sends its EDGERELAY_RESPONSES_MAX_BYTES).
 PER_CLIENT_BYTES = 64 * 1024 * 1024
+# Expired records are deleted by a sweep this long after the oldest one expires, so one sweep
+# clears a batch (an expired record is never read, so a late delete costs only storage).
+SWEEP_SLACK = 3600.0
 
 
 class Rows(Protocol):
@@ -23,6 +27,7 @@ class Rows(Protocol):
     def drop_expired(self, now: float) -> None: ...
     def size(self) -> int: ...
     def drop_oldest(self) -> bool: ...
+    def oldest_expiry(self) -> float | None: ...
 
 
 class ResponseRecords:
@@ -51,6 +56,17 @@ class ResponseRecords:
             pass
         return "ok"
 
+    def sweep(self, now: float) -> float | None:
+        """Delete the records expired at ``now``; when the next sweep is due (None: nothing
+        left to sweep)."""
+        self.rows.drop_expired(now)
+        return self.next_sweep()
+
+    def next_sweep(self) -> float | None:
+        """When the oldest record held will have expired, plus the slack; None when empty."""
+        oldest = self.rows.oldest_expiry()
+        return None if oldest is None else oldest + SWEEP_SLACK
+
 
 class DictRows:
     """``Rows`` in a dict (key -> (value, expires_at)): the object's SQLite rows, as tests run
@@ -77,3 +93,6 @@ class DictRows:
             return False
         del self._rows[min(self._rows, key=lambda k: self._rows[k][1])]
         return True
+
+    def oldest_expiry(self) -> float | None:
+        return min((row[1] for row in self._rows.values()), default=None)

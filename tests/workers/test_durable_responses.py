@@ -8,13 +8,14 @@ namespace (tests/pyodide/test_durable_responses.py) and workerd the whole of it
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import sqlite3
 import types
 
 import pytest
 
-from edgerelay.core.responses_api.records import DictRows, ResponseRecords
+from edgerelay.core.responses_api.records import SWEEP_SLACK, DictRows, ResponseRecords
 from tests.workers import fake_platform as fake
 
 NOW = 1_760_000_000.0
@@ -54,7 +55,8 @@ class Rpc:
         async def call(payload):
             self.calls.append(method)
             await asyncio.sleep(0)
-            return getattr(self.obj, method)(payload)
+            answer = getattr(self.obj, method)(payload)
+            return await answer if inspect.isawaitable(answer) else answer
 
         return call
 
@@ -70,9 +72,25 @@ class Namespace:
 
     def getByName(self, name):
         if name not in self.objects:
-            ctx = types.SimpleNamespace(storage=types.SimpleNamespace(sql=SqliteSql(database())))
-            self.objects[name] = self.worker.limits_object.EdgerelayLimits(ctx, None)
+            self.objects[name] = durable_object(self.worker)
         return Rpc(self.objects[name], self.calls)
+
+
+class Storage:
+    """``ctx.storage``: SQL over sqlite3, and the alarm as set (milliseconds)."""
+
+    def __init__(self, db=None):
+        self.sql = SqliteSql(db or database())
+        self.alarms = []
+
+    async def setAlarm(self, when_ms):
+        await asyncio.sleep(0)
+        self.alarms.append(when_ms)
+
+
+def durable_object(worker, storage=None):
+    ctx = types.SimpleNamespace(storage=storage or Storage())
+    return worker.limits_object.EdgerelayLimits(ctx, None)
 
 
 def respond(worker, env, body):
@@ -218,3 +236,35 @@ def test_dict_rows_keep_the_same_rules(worker):
     put(records, "c", "z" * 100, NOW + 180)
     assert get(records, "a") == "" and get(records, "c") == "z" * 100
     assert get(records, "c", now=NOW + 180) == ""
+
+
+def test_an_alarm_deletes_what_expired_for_a_client_who_never_writes_again(worker, monkeypatch):
+    storage = Storage()
+    obj = durable_object(worker, storage)
+
+    def store(key, expires_at):
+        payload = {"key": key, "value": "v" * 10, "expires_at": expires_at, "now": NOW}
+        assert asyncio.run(obj.responses_put(json.dumps(payload))) == "ok"
+
+    store("a", NOW + 60)
+    assert storage.alarms == [int((NOW + 60 + SWEEP_SLACK) * 1000)]
+    later = NOW + 60 + SWEEP_SLACK + 100  # past the first alarm
+    store("b", later)
+    assert len(storage.alarms) == 1  # set once while it stands
+    monkeypatch.setattr(worker.limits_object, "clock", lambda: NOW + 60 + SWEEP_SLACK)
+    asyncio.run(obj.alarm())
+    keys = [row.key for row in storage.sql.exec("SELECT key FROM responses").toArray()]
+    assert keys == ["b"]  # "a" deleted though no write came
+    assert storage.alarms[-1] == int((later + SWEEP_SLACK) * 1000)  # for what remains
+    monkeypatch.setattr(worker.limits_object, "clock", lambda: later + SWEEP_SLACK)
+    asyncio.run(obj.alarm())
+    assert storage.sql.exec("SELECT key FROM responses").toArray() == []
+    assert len(storage.alarms) == 2  # nothing left: no alarm
+    store("c", NOW + 500)  # the next write sets one again
+    assert storage.alarms[-1] == int((NOW + 500 + SWEEP_SLACK) * 1000)
+    # A woken object (a new instance over the same storage) sets it again at its first write.
+    woken = durable_object(worker, storage)
+    payload = {"key": "d", "value": "v", "expires_at": NOW + 900, "now": NOW}
+    asyncio.run(woken.responses_put(json.dumps(payload)))
+    assert storage.alarms[-1] == int((NOW + 500 + SWEEP_SLACK) * 1000)  # the oldest's
+    assert len(storage.alarms) == 4

@@ -5,9 +5,9 @@ sent right after the answer could miss it; isolate memory is seen by one isolate
 The objects are the ``EDGERELAY_LIMITS`` binding's (``EdgerelayLimits``, limits_object.py): one
 object per client namespace, named ``responses:<namespace>``, holding that client's records in
 its SQLite storage with their expiry. ``DurableResponseStore`` is core's ``ResponseStore`` on
-the calling side; the object runs core's ``ResponseRecords`` over ``SqlRows``. Calls carry JSON
-text; the object runs one synchronous call at a time, so a write and its bound are never
-interleaved with another call.
+the calling side; the object runs core's ``ResponseRecords`` over ``SqlRows``, and an alarm
+deletes what expired (limits_object.py). Calls carry JSON text; a write and its bound run
+synchronously (awaiting only the alarm after them), so no other call interleaves with them.
 
 Without the binding nothing is stored (``UnboundResponseStore``): answers still go out, and a
 reference is a 503 naming the binding, as limits without it are.
@@ -133,6 +133,11 @@ class SqlRows:
             return False
         self._drop("key = ?", str(rows[0].key))
         return True
+
+    def oldest_expiry(self) -> float | None:
+        rows = self.sql.exec("SELECT MIN(expires_at) AS n FROM responses").toArray()
+        value = rows[0].n if len(rows) else None
+        return None if value is None else float(value)
 
     def _drop(self, where: str, arg) -> None:
         gone = self._one(f"SELECT COALESCE(SUM(size), 0) AS n FROM responses WHERE {where}", arg)

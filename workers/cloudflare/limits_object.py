@@ -9,6 +9,8 @@ as every store (``admit_on``), over SQL rows instead of a dict.
 
 from __future__ import annotations
 
+import time
+
 from workers import DurableObject
 
 from edgerelay.core.limits import wire
@@ -16,6 +18,8 @@ from edgerelay.core.limits.store import adjust_on, admit_on, release_on
 
 # Expired rows are deleted every this many calls (each call touches only its own rows).
 _SWEEP_EVERY = 256
+# The time an alarm sweeps at (a seam: tests move it).
+clock = time.time
 
 
 class SqlCells:
@@ -100,8 +104,9 @@ class EdgerelayLimits(DurableObject):
     def __init__(self, ctx, env) -> None:
         super().__init__(ctx, env)
         self._limits = LimitsObject(SqlCells(ctx.storage.sql))
-        self._sql = ctx.storage.sql
+        self._storage = ctx.storage
         self._records = None
+        self._sweep_at: float | None = None  # the alarm this object has set, as far as it knows
 
     def admit(self, payload: str) -> str:
         return self._limits.admit(str(payload))
@@ -113,12 +118,27 @@ class EdgerelayLimits(DurableObject):
         return self._limits.release(str(payload))
 
     # Stored /v1/responses answers (durable_responses.py), in objects named "responses:…".
+    # Writing is synchronous up to the alarm: awaiting a storage call lets no other call in.
 
     def responses_get(self, payload: str) -> str:
         return self._responses().get(str(payload))
 
-    def responses_put(self, payload: str) -> str:
-        return self._responses().put(str(payload))
+    async def responses_put(self, payload: str) -> str:
+        answer = self._responses().put(str(payload))
+        if self._sweep_at is None:  # the first write this object serves sets the alarm
+            await self._set_alarm(self._responses().next_sweep())
+        return answer
+
+    async def alarm(self, *_info) -> None:
+        """Deletes the expired records of a client who may never write again (only objects
+        holding responses set an alarm), and sets the next one while records remain."""
+        self._sweep_at = None
+        await self._set_alarm(self._responses().sweep(clock()))
+
+    async def _set_alarm(self, at: float | None) -> None:
+        if at is not None:
+            self._sweep_at = at
+            await self._storage.setAlarm(int(at * 1000))
 
     def _responses(self):
         if self._records is None:
@@ -126,7 +146,7 @@ class EdgerelayLimits(DurableObject):
 
             from edgerelay.core.responses_api.records import ResponseRecords
 
-            self._records = ResponseRecords(SqlRows(self._sql))
+            self._records = ResponseRecords(SqlRows(self._storage.sql))
         return self._records
 
 
