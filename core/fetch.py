@@ -8,7 +8,13 @@ Core never opens a socket. Each platform supplies a ``Fetch`` (httpx or aiohttp 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from contextvars import ContextVar
 from typing import Any, NamedTuple, Protocol
+
+# True inside a task whose upstream calls serve many clients (the response cache's one call per
+# key): the requests it sends are ``shared``, so no single client's leaving aborts them. A
+# context variable: each asyncio task has its own copy, so only that task's calls are marked.
+SHARED_CALLS: ContextVar[bool] = ContextVar("edgerelay_shared_calls", default=False)
 
 
 class FetchRequest(NamedTuple):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import attempts, routing
 from . import passthrough as native
@@ -65,6 +65,9 @@ _MISSING_STORE = {
     "instance)",
     "worker": "bind a Durable Object as EDGERELAY_LIMITS (see wrangler.toml)",
 }
+# Seconds between the timers a Worker request re-arms while it waits for an identical request's
+# answer (any pending timer keeps workerd from cancelling it; a long one costs nothing).
+_FLIGHT_TICK = 10.0
 # Targets reachable from the internet by default: no identity configured means 401.
 PUBLIC_TARGETS = frozenset({"worker", "lambda"})
 
@@ -74,7 +77,9 @@ class Gateway:
     configuration, their ``Fetch``, a clock and an id source, then call ``handle`` per request.
 
     ``stream_hooks``: factories of ``StreamHook``s, asked once per relayed event stream (the
-    one place where features that watch streams plug in)."""
+    one place where features that watch streams plug in). ``cache_keep_alive``: given the task
+    of each upstream call the response cache shares between identical requests, where the
+    request that started it would otherwise end it (the Worker's ``ctx.waitUntil``)."""
 
     def __init__(
         self,
@@ -88,6 +93,7 @@ class Gateway:
         stream_hooks: Sequence[HookFactory] = (),
         cache_store: object = None,
         cache_missing: str | None = None,
+        cache_keep_alive: Callable[[Any], None] | None = None,
         response_store: ResponseStore | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = lambda: 1.0,
@@ -139,7 +145,10 @@ class Gateway:
                 clock,
                 max_response_bytes=config.max_response_bytes,
                 missing_store=cache_missing,
-                single_flight=target != "worker",
+                # workerd cancels a request that waits only on another request's event: on
+                # the Worker, a request waiting for an identical one's answer keeps a timer.
+                flight_tick=_FLIGHT_TICK if target == "worker" else None,
+                keep_alive=cache_keep_alive,
             )
         # Stored Responses API answers (previous_response_id, item_reference). A target whose
         # Gateway may be replaced (the Worker, on a new configuration) passes one that outlives it.

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from .chains import Timeouts
 from .errors import GatewayError, unreachable
-from .fetch import Fetch, FetchError, FetchRequest, FetchResponse
+from .fetch import SHARED_CALLS, Fetch, FetchError, FetchRequest, FetchResponse
 from .retry import Attempt, NextTarget, RetryPolicy, Wait
 
 # Read at most this much of an upstream error body: it is only for the message and the policy.
@@ -37,8 +37,10 @@ class Seams(NamedTuple):
 
 
 def timed(outbound: FetchRequest, timeouts: Timeouts, remaining: float) -> FetchRequest:
-    """``outbound`` with the four timeouts, none past the ``remaining`` seconds."""
+    """``outbound`` with the four timeouts, none past the ``remaining`` seconds (and marked
+    ``shared`` when sent for many clients: ``SHARED_CALLS``)."""
     return outbound._replace(
+        shared=outbound.shared or SHARED_CALLS.get(),
         timeout=min(timeouts.first_byte, remaining),
         connect_timeout=min(timeouts.connect, remaining),
         idle_timeout=timeouts.idle,

@@ -10,6 +10,13 @@ stores it (before the readers see the end, so the next identical request finds i
 
 This is the one part of the cache that needs an event loop (a task pumps the upstream, readers
 wait on an event); ``asyncio`` is imported when the first flight starts.
+
+``tick``: where a request must keep something of its own pending while it waits (workerd
+cancels a request whose only pending work is an event another request will set: "The Workers
+runtime canceled this request because it detected that your Worker's code had hung and would
+never generate a response"), a reader waits with a timer of its own, re-armed every ``tick``
+seconds until the event is set. The timer only keeps the request alive; nothing happens when it
+fires.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import GatewayError
+from ..fetch import SHARED_CALLS
 from ..http import Response
 from ..observer import Reason
 from .record import Recording
@@ -37,6 +45,7 @@ class Flight:
         recording: Recording | None = None,
         on_end: Callable[[Flight], Awaitable[None]] | None = None,
         on_close: Callable[[Flight], None] | None = None,
+        tick: float | None = None,
     ) -> None:
         self.chunks: list[bytes] = []
         self.size = 0
@@ -50,6 +59,7 @@ class Flight:
         self._limit = limit
         self._on_end = on_end
         self._on_close = on_close
+        self._tick = tick
         self._task: Any = None
         self._changed: Any = None
         self._asyncio: Any = None
@@ -67,6 +77,11 @@ class Flight:
         self._asyncio = asyncio
         self._changed = asyncio.Event()
         self._task = asyncio.ensure_future(self._pump())
+
+    @property
+    def task(self) -> Any:
+        """The task that makes the upstream call and reads it (once started)."""
+        return self._task
 
     def reader(self) -> FlightReader:
         """A new reader, counted from now on (so the call is not cancelled under it)."""
@@ -93,7 +108,16 @@ class Flight:
             self._task.cancel()  # the last waiter left: the upstream call goes too
 
     async def _wait(self) -> None:
-        await self._changed.wait()
+        if self._tick is None:
+            await self._changed.wait()
+            return
+        asyncio = self._asyncio
+        waiter = asyncio.ensure_future(self._changed.wait())
+        try:
+            while not waiter.done():
+                await asyncio.wait((waiter,), timeout=self._tick)  # a timer of this request's
+        finally:
+            waiter.cancel()
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, self._asyncio.Event()
@@ -109,6 +133,7 @@ class Flight:
         self._notify()
 
     async def _pump(self) -> None:
+        SHARED_CALLS.set(True)  # this task's own copy: no one client's leaving aborts the call
         finished = False
         try:
             try:

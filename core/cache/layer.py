@@ -10,7 +10,7 @@ flight is a ``HIT`` with age 0: it made no upstream call of its own.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .. import safejson
 from ..chat import ChatRequest
@@ -52,6 +52,8 @@ class ResponseCache:
         max_response_bytes: int,
         missing_store: str | None = None,
         single_flight: bool = True,
+        flight_tick: float | None = None,
+        keep_alive: Callable[[Any], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -59,10 +61,14 @@ class ResponseCache:
         self.max_response_bytes = max_response_bytes
         # Why there is no store (the Worker without its KV binding), for the log line.
         self.missing_store = missing_store
-        # Identical requests in flight wait for one upstream call. Off where requests may not
-        # share I/O (a Worker isolate: a stream read in one request's context cannot feed
-        # another request's response).
+        # Identical requests in flight wait for one upstream call; ``flight_tick``: how often a
+        # waiting request re-arms a timer of its own (workerd; see ``Flight``).
         self.single_flight = single_flight
+        self.flight_tick = flight_tick
+        # Called with each upstream call's task as it starts, in the request that leads it: a
+        # target whose requests end their own work when they finish (the Worker) keeps it going
+        # for the others (``ctx.waitUntil``).
+        self.keep_alive = keep_alive
         self.flights: dict[str, Flight] = {}
 
     def plan(self, request: Request, chat: ChatRequest) -> Plan | None:
@@ -152,10 +158,13 @@ class ResponseCache:
             recording=Recording(self.settings.max_entry_bytes) if plan.store else None,
             on_end=stored,
             on_close=closed,
+            tick=self.flight_tick,
         )
         if self.single_flight and plan.lookup and plan.store and key not in self.flights:
             self.flights[key] = flight  # identical requests arriving now wait for this one
         flight.start()
+        if self.keep_alive is not None:
+            self.keep_alive(flight.task)
         return flight
 
     async def _follow(

@@ -437,6 +437,46 @@ def test_concurrent_identical_requests_make_one_upstream_call_with_progressive_r
     run(go())
 
 
+def test_on_the_worker_target_the_shared_call_is_kept_alive_and_waiters_keep_a_timer():
+    async def go():
+        upstream = Upstream(answer(("a", "b")), gated=True)
+        kept = []
+        env = {"OPENAI_API_KEY": KEY, "EDGERELAY_CACHE": "on", "EDGERELAY_RETRIES": "0"}
+        gw = Gateway(
+            load_config({**env, "EDGERELAY_ALLOW_ANONYMOUS": "true"}),
+            upstream,
+            clock=Clock(),
+            new_id=lambda: "id",
+            target="worker",
+            cache_keep_alive=kept.append,
+        )
+        assert gw.cache.flight_tick is not None  # workerd: a waiting request keeps a timer
+        gw.cache.flight_tick = 0.0  # re-armed at every turn of the loop: the path is taken
+        usage = {"stream_options": {"include_usage": True}}
+        one, two = [await gw.handle(request(body(stream=True, **usage))) for _ in range(2)]
+        assert kept == [flight_task(gw)]  # the leader's request keeps the call going
+        for _ in answer(("a", "b")):
+            upstream.release()
+            assert await one.stream.__anext__() == await two.stream.__anext__()
+        await whole(one)
+        await whole(two)
+        assert len(upstream.requests) == 1
+        assert upstream.requests[0].shared  # no one client's leaving aborts it
+
+    run(go())
+
+
+def test_an_uncached_call_is_not_shared():
+    async def go():
+        upstream = Upstream()
+        gw = gateway(upstream)
+        await whole(await gw.handle(request(body(), {"x-edgerelay-cache": "off"})))
+        await whole(await gw.handle(request(body())))
+        assert [r.shared for r in upstream.requests] == [False, True]
+
+    run(go())
+
+
 def test_a_late_joiner_gets_what_arrived_so_far_then_follows_live():
     async def go():
         upstream = Upstream(answer(("a", "b", "c")), gated=True)

@@ -104,8 +104,9 @@ def test_own_code_size(dry_run, capsys):
             f" Worker adapter {worker / 1000:.1f} kB, core {(size - worker) / 1000:.1f} kB)"
         )
     # The request path stays thin (the stores: Durable Object, KV, are modules of their own);
-    # 31 kB since it wires the limits, cache and responses stores into the Gateway.
-    assert worker < 31_000  # core's size is core's business
+    # 31 kB since it wires the limits, cache and responses stores into the Gateway; 32 kB since
+    # the cache's shared upstream call is kept alive by the request that started it.
+    assert worker < 32_000  # core's size is core's business
 
 
 def test_sdk_pin_is_the_one_the_pyodide_tests_install():

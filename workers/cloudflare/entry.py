@@ -29,7 +29,7 @@ from kv_cache import KvCacheStore
 from limits_object import EdgerelayLimits, durable_objects_for  # noqa: F401
 from request_log import respond
 from webcrypto_verify import WebCryptoVerifier
-from worker_io import WorkerEnv, to_core_request
+from worker_io import REQUEST_CTX, WorkerEnv, keep_alive_here, to_core_request
 from workers import WorkerEntrypoint
 
 from edgerelay.core import (
@@ -90,6 +90,7 @@ def _settings_for(env) -> tuple[Gateway, bool]:
         random=lambda: jitter(),
         cache_store=store,
         cache_missing=missing,
+        cache_keep_alive=keep_alive_here,  # a shared call outlives the request that started it
         **durable_objects_for(env, config, new_id),  # limits, stored responses
     )
     redact_logs(gateway.redactor)
@@ -156,6 +157,7 @@ class Default(WorkerEntrypoint):
         # This request's task (and the pump task it starts) sees its own client signal, so a
         # client that leaves cancels its upstream request and no other.
         CLIENT_SIGNAL.set(getattr(getattr(request, "js_object", request), "signal", None))
+        REQUEST_CTX.set(self.ctx)
         max_body = gateway.config.max_body_bytes
         inbound = await to_core_request(request, max_body, gateway.too_large_response)
         if isinstance(inbound, Response):  # already the answer (413, unreadable body)

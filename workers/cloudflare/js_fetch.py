@@ -8,6 +8,7 @@ the client's request signal aborts (it left), or core closes an unfinished body.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from typing import Any
@@ -173,6 +174,9 @@ class JsFetch:
             init["body"] = to_js(request.body)  # bytes -> a Uint8Array copy
         try:
             response = await js.fetch(request.url, _js_object(init))
+        except asyncio.CancelledError:
+            controller.abort()  # no one waits for this answer any more (a shared call's last
+            raise  # reader left): the runtime drops the request
         except JsException as exc:
             total.clear()
             if timed_out or total.fired:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import js
@@ -197,6 +199,19 @@ async def _end_broken(response: Response, writer, exc: Exception) -> None:
             await writer.abort(js.Error.new("the gateway's stream failed"))
     except JsException:
         pass
+
+
+# The ExecutionContext of the request being served, set by the entry for each request (a
+# context variable: each request's task has its own copy), for work that request starts.
+REQUEST_CTX: ContextVar[Any] = ContextVar("edgerelay_request_ctx", default=None)
+
+
+def keep_alive_here(task: asyncio.Task) -> None:
+    """``keep_alive`` in the current request's context: a shared upstream call the current
+    request started goes on after this request has finished, for the others that read it."""
+    ctx = REQUEST_CTX.get()
+    if ctx is not None:
+        keep_alive(ctx, task)
 
 
 def keep_alive(ctx, task: asyncio.Task) -> None:
