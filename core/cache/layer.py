@@ -107,8 +107,11 @@ class ResponseCache:
             if flight is not None and flight.joinable:
                 await self._count(True)
                 return await self._follow(flight, chat, Outcome("HIT", key), request, age=0)
-            await self._count(False)
+        # Lead before counting: counting may yield (a call to the store), and an identical
+        # request arriving meanwhile must find this flight.
         flight = self._lead(key, namespace, plan, chat, call)
+        if plan.lookup:
+            await self._count(False)
         outcome = Outcome(plan.status, key if plan.store else None)
         return await self._follow(flight, chat, outcome, request)
 

@@ -13,6 +13,7 @@ import json
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from edgerelay.core import FetchError, Gateway, Request, load_config
+from edgerelay.core.cache import MemoryCacheStore
 from edgerelay.core.identity.tokens import mint_hs256
 from tests.support.cache_wire import DONE, answer, text_of_chunks
 
@@ -462,6 +463,36 @@ def test_on_the_worker_target_the_shared_call_is_kept_alive_and_waiters_keep_a_t
         await whole(two)
         assert len(upstream.requests) == 1
         assert upstream.requests[0].shared  # no one client's leaving aborts it
+
+    run(go())
+
+
+class SlowCounts(MemoryCacheStore):
+    """Counting is a call to somewhere else (the Worker's Durable Object, Redis): it yields."""
+
+    async def count(self, hit: bool) -> None:
+        await asyncio.sleep(0)
+        await super().count(hit)
+
+
+def test_requests_arriving_together_share_the_call_when_counting_yields():
+    async def go():
+        upstream = Upstream(gated=True)
+        env = {"OPENAI_API_KEY": KEY, "EDGERELAY_CACHE": "on", "EDGERELAY_RETRIES": "0"}
+        gw = Gateway(
+            load_config(env),
+            upstream,
+            clock=Clock(),
+            new_id=lambda: "id",
+            cache_store=SlowCounts(1 << 20),
+        )
+        one, two = await asyncio.gather(*(gw.handle(request(body(stream=True))) for _ in "12"))
+        upstream.release(20)
+        await whole(one)
+        await whole(two)
+        assert len(upstream.requests) == 1
+        assert sorted(header(r, "x-edgerelay-cache") for r in (one, two)) == ["HIT", "MISS"]
+        assert (await gw.cache.store.stats())["misses"] == 1
 
     run(go())
 

@@ -1,6 +1,7 @@
 """The Worker's response cache under the real local runtime (workerd via wrangler dev) with a
 real, locally simulated KV namespace bound as EDGERELAY_CACHE_KV: an identical second request,
-JSON or stream, is answered from KV with the cache headers; the admin routes work there; and
+JSON or stream, is answered from KV with the cache headers; the admin routes work there, with
+the generations and the hit and miss counters in the EdgerelayLimits Durable Object; and
 identical requests arriving together share one upstream call (a loopback upstream that counts
 its calls and streams in lock-step), also when the client that started it leaves."""
 
@@ -18,6 +19,16 @@ pytestmark = pytest.mark.workerd
 
 ADMIN = "admin-key-for-workerd-tests-0123"
 KV = '[[kv_namespaces]]\nbinding = "EDGERELAY_CACHE_KV"\nid = "edgerelay-cache-local"\n'
+# The limits object holds the cache's generations and counters when it is bound.
+DURABLE_OBJECT = """
+[[durable_objects.bindings]]
+name = "EDGERELAY_LIMITS"
+class_name = "EdgerelayLimits"
+
+[[migrations]]
+tag = "v1"
+new_sqlite_classes = ["EdgerelayLimits"]
+"""
 
 
 WORDS = ("One", " call", " for", " all")
@@ -53,7 +64,7 @@ def worker(start_worker, upstream):
             "OPENAI_BASE_URL": upstream.fake.url + "/v1",
         },
         secrets={"EDGERELAY_ADMIN_KEY": ADMIN, "OPENAI_API_KEY": "sk-upstream-test-key"},
-        extra_toml=KV,
+        extra_toml=KV + DURABLE_OBJECT,
     )
 
 
@@ -79,6 +90,20 @@ def test_an_identical_request_is_answered_from_kv(worker):
         assert streamed.text.endswith("data: [DONE]\n\n")
 
 
+def test_hits_and_misses_are_counted_in_the_durable_object(worker):
+    url = worker.url + "/v1/chat/completions"
+    admin = {"authorization": f"Bearer {ADMIN}"}
+    with httpx.Client(timeout=WAIT) as client:
+        before = client.get(worker.url + "/v1/cache/stats", headers=admin).json()
+        statuses = [
+            client.post(url, json=chat("counted")).headers["x-edgerelay-cache"] for _ in range(3)
+        ]
+        assert statuses == ["MISS", "HIT", "HIT"]
+        after = client.get(worker.url + "/v1/cache/stats", headers=admin).json()
+    assert after["counted_by"] == "durable object"
+    assert (after["hits"] - before["hits"], after["misses"] - before["misses"]) == (2, 1)
+
+
 def test_admin_invalidation_on_the_worker(worker):
     url = worker.url + "/v1/chat/completions"
     admin = {"authorization": f"Bearer {ADMIN}"}
@@ -87,6 +112,7 @@ def test_admin_invalidation_on_the_worker(worker):
         assert client.get(worker.url + "/v1/cache/stats").status_code == 401
         stats = client.get(worker.url + "/v1/cache/stats", headers=admin)
         assert stats.status_code == 200 and stats.json()["store"] == "kv"
+        assert stats.json()["counted_by"] == "durable object"
         assert client.delete(worker.url + "/v1/cache", headers=admin).status_code == 200
         after = client.post(url, json=chat("to be invalidated"))
         assert after.headers["x-edgerelay-cache"] == "MISS"

@@ -22,6 +22,7 @@ MODULES = (
     "limits_object",
     "durable_store",
     "durable_responses",
+    "durable_cache",
 )
 
 

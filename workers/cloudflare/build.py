@@ -46,6 +46,7 @@ WORKER_MODULES = (
     "limits_object.py",
     "durable_store.py",
     "durable_responses.py",
+    "durable_cache.py",
     "request_log.py",
 )
 SDK_VERSION = "1.9.5"

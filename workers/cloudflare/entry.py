@@ -25,7 +25,7 @@ import random
 import time
 
 from js_fetch import CLIENT_SIGNAL, JsFetch
-from kv_cache import KvCacheStore
+from kv_cache import cache_store_for
 from limits_object import EdgerelayLimits, durable_objects_for  # noqa: F401
 from request_log import respond
 from webcrypto_verify import WebCryptoVerifier
@@ -76,7 +76,7 @@ def _settings_for(env) -> tuple[Gateway, bool]:
     settings = WorkerEnv(env)
     config = load_config(settings)
     zero_copy = _zero_copy(settings.get("EDGERELAY_ZERO_COPY"))
-    store, missing = _cache_store(env, config)
+    store, missing = cache_store_for(env, config, time.time, keep_alive_here)
     gateway = Gateway(
         config,
         JsFetch(),  # each call carries the current request's abort signal (CLIENT_SIGNAL)
@@ -114,20 +114,6 @@ def redact_logs(redactor) -> None:
         logger.addHandler(handler)
         logger.propagate = False
     handler.filters = [redactor]  # only the current configuration's secrets
-
-
-def _cache_store(env, config: Config) -> tuple[KvCacheStore | None, str | None]:
-    """The response cache's KV store, or why there is none (then nothing is cached, every
-    answer says BYPASS and the log says why once)."""
-    settings = config.cache
-    if settings is None or not (settings.enabled or settings.admin_key):
-        return None, None
-    binding = getattr(env, "EDGERELAY_CACHE_KV", None)
-    if binding is None or isinstance(binding, str):
-        missing = "no EDGERELAY_CACHE_KV binding: answers are not cached (docs/cloudflare.md)"
-        print(f"edgerelay: cache: {missing}")
-        return None, missing
-    return KvCacheStore(binding), None
 
 
 def _zero_copy(value: str | None) -> bool:

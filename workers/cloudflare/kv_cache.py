@@ -81,3 +81,25 @@ def _int(value: object) -> int:
         return int(str(value)) if value is not None else 0
     except ValueError:
         return 0
+
+
+def cache_store_for(env, config, clock, keep_alive):
+    """The response cache's store on the Worker, or why there is none (then nothing is cached,
+    every answer says BYPASS and the log says why once): entries in KV, with the generations and
+    counters in the EDGERELAY_LIMITS Durable Object when it is bound (durable_cache.py)."""
+    settings = config.cache
+    if settings is None or not (settings.enabled or settings.admin_key):
+        return None, None
+    binding = getattr(env, "EDGERELAY_CACHE_KV", None)
+    if binding is None or isinstance(binding, str):
+        missing = "no EDGERELAY_CACHE_KV binding: answers are not cached (docs/cloudflare.md)"
+        print(f"edgerelay: cache: {missing}")
+        return None, missing
+    entries = KvCacheStore(binding)
+    limits = getattr(env, "EDGERELAY_LIMITS", None)
+    if limits is None or isinstance(limits, str):
+        return entries, None  # generations in KV, counters per isolate (docs/cloudflare.md)
+    from durable_cache import DurableCacheStore
+
+    # Generations and counters in the Durable Object: exact, and seen by every isolate.
+    return DurableCacheStore(entries, limits, clock, keep_alive), None

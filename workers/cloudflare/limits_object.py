@@ -107,6 +107,7 @@ class EdgerelayLimits(DurableObject):
         self._storage = ctx.storage
         self._records = None
         self._sweep_at: float | None = None  # the alarm this object has set, as far as it knows
+        self._book = None
 
     def admit(self, payload: str) -> str:
         return self._limits.admit(str(payload))
@@ -139,6 +140,28 @@ class EdgerelayLimits(DurableObject):
         if at is not None:
             self._sweep_at = at
             await self._storage.setAlarm(int(at * 1000))
+
+    # The response cache's generations and counters (durable_cache.py), in the object named
+    # "cache:bookkeeping".
+
+    def cache_generations(self, payload: str) -> str:
+        return self._cache().generations(str(payload))
+
+    def cache_invalidate(self, payload: str) -> str:
+        return self._cache().invalidate(str(payload))
+
+    def cache_count(self, payload: str) -> str:
+        return self._cache().count(str(payload))
+
+    def cache_stats(self, payload: str) -> str:
+        return self._cache().stats(str(payload))
+
+    def _cache(self):
+        if self._book is None:
+            from durable_cache import CacheBook
+
+            self._book = CacheBook(self._storage.sql)
+        return self._book
 
     def _responses(self):
         if self._records is None:
