@@ -300,14 +300,7 @@ class Gateway:
         if request.path == "/v1/responses":
             from .responses_api import route  # imported on first use, as the providers are
 
-            limits = self.limits
-            account = await limits.admit_responses(request) if limits is not None else None
-            if limits is None or account is None:
-                response = await route.handle(self, request, deadline)
-            else:
-                response = await limits.around(
-                    account, lambda: route.handle(self, request, deadline)
-                )
+            response = await route.handle(self, request, deadline)
             if response.stream is not None and is_event_stream(response.headers):
                 observed(
                     response,

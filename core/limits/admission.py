@@ -150,17 +150,14 @@ class LimitGate:
         response.upstream = None  # the body is no longer the upstream's bytes untouched
         return response
 
-    async def admit_responses(self, request: Request) -> Account | None:
-        """``admit`` for ``POST /v1/responses``: the model, ``max_output_tokens`` and
-        ``stream`` read from the body (before the route checks it: a request it refuses
-        then counts, and is charged no tokens)."""
-        from .native import read_call
-
-        call = read_call("openai", "v1/responses", request.body)
-        log = request.log
-        if log is not None:
-            log.model = call.model
-        return await self.admit_call(request, call.model, call.max_tokens, call.stream)
+    async def admit_responses(self, request: Request, body: dict, route, stream: bool):
+        """``admit`` for ``POST /v1/responses`` once the route has checked the request (a
+        request it refuses is not counted, as on the chat route): ``body`` the parsed request,
+        ``route`` its model's route."""
+        limit = body.get("max_output_tokens")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+            limit = None
+        return await self.admit_call(request, route.model, limit, stream)
 
     def native_fetch(self, request: Request, native, fetch: Fetch) -> Fetch:
         """``fetch`` for one passthrough call (``native``: its ``core.passthrough.Native``):

@@ -13,7 +13,7 @@ the stream observer are the gateway's own, in the Responses error shape.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import NamedTuple
 
 from .. import attempts, registry
@@ -61,6 +61,8 @@ async def handle(gateway: Gateway, request: Request, deadline: float | None = No
     if len(request.body) > config.max_body_bytes:
         raise too_large(config.max_body_bytes)
     parsed = parse_request(request.body, config.max_messages, config.max_request_values)
+    if request.log is not None:
+        request.log.model = parsed.model
     route = route_model(parsed.model, config)
     policy = request.identity.policy if request.identity is not None else None
     if policy is not None:
@@ -68,14 +70,34 @@ async def handle(gateway: Gateway, request: Request, deadline: float | None = No
     provider = route.provider
     if provider.key_required and not provider.api_key:
         raise not_configured(provider.name, provider.api_key_env)
-    chain, tried = attempts.chain_for(parsed.model, config), 0
+    chain = attempts.chain_for(parsed.model, config)
     if _native(route):
         stop = gateway.clock() + chain.timeouts.total
         deadline = stop if deadline is None else min(deadline, stop)  # one for the whole chain
-        passed = await _pass_through_chain(gateway, parsed, chain, policy, deadline)
-        if isinstance(passed, Response):
-            return passed
-        chain, tried = passed  # the rest of the chain goes through chat
+
+        async def native_first() -> Response:
+            passed = await _pass_through_chain(gateway, parsed, chain, policy, deadline)
+            if isinstance(passed, Response):
+                return passed
+            rest, tried = passed  # the rest of the chain goes through chat
+            through_chat = await _chat_side(gateway, request, parsed, policy, deadline)
+            return await through_chat(_Left(rest, tried))
+
+        return await _limited(gateway, request, parsed, route, native_first)
+    through_chat = await _chat_side(gateway, request, parsed, policy, deadline)
+    return await _limited(gateway, request, parsed, route, lambda: through_chat(_Left(chain, 0)))
+
+
+async def _chat_side(
+    gateway: Gateway,
+    request: Request,
+    parsed: ResponsesRequest,
+    policy: Policy | None,
+    deadline: float | None,
+) -> Callable[[_Left], Awaitable[Response]]:
+    """The request as a chat request, checked (the conversation it continues looked up, the
+    message count): what answers it through chat, given the targets left."""
+    config = gateway.config
     client = request.identity.client_id if request.identity is not None else None
     namespace = store.namespace_of(request.headers, client)
     conversation = await store.resolve(
@@ -90,11 +112,32 @@ async def handle(gateway: Gateway, request: Request, deadline: float | None = No
     chat = ChatRequest(chat_body, parsed.model, parsed.stream, parsed.stream, raw, {})
     head = answer.skeleton(parsed, "resp_" + gateway.new_id(), int(gateway.clock()))
     keep = _Keeper(gateway, namespace, conversation, parsed.store)
-    left = _Left(chain, tried)
-    try:
-        return await _through_chat(gateway, request, chat, policy, head, keep, deadline, left)
-    except GatewayError as error:
-        raise responses_error(error, where) from None
+
+    async def through_chat(left: _Left) -> Response:
+        try:
+            return await _through_chat(gateway, request, chat, policy, head, keep, deadline, left)
+        except GatewayError as error:
+            raise responses_error(error, where) from None
+
+    return through_chat
+
+
+async def _limited(
+    gateway: Gateway,
+    request: Request,
+    parsed: ResponsesRequest,
+    route: Route,
+    produce: Callable[[], Awaitable[Response]],
+) -> Response:
+    """``produce()``'s answer, counted against the caller's limits when any apply: admitted
+    here, once the request is checked (a request refused as invalid is not counted, as on
+    /v1/chat/completions) and before any upstream call."""
+    limits = gateway.limits
+    if limits is not None:
+        account = await limits.admit_responses(request, parsed.body, route, parsed.stream)
+        if account is not None:
+            return await limits.around(account, produce)
+    return await produce()
 
 
 def _check_policy(parsed: ResponsesRequest, route: Route, policy: Policy, gateway: Gateway) -> None:

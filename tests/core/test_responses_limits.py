@@ -39,7 +39,7 @@ def gateway(policy, handler):
 
 
 def send(gw, body):
-    raw = json.dumps(body).encode()
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = Request("POST", "/v1/responses", "", {}, raw, client_ip="198.51.100.7")
     return drive(gw.handle(request))
 
@@ -85,3 +85,27 @@ def test_responses_usage_is_settled_from_the_answer_and_the_stream():
     nxt = send(gw, BODY)
     assert dict(nxt.headers)["x-ratelimit-remaining-tokens"] == str(1000 - 20 - 100)
     finish(nxt)
+
+
+def test_a_request_the_route_refuses_as_invalid_is_not_counted():
+    # As on /v1/chat/completions: a request is counted once the route has checked it, so a
+    # 400 costs the client nothing of its request budget.
+    gw, fetch = gateway(
+        "requests_per_minute = 1",
+        lambda r: FakeResponse(200, JSON_TYPE, [json.dumps(ANSWER).encode()]),
+    )
+    for invalid in (
+        {"input": "hi"},  # no model
+        {**BODY, "input": 5},
+        {**BODY, "stream": "yes"},
+        {**BODY, "background": True},
+    ):
+        refused = send(gw, invalid)
+        assert refused.status == 400, refused.body
+        assert "x-ratelimit-remaining-requests" not in dict(refused.headers)
+    assert send(gw, b"{not json").status == 400
+    answered = send(gw, BODY)
+    assert answered.status == 200, answered.body
+    assert dict(answered.headers)["x-ratelimit-remaining-requests"] == "0"
+    finish(answered)
+    assert len(fetch.requests) == 1
