@@ -275,15 +275,25 @@ class Gateway:
             policy = request.identity.policy if request.identity is not None else None
             fetch = _counting(self.fetch, request.log)
             found = native.find(request.path, self.config)
+            limited = None
             if found is not None:
                 if request.log is not None:
                     request.log.provider = found.provider.name
                 if self.limits is not None and request.method == "POST":
                     # Every POST a passthrough allows calls a model (generation, embeddings,
                     # token counting): admitted just before it first goes upstream.
-                    fetch = self.limits.native_fetch(request, found, fetch)
+                    fetch = limited = self.limits.native_fetch(request, found, fetch)
             seams = self.seams()._replace(fetch=fetch)
-            response = await native.relay(request, self.config, seams, policy, self.hooks, deadline)
+            try:
+                response = await native.relay(
+                    request, self.config, seams, policy, self.hooks, deadline
+                )
+            except BaseException:  # cancelled (the relay answers every error itself)
+                if limited is not None:
+                    await limited.settle(None)
+                raise
+            if limited is not None:
+                await limited.settle(response)
             if response is not None:
                 return response
             raise GatewayError(404, f"Unknown route: {request.method} {request.path}")

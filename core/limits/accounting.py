@@ -158,14 +158,16 @@ class MeteredStream:
 
 
 class MeteredUpstream:
-    """A passthrough call's upstream answer as the relay sees it: the gateway's rate-limit
-    headers instead of the provider's, the body metered on its way (usage read from the JSON
-    answer or the stream's own usage events; what an added include_usage caused removed), the
-    account finished when it is closed. ``native_body`` is None: a Worker must not hand the
-    body over unread, the gateway has to see it."""
+    """One attempt of a passthrough call, as the relay sees it: the gateway's rate-limit
+    headers instead of the provider's, a success's body metered on its way (usage read from
+    the JSON answer or the stream's own usage events; what an added include_usage caused
+    removed). Only the answer that reaches the client finishes the account (``final``, set
+    once the retry policy kept it; a success always is): an error the policy dropped for
+    another attempt is closed without settling anything. ``native_body`` is None: a Worker
+    must not hand the body over unread, the gateway has to see it."""
 
     native_body = None
-    __slots__ = ("_account", "_mode", "_upstream", "headers", "status")
+    __slots__ = ("_account", "_mode", "_upstream", "final", "headers", "status")
 
     def __init__(self, upstream: FetchResponse, account: Account, *, strip: bool) -> None:
         self._upstream = upstream
@@ -174,10 +176,10 @@ class MeteredUpstream:
         headers = {k: v for k, v in upstream.headers.items() if not is_rate_limit_header(k)}
         headers.update(account.headers)
         self.headers = headers
+        self.final = False
         self._mode: str | None
         if not 200 <= upstream.status < 300:
-            account.free = True  # an error answer: no tokens were spent
-            self._mode = None
+            self._mode = None  # an error answer: no tokens were spent
         elif upstream.headers.get("content-type", "").lower().startswith("text/event-stream"):
             self._mode = "strip" if strip else "sse"
         else:
@@ -196,4 +198,6 @@ class MeteredUpstream:
         try:
             await self._upstream.aclose()
         finally:
-            await self._account.finish()
+            if self.final:
+                # An error answer spent no tokens; a success's unread rest is estimated.
+                await self._account.finish(Usage() if self._mode is None else None)

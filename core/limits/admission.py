@@ -159,16 +159,32 @@ class LimitGate:
             limit = None
         return await self.admit_call(request, route.model, limit, stream)
 
-    def native_fetch(self, request: Request, native, fetch: Fetch) -> Fetch:
+    def native_fetch(self, request: Request, native, fetch: Fetch) -> _LimitedFetch:
         """``fetch`` for one passthrough call (``native``: its ``core.passthrough.Native``):
         the call is admitted when it is about to go upstream, so after the route's own checks
         (allowlist, size, key); a refusal raised here reaches the client in the route's own
-        error shape (the relay renders it). The answer is metered on its way back."""
+        error shape (the relay renders it). The answer is metered on its way back; the
+        relay's response must be given to its ``settle``."""
         return _LimitedFetch(self, request, native, fetch)
 
 
 class _LimitedFetch:
-    __slots__ = ("_admitted", "_fetch", "_gate", "_native", "_request")
+    """The Fetch of one passthrough call under limits. Every attempt of the call (the retry
+    policy may send it again) is the same request: admitted once, at its first attempt; each
+    attempt's answer carries the gateway's headers and, when it reaches the client, is metered.
+    The account is finished by the answer that reached the client (``settle``), never by an
+    attempt the retry policy dropped."""
+
+    __slots__ = (
+        "_account",
+        "_admitted",
+        "_body",
+        "_fetch",
+        "_gate",
+        "_last",
+        "_native",
+        "_request",
+    )
 
     def __init__(self, gate: LimitGate, request: Request, native, fetch: Fetch) -> None:
         self._gate = gate
@@ -176,17 +192,28 @@ class _LimitedFetch:
         self._native = native
         self._fetch = fetch
         self._admitted = False
+        self._account: Account | None = None
+        self._body: bytes | None = None  # the body every attempt sends, when usage is asked
+        self._last: MeteredUpstream | None = None
 
     async def __call__(self, request: FetchRequest) -> FetchResponse:
-        if self._admitted:
-            # A retry of the same call is the same request: counted once, at its first
-            # attempt (whose account is settled when that attempt's answer is closed).
+        if not self._admitted:
+            self._admitted = True
+            await self._admit()
+        account = self._account
+        if account is None:
             return await self._fetch(request)
-        self._admitted = True
+        if self._body is not None:
+            request = request._replace(body=self._body)
+        upstream = await self._fetch(request)
+        self._last = MeteredUpstream(upstream, account, strip=self._body is not None)
+        return self._last
+
+    async def _admit(self) -> None:
         from ..passthrough import canonical_path  # it imports the responses module
         from .native import read_call
 
-        outbound, provider, inbound = request, self._native.provider, self._request
+        provider, inbound = self._native.provider, self._request
         call = read_call(provider.kind, canonical_path(self._native.rest), inbound.body)
         log = inbound.log
         if log is not None:
@@ -198,21 +225,27 @@ class _LimitedFetch:
                 error.type = None  # OpenAI's error types; the provider's shape has its own
             raise
         if account is None:
-            return await self._fetch(outbound)
+            return
         if not call.spends_tokens:
             account.free = True  # token counting: a request, but no tokens
-        add_usage = (
-            call.may_add_usage and provider.stream_usage and account.reservation.reserved_tokens > 0
-        )
-        if add_usage:
+        if call.may_add_usage and provider.stream_usage and account.reservation.reserved_tokens:
             # The upstream is asked for usage; what that adds is removed on the way back.
-            outbound = outbound._replace(body=dumps(with_include_usage(call.body)))
-        try:
-            upstream = await self._fetch(outbound)
-        except BaseException:
-            await account.finish(Usage())  # unreachable: no tokens were spent
-            raise
-        return MeteredUpstream(upstream, account, strip=add_usage)
+            self._body = dumps(with_include_usage(call.body))
+        self._account = account
+
+    async def settle(self, response: Response | None) -> None:
+        """The call's answer (None: there is none, the call was cancelled) finishes the
+        account: the last attempt's answer as it ends (read to its end, or closed); anything
+        else at once with no tokens (the gateway's own error: unreachable, refused, out of
+        time)."""
+        account = self._account
+        if account is None:
+            return
+        last = self._last
+        if last is not None and response is not None and response.stream is not None:
+            last.final = True  # its end (or its close) finishes the account
+        else:
+            await account.finish(Usage())
 
     async def aclose(self) -> None:
         await self._fetch.aclose()

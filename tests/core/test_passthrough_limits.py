@@ -38,6 +38,10 @@ GEMINI_BODY = {
 GPT = {"model": "gpt-4.1", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
 
 
+async def no_wait(seconds):
+    """Retries' waits, not waited (tests never sleep)."""
+
+
 def gateway(policy, handler, *, store=True, env=None):
     # The anonymous policy has no passthrough routes unless it lists them.
     allowed = 'passthrough = ["anthropic", "gemini", "openai"]'
@@ -52,6 +56,7 @@ def gateway(policy, handler, *, store=True, env=None):
         new_id=lambda: f"id{next(ids)}",
         limit_store=MemoryStore() if store else None,
         missing_store="set EDGERELAY_STORE to memory or redis://…",
+        sleep=no_wait,
     )
     return gw, fetch
 
@@ -343,3 +348,80 @@ def test_the_log_line_names_the_provider_model_and_limit_decision():
     assert line["limit"] == "admitted" and line["usage"]["input"] == 6
     refused = send(gw, MESSAGES, CLAUDE)
     assert json.loads(refused.log.line())["limit"] == "refused"
+
+
+def overloaded(request):
+    error = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+    headers = {**JSON_TYPE, "anthropic-ratelimit-requests-remaining": "4999"}
+    return FakeResponse(529, headers, [json.dumps(error).encode()])
+
+
+def in_turn(*handlers):
+    """A Fetch handler answering the n-th request with handlers[n] (the last repeats)."""
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        return handlers[min(len(seen), len(handlers)) - 1](request)
+
+    return handler
+
+
+def test_a_retried_passthrough_call_is_one_request_charged_the_answer_that_reached_the_client():
+    # As a chat completion's retries: one request, and the usage settled is that of the answer
+    # the client got, not of the attempt that failed first.
+    gw, fetch = gateway(
+        "requests_per_minute = 2\ntokens_per_minute = 1000",
+        in_turn(overloaded, overloaded, claude_answer(input_tokens=30, output_tokens=20)),
+    )
+    response = send(gw, MESSAGES, CLAUDE)
+    assert response.status == 200
+    got = headers(response)
+    assert got["x-ratelimit-remaining-requests"] == "1"  # counted once
+    assert got["x-ratelimit-remaining-tokens"] == "900"
+    assert "anthropic-ratelimit-requests-remaining" not in got
+    assert json.loads(finish(response))["usage"]["output_tokens"] == 20
+    assert len(fetch.requests) == 3
+    nxt = send(gw, MESSAGES, CLAUDE)
+    assert headers(nxt)["x-ratelimit-remaining-tokens"] == str(1000 - 50 - 100)
+    assert headers(nxt)["x-ratelimit-remaining-requests"] == "0"
+    finish(nxt)
+
+
+def test_a_retried_passthrough_stream_gets_usage_added_removed_and_charged_and_holds_its_slot():
+    words = ["Hel", "lo"]
+    chunks = [openai_chunk(w, with_usage_field=True) for w in words]
+    chunks.append(openai_chunk(None, {"prompt_tokens": 5, "completion_tokens": 3}, choices=False))
+    chunks.append(b"data: [DONE]\n\n")
+    without = b"".join(openai_chunk(w) for w in words) + b"data: [DONE]\n\n"
+    unavailable = json.dumps({"error": {"message": "busy"}}).encode()
+    sent = []
+
+    def upstream(request):
+        sent.append(json.loads(request.body))
+        if len(sent) == 1:
+            return FakeResponse(503, JSON_TYPE, [unavailable])
+        return FakeResponse(200, SSE, chunks)
+
+    gw, _ = gateway("tokens_per_minute = 1000\nconcurrent_streams = 1", upstream)
+    response = send(gw, OPENAI_CHAT, {**GPT, "stream": True})
+    assert response.status == 200
+    assert [body.get("stream_options") for body in sent] == [{"include_usage": True}] * 2
+    assert send(gw, OPENAI_CHAT, {**GPT, "stream": True}).status == 429  # its slot is held
+    assert finish(response) == without
+    nxt = send(gw, OPENAI_CHAT, {**GPT, "stream": True})
+    assert nxt.status == 200  # the slot was given back at the end
+    assert headers(nxt)["x-ratelimit-remaining-tokens"] == str(1000 - 8 - 100)
+    drive(nxt.aclose())
+
+
+def test_a_passthrough_call_that_fails_after_retries_charges_no_tokens():
+    gw, fetch = gateway("tokens_per_minute = 1000\nconcurrent_streams = 1", overloaded)
+    response = send(gw, MESSAGES, {**CLAUDE, "stream": True})
+    assert response.status == 529
+    finish(response)
+    assert len(fetch.requests) == 3
+    again = send(gw, MESSAGES, {**CLAUDE, "stream": True})
+    assert again.status == 529  # the slot was given back
+    assert headers(again)["x-ratelimit-remaining-tokens"] == "900"
+    finish(again)
