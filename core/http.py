@@ -10,7 +10,7 @@ event if it breaks): an adapter that can forward ``upstream.native_body`` withou
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from .errors import GatewayError
@@ -70,7 +70,17 @@ class Response:
     An event stream carries its ``observer`` (``core.observer``): it cut the stream on event
     boundaries and can still end it with the route's terminal error event (``end_with``)."""
 
-    __slots__ = ("body", "failure", "headers", "log", "observer", "status", "stream", "upstream")
+    __slots__ = (
+        "body",
+        "failure",
+        "headers",
+        "log",
+        "observer",
+        "on_close",
+        "status",
+        "stream",
+        "upstream",
+    )
 
     def __init__(
         self,
@@ -92,6 +102,9 @@ class Response:
         self.observer: StreamObserver | None = None
         # The request's log record: adapters add timing and bytes, then write its line.
         self.log: RequestLog | None = None
+        # Work that waits for the answer to be over (limits' counters settled and stream slots
+        # given back), awaited by ``aclose``: after the body went out, so it never delays it.
+        self.on_close: tuple[Callable[[], Awaitable[None]], ...] = ()
 
     def __repr__(self) -> str:
         return f"Response({self.status})"
@@ -108,11 +121,17 @@ class Response:
         return out
 
     async def aclose(self) -> None:
-        """Stop producing the body: close the stream and abort the upstream read, if any."""
+        """Stop producing the body: close the stream and abort the upstream read, if any; then
+        run ``on_close``. Adapters call it once the answer is over, whatever its body."""
         stream, self.stream = self.stream, None
-        if stream is not None and hasattr(stream, "aclose"):
-            await stream.aclose()
-        if self.upstream is not None:
-            await self.upstream.aclose()
-        if self.observer is not None:
-            self.observer.close()
+        try:
+            if stream is not None and hasattr(stream, "aclose"):
+                await stream.aclose()
+            if self.upstream is not None:
+                await self.upstream.aclose()
+            if self.observer is not None:
+                self.observer.close()
+        finally:
+            closers, self.on_close = self.on_close, ()
+            for close in closers:
+                await close()

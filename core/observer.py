@@ -30,7 +30,9 @@ practice the last one or two of a stream).
 
 Later features plug in here through ``StreamHook`` (usage accounting, an idle timer, cache
 recording): hooks get the whole events as they go out and one ``StreamEnd`` when the stream is
-over, however it ended.
+over, however it ended. One hook per stream may also edit the events before they go out
+(``StreamHook.edit``: limits remove what asking for usage added), so a feature that changes
+a stream needs no second pass over its bytes.
 """
 
 from __future__ import annotations
@@ -69,7 +71,15 @@ class StreamEnd(NamedTuple):
 
 
 class StreamHook:
-    """Override what you need: both methods do nothing by default."""
+    """Override what you need: the methods do nothing by default. A hook that changes the
+    events sets ``edits`` and implements ``edit``."""
+
+    edits = False
+
+    def edit(self, data: bytes) -> bytes:
+        """``data``: one or more whole events from the upstream; returns what goes to the
+        client instead (only called on a hook whose ``edits`` is true)."""
+        return data
 
     def on_events(self, data: bytes) -> None:
         """``data``: one or more whole events, exactly as they go to the client."""
@@ -99,7 +109,7 @@ class StreamObserver:
     """``feed(bytes) -> bytes`` to send now; ``finish() -> bytes`` at the body's clean end;
     ``fail(error) -> bytes`` when it must end early; ``close()`` when the client left."""
 
-    __slots__ = ("_framer", "_hooks", "_kind", "_watch", "ended", "failure", "relayed")
+    __slots__ = ("_edit", "_framer", "_hooks", "_kind", "_watch", "ended", "failure", "relayed")
 
     def __init__(
         self,
@@ -113,7 +123,10 @@ class StreamObserver:
             if protocol == "gemini-json"
             else EventAligner(max_event_bytes)
         )
-        self._hooks = tuple(hooks)
+        self._hooks: tuple[StreamHook, ...] = ()
+        self._edit: Callable[[bytes], bytes] | None = None
+        for hook in hooks:
+            self.add(hook)
         self.ended: Reason | None = None  # set once the stream is over
         self._watch = True  # still looking for the end marker
         self.failure: GatewayError | None = None  # the terminal error the gateway added
@@ -129,10 +142,20 @@ class StreamObserver:
         observer, as the Worker's zero-copy one does, would leave it blind)."""
         return bool(self._hooks)
 
+    def add(self, hook: StreamHook) -> None:
+        """Let ``hook`` watch this stream too (before its first byte); at most one edits."""
+        if hook.edits:
+            if self._edit is not None:
+                raise ValueError("a stream has at most one editing hook")
+            self._edit = hook.edit
+        self._hooks = (*self._hooks, hook)
+
     def feed(self, chunk: bytes) -> bytes:
         if self.ended is not None and self.ended != "complete":
             return b""  # an error went out: nothing may follow it
         out = self._framer.feed(chunk)
+        if out and self._edit is not None:
+            out = self._edit(out)
         if out:
             if self._watch:
                 found = self._kind.scan(out, self._framer)
@@ -154,6 +177,8 @@ class StreamObserver:
             self._end(self.ended)
             return b""
         out = self._framer.flush()
+        if out and self._edit is not None:
+            out = self._edit(out)
         if out and self._watch:
             found = self._kind.scan(out, self._framer)
             if found is not None:

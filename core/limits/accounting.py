@@ -1,6 +1,11 @@
-"""One admitted request's account: its response is watched as it goes out, and when it ends —
-in any way: done, error, client gone, timeout — the reservation is settled to the usage that was
-reported (or estimated from the bytes relayed) and its stream slots are released, once."""
+"""One admitted request's account: its answer is watched as it goes out; when the answer is
+over — in any way: done, error, client gone, timeout — what it is charged is fixed (the usage
+reported, or the estimate from the bytes relayed), and when the response is closed the
+reservation is settled to it and its stream slots are given back, in one store call, once.
+
+An event stream is watched by its stream observer (``UsageHook``: no second pass over its
+bytes); a body the observer does not see (a JSON answer streamed from the upstream, a stream
+the cache relays) goes through ``MeteredStream``."""
 
 from __future__ import annotations
 
@@ -9,10 +14,12 @@ from collections.abc import AsyncIterator, Callable
 
 from .. import safejson
 from ..fetch import FetchResponse, Upstream
+from ..http import Response
+from ..observer import StreamEnd, StreamHook
 from .headers import is_rate_limit_header
 from .limiter import Limiter, Reservation
-from .stream_usage import IncludeUsageStripper, UsageMeter
-from .usage import Usage, from_answer
+from .stream_usage import UsageMeter, strip_added_usage
+from .usage import Usage, from_answer, from_openai
 
 # A JSON answer's usage is read from at most this much of it (answers are far smaller).
 _JSON_LIMIT = 4 * 1024 * 1024
@@ -36,29 +43,94 @@ class Account:
         self._clock = clock
         self._done = False
         self.meter = UsageMeter()
-        self.charged: Usage | None = None  # what was charged, once finished (for the log)
+        self.charged: Usage | None = None  # what is charged, once the answer is over (the log)
         self.headers: tuple[tuple[str, str], ...] = ()  # x-ratelimit-* for the answer
         # A cache hit: it counts as a request but costs no tokens, whatever usage it replays.
         self.free = False
 
+    def end(self, usage: Usage | None = None) -> None:
+        """The answer is over: fix what it is charged (``usage``, else what the meter read,
+        else the estimate from the bytes relayed). Later calls change nothing."""
+        if self.charged is not None:
+            return
+        if self.free:
+            self.charged = Usage()
+            return
+        if usage is None:
+            usage = self.meter.usage
+        self.charged = self.limiter.charge(self.reservation, usage, self.meter.bytes)
+
     async def finish(self, usage: Usage | None = None) -> None:
-        """Settle and release; later calls do nothing."""
+        """Settle and release (ending the answer first if nothing did); later calls do
+        nothing."""
         if self._done:
             return
         self._done = True
-        if self.free:
-            usage = Usage()
-        elif usage is None:
-            self.meter.finish()
-            usage = self.meter.usage
-        now = self._clock()
-        self.charged = await self.limiter.settle(self.reservation, usage, self.meter.bytes, now)
-        await self.limiter.release(self.reservation)
+        if self.charged is None:
+            if usage is None and not self.free:
+                self.meter.finish()
+            self.end(usage)
+        assert self.charged is not None
+        await self.limiter.finish(self.reservation, self.charged, self._clock())
 
-    async def settle_json(self, body: bytes) -> None:
+    def settle_on_close(self, response: Response) -> None:
+        """Settle and release when ``response`` is closed (after its body went out)."""
+        response.on_close = (*response.on_close, self.finish)
+
+    def end_json(self, body: bytes) -> None:
         """A whole JSON answer: its ``usage``, or the estimate from its size."""
         self.meter.bytes += len(body)
-        await self.finish(_usage_of(body) or None)
+        self.end(_usage_of(body))
+
+    def watch(self, response: Response, mode: str) -> None:
+        """Meter ``response``'s body on its way out: through its stream observer when it has
+        one (``mode`` ``"strip"`` also removes what an added include_usage caused), else
+        through a ``MeteredStream``; settled when the response is closed."""
+        observer = response.observer
+        if observer is not None and mode in ("sse", "strip"):
+            observer.add(StrippingUsageHook(self) if mode == "strip" else UsageHook(self))
+        else:
+            assert response.stream is not None
+            response.stream = MeteredStream(response.stream, self, mode, response.upstream)
+            response.upstream = None  # the body is no longer the upstream's bytes untouched
+        self.settle_on_close(response)
+
+
+class UsageHook(StreamHook):
+    """The account's watch on an event stream: usage read from the events the observer
+    passes (only those that mention it are parsed), the bytes counted, and the charge fixed
+    when the stream ends, however it ends."""
+
+    __slots__ = ("_account",)
+
+    def __init__(self, account: Account) -> None:
+        self._account = account
+
+    def on_events(self, data: bytes) -> None:
+        if b"sage" in data:  # cheap test first: most events carry no usage
+            self._account.meter.events(data)
+
+    def on_end(self, end: StreamEnd) -> None:
+        account = self._account
+        account.meter.bytes = end.relayed
+        account.end()
+
+
+class StrippingUsageHook(UsageHook):
+    """``UsageHook`` for a stream whose usage the gateway asked for: the usage chunk that
+    caused and the ``"usage": null`` members are removed before the events go out (their
+    usage is read as they are), so the client gets the bytes it would have got."""
+
+    __slots__ = ()
+    edits = True
+
+    def edit(self, data: bytes) -> bytes:
+        if b'"usage"' not in data:
+            return data
+        return strip_added_usage(data, self._account.meter)
+
+    def on_events(self, data: bytes) -> None:
+        pass  # usage was read while editing
 
 
 _DECODER = json.JSONDecoder()
@@ -73,7 +145,7 @@ def _usage_of(body: bytes) -> Usage | None:
             continue
         colon = body.find(b":", at + len(key))
         tail = body[colon + 1 :]
-        if safejson.depth(tail) > safejson.MAX_DEPTH:
+        if len(tail) > safejson.MAX_DEPTH and safejson.depth(tail) > safejson.MAX_DEPTH:
             return None  # too deep to decode safely (fatal under Pyodide)
         try:
             value, _ = _DECODER.raw_decode(tail.decode("utf-8").lstrip())
@@ -81,6 +153,8 @@ def _usage_of(body: bytes) -> Usage | None:
             break
         if key == b'"usageMetadata"':
             return from_answer({"usageMetadata": value})
+        if isinstance(value, dict) and "prompt_tokens" in value:
+            return from_openai(value)  # Chat Completions: no need to look at the rest
         kind = b'"type":"message"' in body or b'"type": "message"' in body
         return from_answer({"usage": value, **({"type": "message"} if kind else {})})
     try:
@@ -90,13 +164,14 @@ def _usage_of(body: bytes) -> Usage | None:
 
 
 class MeteredStream:
-    """An outgoing body that feeds the account on its way and finishes it at the end.
+    """An outgoing body the stream observer does not see, metered on its way; the charge is
+    fixed when it ends or is closed (the settling waits for the response's close).
 
     ``mode``: ``"sse"`` meters events; ``"strip"`` also removes what an added include_usage
     caused; ``"json"`` keeps the answer to read its usage at the end; ``"count"`` only counts
     (the usage is metered elsewhere, e.g. from the upstream before translation)."""
 
-    __slots__ = ("_account", "_body", "_inner", "_mode", "_stripper", "_upstream")
+    __slots__ = ("_account", "_body", "_buf", "_inner", "_mode", "_upstream")
 
     def __init__(
         self,
@@ -106,10 +181,10 @@ class MeteredStream:
         upstream: Upstream | None = None,
     ) -> None:
         self._inner = inner
+        self._upstream = upstream
         self._account = account
         self._mode = mode
-        self._upstream = upstream
-        self._stripper = IncludeUsageStripper(account.meter) if mode == "strip" else None
+        self._buf = b""  # "strip": an unfinished event, held until its end arrives
         self._body = bytearray() if mode == "json" else None
 
     def __aiter__(self) -> MeteredStream:
@@ -121,31 +196,50 @@ class MeteredStream:
             try:
                 chunk = await self._inner.__anext__()
             except StopAsyncIteration:
-                tail = self._stripper.finish() if self._stripper is not None else b""
-                await self._end()
+                tail = self._strip_rest() if self._mode == "strip" else b""
+                self._end()
                 if tail:
                     return tail
                 raise
             except BaseException:
-                await self._end()
+                self._end()
                 raise
-            if self._stripper is not None:
-                chunk = self._stripper.feed(chunk)
+            if self._mode == "strip":
+                chunk = self._strip(chunk)
                 if not chunk:
-                    continue  # a removed usage chunk: wait for the next one
+                    continue  # a removed usage chunk, or an unfinished event: read on
             elif self._mode == "sse":
                 meter.feed(chunk)
             elif self._body is not None:
                 meter.bytes += len(chunk)
                 if len(self._body) < _JSON_LIMIT:
                     self._body += chunk
+            else:
+                meter.bytes += len(chunk)
             return chunk
 
-    async def _end(self) -> None:
+    def _strip(self, chunk: bytes) -> bytes:
+        buf = self._buf + chunk if self._buf else chunk
+        cut = _last_event_end(buf)
+        self._buf = buf[cut:]
+        whole = buf[:cut]
+        out = strip_added_usage(whole, self._account.meter) if b'"usage"' in whole else whole
+        self._account.meter.bytes += len(out)
+        return out
+
+    def _strip_rest(self) -> bytes:
+        rest, self._buf = self._buf, b""
+        out = strip_added_usage(rest, self._account.meter) if b'"usage"' in rest else rest
+        self._account.meter.bytes += len(out)
+        return out
+
+    def _end(self) -> None:
         usage = None
         if self._body is not None:
             usage = _usage_of(bytes(self._body))
-        await self._account.finish(usage)
+        elif self._mode == "sse":
+            self._account.meter.finish()
+        self._account.end(usage)
 
     async def aclose(self) -> None:
         try:
@@ -154,50 +248,50 @@ class MeteredStream:
             if self._upstream is not None:
                 await self._upstream.aclose()
         finally:
-            await self._account.finish()
+            if self._mode == "sse":
+                self._account.meter.finish()
+            self._account.end()
+
+
+def _last_event_end(buf: bytes) -> int:
+    """Where the last whole event in ``buf`` ends (0: none has ended yet)."""
+    end = 0
+    for separator in (b"\n\n", b"\r\n\r\n", b"\r\r"):
+        at = buf.rfind(separator)
+        if at >= 0:
+            end = max(end, at + len(separator))
+    return end
 
 
 class MeteredUpstream:
     """One attempt of a passthrough call, as the relay sees it: the gateway's rate-limit
-    headers instead of the provider's, a success's body metered on its way (usage read from
-    the JSON answer or the stream's own usage events; what an added include_usage caused
-    removed). Only the answer that reaches the client finishes the account (``final``, set
-    once the retry policy kept it; a success always is): an error the policy dropped for
-    another attempt is closed without settling anything. ``native_body`` is None: a Worker
-    must not hand the body over unread, the gateway has to see it."""
+    headers instead of the provider's. Its body is passed on as it is: the answer that
+    reaches the client is metered once the relay has kept it (``meter``), so an error the
+    retry policy dropped for another attempt settles nothing. ``native_body`` is None: a
+    Worker must not hand the body over unread, the gateway has to see it."""
 
     native_body = None
-    __slots__ = ("_account", "_mode", "_upstream", "final", "headers", "status")
+    __slots__ = ("_upstream", "headers", "mode", "status")
 
     def __init__(self, upstream: FetchResponse, account: Account, *, strip: bool) -> None:
         self._upstream = upstream
-        self._account = account
         self.status = upstream.status
         headers = {k: v for k, v in upstream.headers.items() if not is_rate_limit_header(k)}
         headers.update(account.headers)
         self.headers = headers
-        self.final = False
-        self._mode: str | None
+        self.mode: str | None
         if not 200 <= upstream.status < 300:
-            self._mode = None  # an error answer: no tokens were spent
+            self.mode = None  # an error answer: no tokens were spent
         elif upstream.headers.get("content-type", "").lower().startswith("text/event-stream"):
-            self._mode = "strip" if strip else "sse"
+            self.mode = "strip" if strip else "sse"
         else:
-            self._mode = "json"  # a JSON answer, or Gemini's streamed JSON array
+            self.mode = "json"  # a JSON answer, or Gemini's streamed JSON array
 
     def aiter_bytes(self) -> AsyncIterator[bytes]:
-        body = self._upstream.aiter_bytes()
-        if self._mode is None:
-            return body
-        return MeteredStream(body, self._account, self._mode)
+        return self._upstream.aiter_bytes()
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.aiter_bytes()])
 
     async def aclose(self) -> None:
-        try:
-            await self._upstream.aclose()
-        finally:
-            if self.final:
-                # An error answer spent no tokens; a success's unread rest is estimated.
-                await self._account.finish(Usage() if self._mode is None else None)
+        await self._upstream.aclose()

@@ -12,11 +12,11 @@ from ..fetch import Fetch, FetchRequest, FetchResponse
 from ..http import Request, Response
 from ..responses import is_event_stream
 from ..safejson import dumps
-from .accounting import Account, MeteredStream, MeteredUpstream
+from .accounting import Account, MeteredUpstream
 from .headers import is_rate_limit_header
 from .keys import client_keys
 from .limiter import Limiter, LimitRequest
-from .stream_usage import with_include_usage
+from .stream_usage import strip_added_usage, with_include_usage
 from .usage import Usage
 
 ChatFn = Callable[..., Awaitable[Response]]
@@ -101,7 +101,7 @@ class LimitGate:
         )
         if inject:
             # The answer carries its usage (an OpenAI-compatible upstream is asked for it, a
-            # translated stream writes it); the stream's MeteredStream removes it again.
+            # translated stream writes it); the account's watch removes it again.
             body = with_include_usage(chat.body)
             chat = chat._replace(body=body, raw=dumps(body), include_usage=True)
         try:
@@ -117,11 +117,13 @@ class LimitGate:
         if ("x-edgerelay-cache", "HIT") in response.headers:
             account.free = True  # answered from the cache: no tokens were spent
         if response.stream is None:
-            await account.settle_json(response.body)
+            if inject and is_event_stream(response.headers):
+                # A stream replayed in one piece (a cache hit): without what was added too.
+                response.body = strip_added_usage(response.body, account.meter)
+            account.end_json(response.body)
+            account.settle_on_close(response)
             return response
-        mode = "strip" if inject else "sse" if chat.stream else "json"
-        response.stream = MeteredStream(response.stream, account, mode, response.upstream)
-        response.upstream = None  # the body is no longer the upstream's bytes untouched
+        account.watch(response, "strip" if inject else "sse" if chat.stream else "json")
         return response
 
     async def around(
@@ -140,14 +142,13 @@ class LimitGate:
             await account.finish(Usage())
             raise
         response.headers = list(_with_limit_headers(response.headers, account.headers))
-        if response.status >= 400:
-            account.free = True
+        if response.status >= 400 or ("x-edgerelay-cache", "HIT") in response.headers:
+            account.free = True  # an error, or answered from the cache: no tokens were spent
         if response.stream is None:
-            await account.settle_json(response.body)
+            account.end_json(response.body)
+            account.settle_on_close(response)
             return response
-        mode = "sse" if is_event_stream(response.headers) else "json"
-        response.stream = MeteredStream(response.stream, account, mode, response.upstream)
-        response.upstream = None  # the body is no longer the upstream's bytes untouched
+        account.watch(response, "sse" if is_event_stream(response.headers) else "json")
         return response
 
     async def admit_responses(self, request: Request, body: dict, route, stream: bool):
@@ -235,17 +236,21 @@ class _LimitedFetch:
 
     async def settle(self, response: Response | None) -> None:
         """The call's answer (None: there is none, the call was cancelled) finishes the
-        account: the last attempt's answer as it ends (read to its end, or closed); anything
-        else at once with no tokens (the gateway's own error: unreachable, refused, out of
-        time)."""
+        account: the last attempt's answer is metered on its way out and settled when the
+        response is closed; anything else at once with no tokens (the gateway's own error:
+        unreachable, refused, out of time)."""
         account = self._account
         if account is None:
             return
         last = self._last
-        if last is not None and response is not None and response.stream is not None:
-            last.final = True  # its end (or its close) finishes the account
-        else:
+        if last is None or response is None or response.stream is None:
             await account.finish(Usage())
+            return
+        if last.mode is None:
+            account.free = True  # the provider's error, passed on: no tokens were spent
+            account.settle_on_close(response)
+        else:
+            account.watch(response, last.mode)
 
     async def aclose(self) -> None:
         await self._fetch.aclose()

@@ -10,9 +10,24 @@ from __future__ import annotations
 
 import ipaddress
 
+# Addresses seen lately and their keys: parsing an address is a large part of what admitting a
+# request costs, and the same callers come back. Bounded: cleared when full.
+_SEEN: dict[str | None, str] = {}
+_SEEN_MAX = 4096
+
 
 def ip_key(address: str | None) -> str:
     """``ip:<address>``, IPv6 reduced to its /64 (an IPv4-mapped IPv6 address as IPv4)."""
+    key = _SEEN.get(address)
+    if key is None:
+        key = _ip_key(address)
+        if len(_SEEN) >= _SEEN_MAX:
+            _SEEN.clear()
+        _SEEN[address] = key
+    return key
+
+
+def _ip_key(address: str | None) -> str:
     if not address:
         return "ip:unknown"
     try:

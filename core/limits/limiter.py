@@ -18,7 +18,7 @@ from ..errors import GatewayError
 from .headers import format_reset
 from .policy import LimitPolicy, LimitSettings, Price
 from .store import Adjustment, LimitStore, Slot, StoreAnswer, StoreUnavailable
-from .usage import Usage
+from .usage import Usage, estimate
 from .windows import Counter, Window, weighted
 
 MINUTE = Window(60)
@@ -29,6 +29,12 @@ SLOT_RETRY_SECONDS = 1.0
 MICRO = 1_000_000
 
 _DAILY = frozenset({"tokens_per_day", "budget_usd_per_day"})
+# The limits the x-ratelimit-* headers tell, and their headers' suffix.
+_HEADER_LIMITS = (
+    ("requests_per_minute", "requests"),
+    ("tokens_per_minute", "tokens"),
+    ("tokens_per_day", "tokens"),
+)
 _WHAT = {
     "requests_per_minute": "requests per minute",
     "tokens_per_minute": "tokens per minute",
@@ -179,30 +185,32 @@ class Limiter:
         return Decision(False, error=error, outcome="unavailable")
 
     def _headers(self, counters: Sequence[Counter], answer: StoreAnswer, now: float):
-        first_key = counters[0].key if counters else None
-        by_name = {
-            c.name: (c, n)
-            for c, n in zip(counters, answer.counts, strict=True)
-            if c.key == first_key
-        }
-        for name, suffix in (
-            ("requests_per_minute", "requests"),
-            ("tokens_per_minute", "tokens"),
-            ("tokens_per_day", "tokens"),
-        ):
-            if name not in by_name:
+        if not counters:
+            return ()
+        first_key = counters[0].key
+        by_name = {}
+        for counter, counts in zip(counters, answer.counts, strict=True):
+            if counter.key == first_key:
+                by_name[counter.name] = (counter, counts)
+        out: list[tuple[str, str]] = []
+        for name, suffix in _HEADER_LIMITS:
+            found = by_name.get(name)
+            if found is None:
                 continue
-            if suffix == "tokens" and name == "tokens_per_day" and "tokens_per_minute" in by_name:
+            if name == "tokens_per_day" and "tokens_per_minute" in by_name:
                 continue  # one trio of token headers: the minute limit is the one SDKs pace by
-            counter, counts = by_name[name]
+            counter, counts = found
             used = weighted(counter, counts) + (counter.amount if answer.admitted else 0)
             window = _window_of(counter)
-            yield f"x-ratelimit-limit-{suffix}", str(counter.limit)
-            yield f"x-ratelimit-remaining-{suffix}", str(max(0, math.floor(counter.limit - used)))
-            yield (
-                f"x-ratelimit-reset-{suffix}",
-                format_reset(window.reset_after(counter, counts, now)),
+            out += (
+                (f"x-ratelimit-limit-{suffix}", str(counter.limit)),
+                (f"x-ratelimit-remaining-{suffix}", str(max(0, math.floor(counter.limit - used)))),
+                (
+                    f"x-ratelimit-reset-{suffix}",
+                    format_reset(window.reset_after(counter, counts, now)),
+                ),
             )
+        return out
 
     def _refusal(self, counters, slots, answer: StoreAnswer, headers, now: float) -> GatewayError:
         failed = []
@@ -235,14 +243,54 @@ class Limiter:
             headers=(*headers, *extra),
         )
 
+    def charge(self, reservation: Reservation, usage: Usage | None, relayed_bytes: int) -> Usage:
+        """What an answer is charged: the reported usage, or the estimate from the bytes
+        relayed when none came (never zero)."""
+        if usage is not None:
+            return usage
+        return estimate(reservation.input_bytes, relayed_bytes)
+
     async def settle(
         self, reservation: Reservation, usage: Usage | None, relayed_bytes: int, now: float
     ) -> Usage:
         """Charge what was used instead of what was reserved; return the usage charged (the
         reported one, or the estimate from the bytes relayed when none came)."""
-        from .usage import estimate
+        charged = self.charge(reservation, usage, relayed_bytes)
+        adjustments = self._adjustments(reservation, charged)
+        if adjustments and self.store is not None:
+            try:
+                await self.store.adjust(adjustments, now)
+            except StoreUnavailable:
+                pass  # the reservation stands: charged at most what was reserved
+        return charged
 
-        charged = usage if usage is not None else estimate(reservation.input_bytes, relayed_bytes)
+    async def release(self, reservation: Reservation) -> None:
+        """Give back the stream slots (every way a stream ends calls this once)."""
+        if reservation.slots and self.store is not None:
+            try:
+                await self.store.release(reservation.slots)
+            except StoreUnavailable:
+                pass  # the slots expire on their own
+
+    async def finish(self, reservation: Reservation, charged: Usage, now: float) -> None:
+        """``settle`` to ``charged`` and ``release``, in one store call when the store offers
+        it (``settle``: one round trip to Redis), nothing when nothing changes."""
+        store = self.store
+        adjustments = self._adjustments(reservation, charged)
+        if store is None or not (adjustments or reservation.slots):
+            return
+        both = getattr(store, "settle", None)
+        try:
+            if both is not None:
+                await both(adjustments, reservation.slots, now)
+                return
+            if adjustments:
+                await store.adjust(adjustments, now)
+        except StoreUnavailable:
+            pass  # the reservation stands: charged at most what was reserved
+        await self.release(reservation)
+
+    def _adjustments(self, reservation: Reservation, charged: Usage) -> list[Adjustment]:
         adjustments = []
         for counter in reservation.counters:
             if counter.name in ("tokens_per_minute", "tokens_per_day"):
@@ -258,20 +306,7 @@ class Limiter:
                 adjustments.append(
                     Adjustment(counter.bucket_id(counter.buckets[0][0]), delta, counter.expires_at)
                 )
-        if adjustments and self.store is not None:
-            try:
-                await self.store.adjust(adjustments, now)
-            except StoreUnavailable:
-                pass  # the reservation stands: charged at most what was reserved
-        return charged
-
-    async def release(self, reservation: Reservation) -> None:
-        """Give back the stream slots (every way a stream ends calls this once)."""
-        if reservation.slots and self.store is not None:
-            try:
-                await self.store.release(reservation.slots)
-            except StoreUnavailable:
-                pass  # the slots expire on their own
+        return adjustments
 
 
 def _window_of(counter: Counter) -> Window:

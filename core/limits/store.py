@@ -9,6 +9,8 @@ Three operations, each atomic on its own:
 - ``adjust``: add a (possibly negative) delta to buckets — a reservation settled to what was used.
 - ``release``: give slots back. Slots also expire on their own, so a crashed instance's streams
   stop counting after their lifetime.
+- ``settle`` (optional): ``adjust`` and ``release`` in one call, once an answer is over (one
+  round trip to Redis instead of two).
 
 The answer of ``admit`` is also "the read for the headers": it carries what the store saw.
 """
@@ -176,13 +178,47 @@ class MemoryStore:
     async def admit(
         self, counters: Sequence[Counter], slots: Sequence[Slot], now: float
     ) -> StoreAnswer:
-        self.cells.sweep(now)
-        return admit_on(self.cells, counters, slots, now)
+        """``admit_on`` the dict, written out: it runs for every admitted request."""
+        cells = self.cells
+        cells.sweep(now)
+        values = cells._values
+        counts: list[tuple[float, ...]] = []
+        admitted = True
+        for c in counters:
+            values_seen: list[float] = []
+            used = 0.0  # as ``weighted`` sums: 0 + w * v, the same float whatever the start
+            for bucket, weight in c.buckets:
+                entry = values.get(f"{c.key}|{c.name}|{bucket}")
+                value = entry[0] if entry is not None and entry[1] > now else 0.0
+                values_seen.append(value)
+                used += weight * value
+            if used + c.amount > c.limit:
+                admitted = False
+            counts.append(tuple(values_seen))
+        open_slots = tuple(cells.open_slots(s.set_id, now) for s in slots)
+        if admitted and slots:
+            admitted = all(n < s.limit for n, s in zip(open_slots, slots, strict=True))
+        if admitted:
+            for c, seen in zip(counters, counts, strict=True):
+                if c.amount:
+                    values[f"{c.key}|{c.name}|{c.buckets[0][0]}"] = (
+                        seen[0] + c.amount,
+                        c.expires_at,
+                    )
+            for s in slots:
+                cells.take_slot(s.set_id, s.slot_id, s.expires_at)
+        return StoreAnswer(admitted, tuple(counts), open_slots)
 
     async def adjust(self, adjustments: Sequence[Adjustment], now: float) -> None:
         adjust_on(self.cells, adjustments, now)
 
     async def release(self, slots: Sequence[Slot]) -> None:
+        release_on(self.cells, slots)
+
+    async def settle(
+        self, adjustments: Sequence[Adjustment], slots: Sequence[Slot], now: float
+    ) -> None:
+        adjust_on(self.cells, adjustments, now)
         release_on(self.cells, slots)
 
     def __len__(self) -> int:

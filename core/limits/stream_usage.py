@@ -28,31 +28,38 @@ def _loads(data: str):
 
 
 class UsageMeter:
-    """``feed(chunk)`` with the relayed bytes; ``usage`` is the last reported usage or None."""
+    """``feed(chunk)`` with the relayed bytes (or ``events(data)`` with whole events); ``usage``
+    is the last reported usage or None."""
 
     __slots__ = ("_anthropic_input", "_parser", "bytes", "usage")
 
     def __init__(self) -> None:
-        self._parser = SSEParser()
+        self._parser: SSEParser | None = None  # made on the first feed: hooks never need it
         self.usage: Usage | None = None
         self.bytes = 0
         self._anthropic_input: Usage | None = None
 
+    def events(self, data: bytes) -> None:
+        """Whole events (as the stream observer passes them) that may mention usage."""
+        for event in _events(data):
+            self.event(event.data)
+
     def feed(self, chunk: bytes) -> None:
         self.bytes += len(chunk)
+        parser = self._parser
+        if parser is None:
+            parser = self._parser = SSEParser()
         # Cheap test first: most chunks carry no usage and are never decoded as JSON.
-        if b"sage" not in chunk and not self._parser_holds_data():
-            self._parser.feed(chunk)
+        if b"sage" not in chunk and not (parser._buf or parser._has_data):
+            parser.feed(chunk)
             return
-        for event in self._parser.feed(chunk):
+        for event in parser.feed(chunk):
             self.event(event.data)
 
     def finish(self) -> None:
-        for event in self._parser.finish():
-            self.event(event.data)
-
-    def _parser_holds_data(self) -> bool:
-        return bool(self._parser._buf) or self._parser._has_data
+        if self._parser is not None:
+            for event in self._parser.finish():
+                self.event(event.data)
 
     def event(self, data: str) -> None:
         """One event's data (also for callers that already parse the stream)."""
@@ -82,6 +89,11 @@ class UsageMeter:
             self.usage = from_openai(obj["usage"]) or self.usage
 
 
+def _events(data: bytes):
+    parser = SSEParser()
+    return parser.feed(data) + parser.finish()
+
+
 def _get(obj, *path):
     for name in path:
         if not isinstance(obj, dict):
@@ -98,12 +110,24 @@ _USAGE_NULL = (
 )
 
 
-class IncludeUsageStripper:
-    """``feed(chunk) -> bytes`` for the client; ``finish() -> bytes``. Meters usage on the way.
+def strip_added_usage(data: bytes, meter: UsageMeter) -> bytes:
+    """Whole events, without what an added ``stream_options.include_usage`` caused (the usage
+    chunk's usage goes to ``meter``). Works on raw events (cut at blank lines) so everything it
+    does not remove is passed on byte for byte; an event is only changed after checking that
+    the change removed exactly the ``usage`` member (otherwise it is passed on unchanged)."""
+    out = []
+    start = 0
+    for match in _EVENT_END.finditer(data):
+        out.append(_without_usage(data[start : match.end()], meter))
+        start = match.end()
+    if start < len(data):
+        out.append(_without_usage(data[start:], meter))
+    return b"".join(out)
 
-    Works on raw events (cut at blank lines) so everything it does not remove is passed on byte
-    for byte; an event is only changed after checking that the change removed exactly the
-    ``usage`` member (otherwise it is passed on unchanged)."""
+
+class IncludeUsageStripper:
+    """``feed(chunk) -> bytes`` for the client; ``finish() -> bytes``. Meters usage on the way
+    (``strip_added_usage`` over chunks that may cut events anywhere)."""
 
     __slots__ = ("_buf", "meter")
 
@@ -119,7 +143,7 @@ class IncludeUsageStripper:
             match = _EVENT_END.search(buf, start)
             if match is None:
                 break
-            out.append(self._event(buf[start : match.end()]))
+            out.append(_without_usage(buf[start : match.end()], self.meter))
             start = match.end()
         self._buf = buf[start:]
         data = b"".join(out)
@@ -129,37 +153,39 @@ class IncludeUsageStripper:
 
     def finish(self) -> bytes:
         rest, self._buf = self._buf, b""
-        data = self._event(rest) if rest else b""
+        data = _without_usage(rest, self.meter) if rest else b""
         self.meter.bytes += len(data)
         return data
 
-    def _event(self, raw: bytes) -> bytes:
-        if b'"usage"' not in raw:
-            return raw
-        lines = raw.splitlines(keepends=True)
-        data_lines = [i for i, line in enumerate(lines) if line.startswith(b"data:")]
-        if len(data_lines) != 1:
-            return raw
-        index = data_lines[0]
-        line = lines[index]
-        payload = line[5:].strip()
-        obj = _loads(payload.decode("utf-8", "replace"))
-        if not isinstance(obj, dict) or "usage" not in obj:
-            return raw
-        usage = obj["usage"]
-        if isinstance(usage, dict):
-            self.meter.usage = from_openai(usage) or self.meter.usage
-            if obj.get("choices") == []:
-                return b""  # the chunk the added option caused: the client never asked for it
-            return raw
-        if usage is not None:
-            return raw
-        for pattern in _USAGE_NULL:
-            changed, count = pattern.subn(b"", line, count=1)
-            if count and _same_without_usage(obj, changed[5:].strip()):
-                lines[index] = changed
-                return b"".join(lines)
+
+def _without_usage(raw: bytes, meter: UsageMeter) -> bytes:
+    """One raw event without what the added option caused in it."""
+    if b'"usage"' not in raw:
         return raw
+    lines = raw.splitlines(keepends=True)
+    data_lines = [i for i, line in enumerate(lines) if line.startswith(b"data:")]
+    if len(data_lines) != 1:
+        return raw
+    index = data_lines[0]
+    line = lines[index]
+    payload = line[5:].strip()
+    obj = _loads(payload.decode("utf-8", "replace"))
+    if not isinstance(obj, dict) or "usage" not in obj:
+        return raw
+    usage = obj["usage"]
+    if isinstance(usage, dict):
+        meter.usage = from_openai(usage) or meter.usage
+        if obj.get("choices") == []:
+            return b""  # the chunk the added option caused: the client never asked for it
+        return raw
+    if usage is not None:
+        return raw
+    for pattern in _USAGE_NULL:
+        changed, count = pattern.subn(b"", line, count=1)
+        if count and _same_without_usage(obj, changed[5:].strip()):
+            lines[index] = changed
+            return b"".join(lines)
+    return raw
 
 
 def _same_without_usage(original: dict, payload: bytes) -> bool:

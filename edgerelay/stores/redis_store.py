@@ -78,6 +78,23 @@ return 1
 """
 
 
+# An answer is over: adjust and release in one round trip.
+# KEYS: bucket ids, then slot set ids; ARGV: #buckets, then per bucket delta, ttl_ms, then per
+# slot set its slot id.
+_SETTLE = """
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  local v = redis.call('INCRBY', KEYS[i], ARGV[2*i])
+  if v < 0 then redis.call('SET', KEYS[i], 0) end
+  redis.call('PEXPIRE', KEYS[i], ARGV[2*i+1])
+end
+for i = n + 1, #KEYS do
+  redis.call('ZREM', KEYS[i], ARGV[n + i + 1])
+end
+return 1
+"""
+
+
 def _tagged(client_key: str, rest: str) -> str:
     return f"{PREFIX}{{{client_key}}}{rest}"
 
@@ -99,6 +116,7 @@ class RedisStore:
         self.client = client
         self._admit = client.register_script(_ADMIT)
         self._adjust = client.register_script(_ADJUST)
+        self._settle = client.register_script(_SETTLE)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 1.0) -> RedisStore:
@@ -153,6 +171,22 @@ class RedisStore:
                 for s in slots:
                     pipe.zrem(_tagged(s.key, "|concurrent_streams"), s.slot_id)
                 await pipe.execute()
+        except (RedisError, OSError, ValueError) as exc:
+            raise StoreUnavailable(_describe(exc)) from None
+
+    async def settle(
+        self, adjustments: Sequence[Adjustment], slots: Sequence[Slot], now: float
+    ) -> None:
+        """``adjust`` and ``release`` in one script: one round trip once an answer is over."""
+        keys = [_adjusted_key(a.bucket_id) for a in adjustments]
+        args: list = [len(adjustments)]
+        for a in adjustments:
+            args += [a.delta, _ttl_ms(a.expires_at, now)]
+        for s in slots:
+            keys.append(_tagged(s.key, "|concurrent_streams"))
+            args.append(s.slot_id)
+        try:
+            await self._settle(keys=keys, args=args)
         except (RedisError, OSError, ValueError) as exc:
             raise StoreUnavailable(_describe(exc)) from None
 

@@ -755,3 +755,33 @@ def test_a_cache_hit_counts_as_a_request_and_costs_no_tokens():
         assert len(upstream.requests) == 1
 
     run(go())
+
+
+def test_with_limits_a_streamed_hit_is_the_bytes_the_client_would_get_without_them():
+    # Limits ask the answer for its usage when the client did not; a hit replays the recorded
+    # stream in one piece, and what asking added must not reach this client either.
+    from edgerelay.core.limits import MemoryStore
+
+    policy = "[policies.anonymous]\ntokens_per_minute = 100000\n"
+
+    async def go():
+        def make(env):
+            ids = itertools.count(1)
+            return Gateway(
+                load_config({"OPENAI_API_KEY": KEY, "EDGERELAY_CACHE": "on", **env}),
+                Upstream(answer(("Hel", "lo"))),
+                clock=Clock(),
+                new_id=lambda: f"id{next(ids)}",
+                limit_store=MemoryStore(),
+            )
+
+        plain, limited = make({}), make({"EDGERELAY_CONFIG": policy})
+        for gw in (plain, limited):
+            await whole(await gw.handle(request(body(stream=True))))
+        hits = [await gw.handle(request(body(stream=True))) for gw in (plain, limited)]
+        assert [header(hit, "x-edgerelay-cache") for hit in hits] == ["HIT", "HIT"]
+        without, with_limits = [await whole(hit) for hit in hits]
+        assert b'"usage"' not in with_limits
+        assert with_limits == without
+
+    run(go())

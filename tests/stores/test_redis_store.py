@@ -80,6 +80,31 @@ def test_reserve_settle_and_slots_on_redis(redis_url):
     run(with_store(redis_url, body))
 
 
+def test_an_admitted_stream_costs_one_round_trip_in_and_one_out(redis_url):
+    async def body(store):
+        lim = limiter(store, tokens_per_day=1000, concurrent_streams=1)
+        warm = await admit(lim, T0, max_tokens=100, stream=True, slot_id="s0", key="key:warm")
+        await lim.finish(warm.reservation, Usage(1, 1), T0)  # Redis has loaded both scripts
+        sent = []
+        execute = store.client.execute_command
+
+        async def counted(*args, **options):
+            sent.append(args[0])
+            return await execute(*args, **options)
+
+        store.client.execute_command = counted
+        first = await admit(lim, T0, max_tokens=900, stream=True, slot_id="s1")
+        assert first.admitted
+        await lim.finish(first.reservation, Usage(50, 50), T0)  # settled and released at once
+        assert [name.upper() for name in sent] == ["EVALSHA", "EVALSHA"]
+        # The slot is free and only the 100 used tokens count: 900 fit again.
+        again = await admit(lim, T0, max_tokens=900, stream=True, slot_id="s2")
+        assert again.admitted, again.error
+        assert dict(again.headers)["x-ratelimit-remaining-tokens"] == "0"
+
+    run(with_store(redis_url, body))
+
+
 def test_settle_never_goes_below_zero(redis_url):
     async def body(store):
         lim = limiter(store, tokens_per_minute=100, window="fixed")

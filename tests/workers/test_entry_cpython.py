@@ -126,6 +126,27 @@ def test_bytes_response(worker):
     assert response.headers == [("content-type", "application/json"), ("vary", "a"), ("vary", "b")]
 
 
+def test_a_bytes_response_with_work_after_it_is_closed_under_wait_until(worker):
+    # Limits settle their counters once the answer is out (Response.on_close): the Worker
+    # sends a body at once and keeps the isolate running for that work.
+    done = []
+
+    async def settle():
+        done.append("settled")
+
+    async def go():
+        core = Response(200, [("content-type", "application/json")], b"{}")
+        core.on_close = (settle,)
+        ctx = fake.Context()
+        response = worker.worker_io.to_worker_response(core, ctx)
+        assert response.body == b"{}"
+        (proxy,) = ctx.waiting
+        await proxy.obj
+
+    run(go())
+    assert done == ["settled"]
+
+
 def test_null_body_status_gets_no_body(worker):
     response = worker.worker_io.to_worker_response(Response(204, [], b""), fake.Context())
     assert response.body is None

@@ -35,7 +35,7 @@ try:
 except ImportError:  # pragma: no cover - only on old Pyodide
     jsnull = None
 
-# Statuses whose response must not have a body (the Response constructor throws otherwise).
+# Statuses whose response must have no body (the Response constructor throws otherwise).
 _NULL_BODY = frozenset({101, 204, 205, 304})
 
 
@@ -73,7 +73,7 @@ async def to_core_request(
     or the 413 answer when its body is larger than ``max_body`` (``too_large_response`` gives
     it in the route's error format: ``Gateway.too_large_response``)."""
     js_request = getattr(request, "js_object", request)
-    headers = {str(name): str(value) for name, value in js_request.headers}  # lower-case names
+    headers = {str(name): str(value) for name, value in js_request.headers}  # lower-case
     url = urlsplit(js_request.url)  # WHATWG-serialised: the path is still percent-encoded
     inbound = Request(
         str(js_request.method),
@@ -134,13 +134,15 @@ def to_worker_response(response: Response, ctx, *, zero_copy: bool = True) -> Wo
     status = response.status
     if status in _NULL_BODY:
         # The constructor throws on any body here, even an empty stream: an upstream's 204 or
-        # 304 (whose own body is null, so there is nothing to release) is passed on bodiless.
+        # 304 (its own body is null) is passed on bodiless.
         return WorkerResponse(None, status=status, headers=headers)
     if zero_copied(response, zero_copy):
-        # Zero-copy passthrough: the client reads the upstream's ReadableStream itself. A client
-        # that leaves cancels that stream, and the runtime drops the upstream connection.
+        # Zero-copy: the client reads the upstream's ReadableStream itself; a client that
+        # leaves cancels it, and the runtime drops the upstream connection.
         return WorkerResponse(response.upstream.native_body, status=status, headers=headers)
     if response.stream is None:
+        if response.on_close:  # settling limits
+            keep_alive(ctx, asyncio.ensure_future(response.aclose()))
         return WorkerResponse(response.body or None, status=status, headers=headers)
     return WorkerResponse(start_pump(response, ctx), status=status, headers=headers)
 
@@ -172,7 +174,7 @@ async def pump(response: Response, writer) -> None:
                 await writer.write(to_js(chunk))  # bytes -> a Uint8Array copy
         await writer.close()
     except (JsException, asyncio.CancelledError):
-        pass  # the client went away (the write failed or the pump was cancelled): no one to tell
+        pass  # the client went away (a failed write, or a cancel): no one to tell
     except Exception as exc:  # a bug of ours, or a body that is not an event stream broke off
         await _end_broken(response, writer, exc)
     finally:
