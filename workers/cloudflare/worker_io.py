@@ -73,7 +73,7 @@ async def to_core_request(
     or the 413 answer when its body is larger than ``max_body`` (``too_large_response`` gives
     it in the route's error format: ``Gateway.too_large_response``)."""
     js_request = getattr(request, "js_object", request)
-    headers = {str(name): str(value) for name, value in js_request.headers}  # lower-case
+    headers = {str(name): str(value) for name, value in js_request.headers}
     url = urlsplit(js_request.url)  # WHATWG-serialised: the path is still percent-encoded
     inbound = Request(
         str(js_request.method),
@@ -141,7 +141,7 @@ def to_worker_response(response: Response, ctx, *, zero_copy: bool = True) -> Wo
         # leaves cancels it, and the runtime drops the upstream connection.
         return WorkerResponse(response.upstream.native_body, status=status, headers=headers)
     if response.stream is None:
-        if response.on_close:  # settling limits
+        if response.on_close:
             keep_alive(ctx, asyncio.ensure_future(response.aclose()))
         return WorkerResponse(response.body or None, status=status, headers=headers)
     return WorkerResponse(start_pump(response, ctx), status=status, headers=headers)
@@ -158,8 +158,8 @@ def start_pump(response: Response, ctx):
     channel = js.TransformStream.new()
     writer = channel.writable.getWriter()
     task = asyncio.ensure_future(pump(response, writer))
-    # The client went away: the runtime cancels the readable side, the writer errors and
-    # `closed` rejects. Cancel the pump at once, even while it waits for the upstream.
+    # The client left: the readable side is cancelled, the writer errors and `closed`
+    # rejects. Cancel the pump at once, even while it waits for the upstream.
     writer.closed.catch(lambda _reason: task.cancel())
     keep_alive(ctx, task)
     return channel.readable
