@@ -137,6 +137,8 @@ def _content(content: object, i: int, user: bool) -> tuple[Part, ...] | None:
         text = part.get("text") if kind == "text" else None
         if isinstance(text, str):
             parts.append(_new(Part, ("text", text, None, "", "")))
+        elif user and kind == "image_url" and isinstance(part, dict):
+            parts.append(_image(part, i, j))
         elif user:
             parts.append(_user_part(part, kind, f"messages[{i}].content[{j}]"))
         else:
@@ -160,21 +162,28 @@ def _text(part: dict, key: str, where: str) -> str:
     return value
 
 
+def _image(part: dict, i: int, j: int) -> Part:
+    # An image part: its URL, or the media type and data of a data: URL.
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    if isinstance(url, str):
+        if not url.startswith("data:"):
+            return _new(Part, ("image_url", "", url, "", ""))
+        media_type, data = _data(url)
+        if media_type:
+            return _new(Part, ("image_url", "", None, media_type, data))
+    where = f"messages[{i}].content[{j}].image_url.url"
+    if not isinstance(url, str):
+        raise bad_request(f"`{where}` must be a string.", param=where)
+    raise bad_request(f"`{where}` must be a base64 data: URL.", param=where)
+
+
 def _user_part(part: object, kind: object, where: str) -> Part:
+    # Text holding a string and images were taken by the caller (_content, _image).
     if kind not in _USER_TYPES or not isinstance(part, dict):
         return Part(kind)  # the provider's 400 names what it takes
     if kind == "text":
         return Part(kind, _text(part, "text", where))
-    if kind == "image_url":
-        image = part.get("image_url")
-        url = image.get("url") if isinstance(image, dict) else image
-        if not isinstance(url, str):
-            at = where + ".image_url.url"
-            raise bad_request(f"`{at}` must be a string.", param=at)
-        if url.startswith("data:"):
-            media_type, data = data_url(url, where + ".image_url.url")
-            return _new(Part, (kind, "", None, media_type, data))
-        return _new(Part, (kind, "", url, "", ""))
     if kind == "input_audio":
         audio = part.get("input_audio")
         audio = audio if isinstance(audio, dict) else {}
@@ -197,11 +206,18 @@ def _user_part(part: object, kind: object, where: str) -> Part:
 def data_url(url: str, where: str) -> tuple[str, str]:
     """``(media type, base64 data)`` of a base64 ``data:`` URL; a 400 naming ``where``
     otherwise."""
-    # Sliced once: the data may be megabytes, and each copy of it costs.
+    media_type, data = _data(url)
+    if not media_type:
+        raise bad_request(f"`{where}` must be a base64 data: URL.", param=where)
+    return media_type, data
+
+
+def _data(url: str) -> tuple[str, str]:
+    # ("", "") unless a base64 data: URL. Sliced once: the data may be megabytes.
     comma = url.find(",") if url.startswith("data:") else -1
     media_type, *params = url[5:comma].split(";") if comma > 0 else ("",)
     if not (media_type and "base64" in params):
-        raise bad_request(f"`{where}` must be a base64 data: URL.", param=where)
+        return "", ""
     return media_type, url[comma + 1 :]
 
 

@@ -90,7 +90,8 @@ def _image(part: Part, where: str) -> dict:
 
 def _assistant_blocks(message: Message, model: str) -> list[dict]:
     # Signed thinking goes back first: Anthropic refuses a tool-use turn continued without it.
-    blocks = _reasoning_blocks(message.reasoning_details, model)
+    details = message.reasoning_details
+    blocks = _reasoning_blocks(details, model) if details else []
     blocks += _text_blocks(message.content)
     for j, call in enumerate(message.tool_calls):
         if not call.id:

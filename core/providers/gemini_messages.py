@@ -90,7 +90,8 @@ def _user_parts(message: Message) -> list:
 def _model_parts(message: Message, names: dict, model: str) -> list:
     text = message.text()
     parts: list = [{"text": text}] if text else []
-    signatures = _signatures(message.reasoning_details, model)
+    details = message.reasoning_details
+    signatures = _signatures(details, model) if details else {}
     calls = message.tool_calls
     if message.function_call is not None:
         calls = (*calls, message.function_call)
