@@ -68,6 +68,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/relay_bench.py --rounds $(ROUNDS)
 	$(BIN)/python bench/relay_bench.py --rounds $(ROUNDS) --pin
 	$(BIN)/python bench/translate_bench.py
+	$(BIN)/python bench/request_bench.py
 	$(BIN)/python bench/lambda_bench.py
 	$(BIN)/python bench/identity_bench.py
 	$(BIN)/python bench/loop_hold_bench.py
