@@ -128,7 +128,8 @@ class MiniRuntimeAPI:
 
 async def latency(rounds: int, block: int = 20) -> dict[str, tuple[float, float]]:
     # The Lambda refuses anonymous calls by default; the latency figure is for an allowed one.
-    app = create_app({"EDGERELAY_ALLOW_ANONYMOUS": "true"})
+    # No per-request log line: it would flood the printed table (Lambda writes it to stdout).
+    app = create_app({"EDGERELAY_ALLOW_ANONYMOUS": "true", "EDGERELAY_LOG": "off"})
     fake = MiniRuntimeAPI()
     address = await fake.start()
     loop_task = asyncio.create_task(StreamLoop(RuntimeAPI(address), app).run())
