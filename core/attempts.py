@@ -10,7 +10,7 @@ the total timeout.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import registry, routing
@@ -18,7 +18,7 @@ from .chains import Chain, Timeouts
 from .chat import ChatRequest
 from .config import Config
 from .errors import GatewayError, not_configured, unreachable
-from .fetch import Body, FetchError, FetchRequest, FetchResponse
+from .fetch import FetchError, FetchRequest, FetchResponse
 from .held_stream import Failed, Opened, hold
 from .http import Response
 from .identity.enforce import enforce_chat
@@ -211,7 +211,7 @@ async def _attempt(
         response.stream = response.upstream = _Relay(held, upstream, stream, response)
         return response
     try:
-        body = await read_capped(bounded, config.max_response_bytes, _name(route))
+        body = await read_capped(bounded.aiter_bytes(), config.max_response_bytes, _name(route))
     except FetchError as exc:
         return _Failure(Attempt(None, error="broken"), unreachable(_name(route), exc))
     finally:
@@ -282,12 +282,12 @@ def _name(route: routing.Route) -> str:
     return route.provider.name
 
 
-async def read_capped(upstream: Body, limit: int, name: str) -> bytes:
+async def read_capped(chunks: AsyncIterable[bytes], limit: int, name: str) -> bytes:
     """The whole (decompressed) body, or a 502 as soon as it passes ``limit``: reading
     stops there and the connection is dropped, so an answer that expands without end cannot
     take the gateway's memory with it."""
-    chunks, size = [], 0
-    async for chunk in upstream.aiter_bytes():
+    kept, size = [], 0
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise GatewayError(
@@ -296,8 +296,8 @@ async def read_capped(upstream: Body, limit: int, name: str) -> bytes:
                 f"({limit} bytes).",
                 code="response_too_large",
             )
-        chunks.append(chunk)
-    return b"".join(chunks)
+        kept.append(chunk)
+    return b"".join(kept)
 
 
 async def read_error_body(upstream: FetchResponse) -> bytes:

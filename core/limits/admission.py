@@ -104,16 +104,7 @@ class LimitGate:
             # translated stream writes it); the account's watch removes it again.
             body = with_include_usage(chat.body)
             chat = chat._replace(body=body, raw=dumps(body), include_usage=True)
-        try:
-            response = await chat_fn(chat)
-        except GatewayError as error:
-            await account.finish(Usage())  # refused or unreachable: no tokens were spent
-            error.headers = _with_limit_headers(error.headers, account.headers)
-            raise
-        except BaseException:
-            await account.finish(Usage())
-            raise
-        response.headers = list(_with_limit_headers(response.headers, account.headers))
+        response = await _answered(account, lambda: chat_fn(chat))
         if ("x-edgerelay-cache", "HIT") in response.headers:
             account.free = True  # answered from the cache: no tokens were spent
         if response.stream is None:
@@ -132,16 +123,7 @@ class LimitGate:
         """The answer ``produce`` makes, accounted: the gateway's rate-limit headers, usage
         read from the JSON answer or the event stream, no tokens for an error (routes whose
         answers carry their usage as they are: ``/v1/responses``)."""
-        try:
-            response = await produce()
-        except GatewayError as error:
-            await account.finish(Usage())  # refused or unreachable: no tokens were spent
-            error.headers = _with_limit_headers(error.headers, account.headers)
-            raise
-        except BaseException:
-            await account.finish(Usage())
-            raise
-        response.headers = list(_with_limit_headers(response.headers, account.headers))
+        response = await _answered(account, produce)
         if response.status >= 400 or ("x-edgerelay-cache", "HIT") in response.headers:
             account.free = True  # an error, or answered from the cache: no tokens were spent
         if response.stream is None:
@@ -254,6 +236,22 @@ class _LimitedFetch:
 
     async def aclose(self) -> None:
         await self._fetch.aclose()
+
+
+async def _answered(account: Account, produce: Callable[[], Awaitable[Response]]) -> Response:
+    """``produce()``'s answer with the gateway's rate-limit headers; an error (raised with
+    those headers) or a cancelled call spends no tokens."""
+    try:
+        response = await produce()
+    except GatewayError as error:
+        await account.finish(Usage())  # refused or unreachable: no tokens were spent
+        error.headers = _with_limit_headers(error.headers, account.headers)
+        raise
+    except BaseException:
+        await account.finish(Usage())
+        raise
+    response.headers = list(_with_limit_headers(response.headers, account.headers))
+    return response
 
 
 def _with_limit_headers(headers, ours) -> tuple[tuple[str, str], ...]:

@@ -392,23 +392,12 @@ async def _whole(answered: Response, limit: int, name: str) -> bytes:
     upstream's own bytes), read here up to ``limit``."""
     if answered.stream is None:
         return answered.body
-    chunks, size = [], 0
     try:
-        async for chunk in answered.stream:
-            size += len(chunk)
-            if size > limit:
-                raise GatewayError(
-                    502,
-                    f"The {name} upstream's answer is larger than EDGERELAY_MAX_RESPONSE_BYTES "
-                    f"({limit} bytes).",
-                    code="response_too_large",
-                )
-            chunks.append(chunk)
+        return await attempts.read_capped(answered.stream, limit, name)
     except FetchError as exc:
         raise GatewayError(502, f"The {name} upstream's answer broke off: {exc}") from None
     finally:
         await answered.aclose()
-    return b"".join(chunks)
 
 
 async def _chat_chunks(answered: Response, response: Response) -> AsyncGenerator[bytes, None]:
