@@ -76,6 +76,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/load_bench.py
 	$(BIN)/python bench/cache_bench.py --rounds 3
 	$(BIN)/python bench/limits_bench.py
+	$(BIN)/python bench/baseline_bench.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

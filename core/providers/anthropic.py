@@ -15,19 +15,11 @@ from ..fetch import FetchRequest
 from ..routing import Route
 from ..safejson import dumps
 from .anthropic_messages import convert
-from .anthropic_response import translate_error, translate_response
+from .anthropic_response import translate_error as translate_error
+from .anthropic_response import translate_response as translate_response
 from .anthropic_stream import AnthropicStream
 from .anthropic_thinking import missing_thinking, thinking_for, unsigned_tool_turn
 from .base import ChatContext
-
-__all__ = [
-    "build_request",
-    "local_upstream",
-    "relays_openai",
-    "stream_translator",
-    "translate_error",
-    "translate_response",
-]
 
 relays_openai = False
 local_upstream = None

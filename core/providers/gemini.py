@@ -19,17 +19,9 @@ from ..routing import Route
 from ..safejson import dumps
 from .base import ChatContext
 from .gemini_messages import sign_current_turn, to_contents
-from .gemini_response import translate_error, translate_response
+from .gemini_response import translate_error as translate_error
+from .gemini_response import translate_response as translate_response
 from .gemini_stream import GeminiStream
-
-__all__ = [
-    "build_request",
-    "local_upstream",
-    "relays_openai",
-    "stream_translator",
-    "translate_error",
-    "translate_response",
-]
 
 relays_openai = False
 local_upstream = None

@@ -17,16 +17,7 @@ from ..config import Config
 from ..fetch import FetchRequest
 from ..routing import Route
 from .base import ChatContext, Relay, StreamTranslator
-from .openai import translate_error
-
-__all__ = [
-    "build_request",
-    "local_upstream",
-    "relays_openai",
-    "stream_translator",
-    "translate_error",
-    "translate_response",
-]
+from .openai import translate_error as translate_error  # the echo's errors are OpenAI's
 
 relays_openai = False  # the answer is read (JSON) or relayed chunk by chunk (stream)
 

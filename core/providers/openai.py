@@ -13,15 +13,6 @@ from ..fetch import FetchRequest
 from ..routing import Route
 from .base import ChatContext, Relay, StreamTranslator
 
-__all__ = [
-    "build_request",
-    "local_upstream",
-    "relays_openai",
-    "stream_translator",
-    "translate_error",
-    "translate_response",
-]
-
 relays_openai = True
 local_upstream = None
 

@@ -87,3 +87,29 @@ def test_without_the_entry_the_kind_is_a_configuration_error():
     with pytest.raises(ConfigError) as raised:
         load_config(ENV)
     assert raised.value.setting == "EDGERELAY_CONFIG.providers.toybox.kind"
+
+
+def _contract_members():
+    from edgerelay.core.providers.base import Provider
+
+    functions = {
+        name for name, value in vars(Provider).items() if callable(value) and name[0] != "_"
+    }
+    return functions, set(Provider.__annotations__)
+
+
+@pytest.mark.parametrize("kind", [spec.kind for spec in registry.specs()] + ["toy"])
+def test_every_registered_module_implements_the_whole_contract(kind):
+    module = registry.provider(kind)
+    functions, flags = _contract_members()
+    assert functions == {
+        "build_request",
+        "translate_response",
+        "stream_translator",
+        "translate_error",
+    }
+    assert flags == {"relays_openai", "local_upstream"}
+    for name in functions:
+        assert callable(getattr(module, name, None)), f"{kind} lacks {name}"
+    assert isinstance(module.relays_openai, bool)
+    assert module.local_upstream is None or callable(module.local_upstream)
