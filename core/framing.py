@@ -39,6 +39,17 @@ def last_boundary_end(data: bytes) -> int:
     return best
 
 
+def event_start(data: bytes, at: int) -> int:
+    """The offset where the SSE event holding offset ``at`` of ``data`` begins: just past the
+    last blank line before ``at``, or 0."""
+    best = 0
+    for mark in _BOUNDARIES:
+        found = data.rfind(mark, 0, at)
+        if found >= 0:
+            best = max(best, found + len(mark))
+    return best
+
+
 class EventAligner:
     """``feed(bytes) -> bytes`` of whole SSE events; ``flush()`` at a clean end; ``drop()``
     after a failure.

@@ -43,7 +43,7 @@ from typing import Literal, NamedTuple
 
 from .errors import GatewayError
 from .fetch import FetchError
-from .framing import EventAligner, JsonArrayFramer
+from .framing import EventAligner, JsonArrayFramer, event_start
 from .sse import EventTooLarge, SSEEvent, SSEParser, encode_data, encode_event
 
 Protocol = Literal["chat", "responses", "anthropic", "gemini", "gemini-json"]
@@ -317,6 +317,16 @@ def events(data: bytes) -> list[SSEEvent]:
     return parser.feed(data) + parser.finish()
 
 
+def events_from(data: bytes, markers: tuple[bytes, ...]) -> list[SSEEvent]:
+    """The SSE events of ``data`` (whole events) from the first one holding one of ``markers``
+    on: the events a scan must read. Parsing every event of a read would cost a stream whose
+    events arrive together (a fast upstream, a busy gateway) ~10 us per event for nothing."""
+    found = [at for at in map(data.find, markers) if at >= 0]
+    if not found:
+        return []
+    return events(data[event_start(data, min(found)) :])
+
+
 def _json(data: str) -> object:
     try:
         return json.loads(data)
@@ -336,10 +346,10 @@ class _Chat:
     name: Protocol = "chat"
 
     def scan(self, out: bytes, framer) -> Reason | None:
-        if b"[DONE]" in out and any(e.data == "[DONE]" for e in events(out)):
+        if b"[DONE]" in out and any(e.data == "[DONE]" for e in events_from(out, _DONE)):
             return "complete"
         if b'"error"' in out:
-            for event in events(out):
+            for event in events_from(out, _ERROR):
                 body = _json(event.data)
                 if isinstance(body, dict) and isinstance(body.get("error"), dict):
                     return "upstream_error"
@@ -349,7 +359,18 @@ class _Chat:
         return encode_data(error.render("openai"))
 
 
+_DONE = (b"[DONE]",)
+_ERROR = (b'"error"',)
 _RESPONSES_ENDS = ("response.completed", "response.incomplete", "response.failed")
+_RESPONSES_MARKERS = (
+    b"response.created",
+    b"response.completed",
+    b"response.incomplete",
+    b"response.failed",
+    b'"error"',
+)
+_ANTHROPIC_MARKERS = (b"message_stop", b'"error"')
+_GEMINI_MARKERS = (b'"finishReason"', b'"error"')
 
 
 class _Responses:
@@ -365,15 +386,7 @@ class _Responses:
 
     def scan(self, out: bytes, framer) -> Reason | None:
         self._note_sequence(out)
-        if not (
-            b"response.created" in out
-            or b"response.completed" in out
-            or b"response.incomplete" in out
-            or b"response.failed" in out
-            or b'"error"' in out
-        ):
-            return None
-        for event in events(out):
+        for event in events_from(out, _RESPONSES_MARKERS):
             body = _json(event.data)
             if not isinstance(body, dict):
                 continue
@@ -414,9 +427,7 @@ class _Anthropic:
     name: Protocol = "anthropic"
 
     def scan(self, out: bytes, framer) -> Reason | None:
-        if b"message_stop" not in out and b'"error"' not in out:
-            return None
-        for event in events(out):
+        for event in events_from(out, _ANTHROPIC_MARKERS):
             body = _json(event.data)
             kind = body.get("type") if isinstance(body, dict) else None
             if kind == "message_stop" or event.event == "message_stop":
@@ -449,9 +460,7 @@ class _Gemini:
     name: Protocol = "gemini"
 
     def scan(self, out: bytes, framer) -> Reason | None:
-        if b'"finishReason"' not in out and b'"error"' not in out:
-            return None
-        for event in events(out):
+        for event in events_from(out, _GEMINI_MARKERS):
             found = _gemini_end(_json(event.data))
             if found is not None:
                 return found

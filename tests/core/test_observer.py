@@ -218,6 +218,24 @@ def test_words_that_look_like_end_markers_inside_content_do_not_end_the_stream()
     assert observer.failure is not None
 
 
+@pytest.mark.parametrize("boundary", [b"\n\n", b"\r\n\r\n", b"\r\r"])
+def test_the_end_marker_is_found_after_events_that_mention_it_in_one_read(boundary):
+    # A scan reads the events from the first one that mentions a marker on: a look-alike in
+    # an earlier event's text must not hide the real marker after it.
+    tricky = b'data: {"choices":[{"delta":{"content":"[DONE] \\"error\\""}}]}'
+    plain = b'data: {"choices":[{"delta":{"content":"more"}}]}'
+    data = boundary.join([plain, tricky, plain, b"data: [DONE]"]) + boundary
+    recorder = Recorder()
+    observer, out = relay("chat", [data], hooks=[recorder])
+    assert b"".join(out) == data
+    assert [end.reason for end in recorder.ends] == ["complete"]
+    assert observer.failure is None
+    later_error = boundary.join([tricky, plain, b'data: {"error":{"message":"busy"}}']) + boundary
+    recorder = Recorder()
+    relay("chat", [later_error], hooks=[recorder])
+    assert [end.reason for end in recorder.ends] == ["upstream_error"]
+
+
 def test_nothing_goes_out_after_the_terminal_error():
     observer = StreamObserver("chat")
     observer.feed(CHAT)
