@@ -70,6 +70,13 @@ class EventAligner:
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes that are safe to send now: whole events only."""
+        if not self._held and chunk.endswith(b"\n\n"):
+            # The usual chunk: whole events; only one longer than the limit can hold an
+            # event longer than it.
+            self.at_boundary = True
+            if self._limit is None or len(chunk) <= self._limit:
+                return chunk
+            return self._before_oversized(chunk)
         out = self._whole_events(chunk)
         # Only bytes longer than the limit can hold an event longer than it: one comparison
         # per chunk in the usual case.

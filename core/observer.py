@@ -151,23 +151,24 @@ class StreamObserver:
         self._hooks = (*self._hooks, hook)
 
     def feed(self, chunk: bytes) -> bytes:
-        if self.ended is not None and self.ended != "complete":
+        ended = self.ended
+        if ended is not None and ended != "complete":
             return b""  # an error went out: nothing may follow it
-        out = self._framer.feed(chunk)
-        if out and self._edit is not None:
-            out = self._edit(out)
+        framer = self._framer
+        out = framer.feed(chunk)
         if out:
-            if self._watch:
-                found = self._kind.scan(out, self._framer)
+            if self._edit is not None:
+                out = self._edit(out)
+            if self._watch and out:
+                found = self._kind.scan(out, framer)
                 if found is not None:
                     self._watch = False
                     self.ended = found
             self.relayed += len(out)
-            if self._hooks:
-                for hook in self._hooks:
-                    hook.on_events(out)
-        if self._framer.overflow is not None and self.ended is None:
-            return out + self._terminal(event_too_large(self._framer.overflow), "cut")
+            for hook in self._hooks:
+                hook.on_events(out)
+        if framer.overflow is not None and self.ended is None:
+            return out + self._terminal(event_too_large(framer.overflow), "cut")
         return out
 
     def finish(self) -> bytes:
