@@ -10,7 +10,7 @@ The default baseline, 65c7fb7, is the last commit before the code was reorganise
 package with one provider contract; pass ``--rev`` for another. Each gateway runs with its own
 defaults (today's writes one log line per request, the earlier one wrote none).
 
-Usage: python bench/baseline_bench.py [--rev REV] [--rounds N]
+Usage: python bench/baseline_bench.py [--rev REV] [--now REV] [--rounds N]
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ def unpack(rev: str, into: Path) -> list[str]:
     for marker, args in THEN.items():
         if (into / marker).exists():
             return args
+    # The one-package layout installs core/ as edgerelay.core; run from the tree, a link
+    # stands in for that install.
+    (into / "edgerelay" / "core").symlink_to(into / "core", target_is_directory=True)
     return NOW
 
 
@@ -66,11 +69,11 @@ def start(tree: Path, args: list[str], upstream: str) -> tuple[subprocess.Popen,
     return proc, url
 
 
-def report(passes: list[dict], rev: str) -> None:
+def report(passes: list[dict], rev: str, now: str) -> None:
     ms = 1000
-    print(f"\nGateway now against the gateway at {rev} (same run, interleaved blocks)")
+    print(f"\nThe gateway at {now} against the gateway at {rev} (same run, interleaved blocks)")
     print("Added = through the gateway minus direct. Two independent passes.\n")
-    print("| scenario | metric | pass | now | at " + rev + " | now - then |")
+    print(f"| scenario | metric | pass | {now} | {rev} | difference |")
     print("|---|---|---|---|---|---|")
 
     def line(name, metric, n, now, then):
@@ -98,20 +101,24 @@ def report(passes: list[dict], rev: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rev", default=DEFAULT_REV)
+    parser.add_argument("--rev", default=DEFAULT_REV, help="the earlier commit")
+    parser.add_argument("--now", help="a commit to stand for now (default: this checkout)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per pass")
     args = parser.parse_args()
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory() as scratch:
-        then_tree = Path(scratch)
+        then_tree, now_tree = Path(scratch, "then"), Path(scratch, "now")
         then_args = unpack(args.rev, then_tree)
+        now_args = unpack(args.now, now_tree) if args.now else NOW
+        if not args.now:
+            now_tree = ROOT
         try:
             up_port = free_port()
             upstream = subprocess.Popen([PY, str(ROOT / "bench/upstream.py"), str(up_port)])
             procs.append(upstream)
             up_url = f"http://127.0.0.1:{up_port}"
             wait_ready_post(up_url)
-            now, now_url = start(ROOT, NOW, up_url)
+            now, now_url = start(now_tree, now_args, up_url)
             then, then_url = start(then_tree, then_args, up_url)
             procs += [now, then]
             path = "/v1/chat/completions"
@@ -123,7 +130,7 @@ def main() -> None:
                 proc.terminate()
             for proc in procs:
                 proc.wait(10)
-    report(passes, args.rev)
+    report(passes, args.rev, args.now or "now")
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
 
