@@ -310,15 +310,7 @@ class Gateway:
         if request.path == "/v1/responses":
             from .responses_api import route  # imported on first use, as the providers are
 
-            response = await route.handle(self, request, deadline)
-            if response.stream is not None and is_event_stream(response.headers):
-                observed(
-                    response,
-                    "responses",
-                    self.hooks("responses"),
-                    self.config.max_event_bytes,
-                )
-            return response
+            return await route.handle(self, request, deadline)  # its streams come observed
         if request.path == "/v1/models":
             return self.models(request)
         if request.path == "/readyz":

@@ -16,6 +16,7 @@ import json
 import re
 
 from .. import safejson
+from ..observer import events_from
 from ..sse import SSEParser
 from .usage import Usage, from_anthropic, from_gemini, from_openai
 
@@ -25,6 +26,9 @@ def _loads(data: str):
         return safejson.loads(data)
     except (ValueError, RecursionError):
         return None
+
+
+_USAGE = (b"sage",)  # usage, usageMetadata
 
 
 class UsageMeter:
@@ -40,8 +44,9 @@ class UsageMeter:
         self._anthropic_input: Usage | None = None
 
     def events(self, data: bytes) -> None:
-        """Whole events (as the stream observer passes them) that may mention usage."""
-        for event in _events(data):
+        """Whole events (as the stream observer passes them) that may mention usage: those
+        from the first that does on are parsed."""
+        for event in events_from(data, _USAGE):
             self.event(event.data)
 
     def feed(self, chunk: bytes) -> None:
@@ -87,11 +92,6 @@ class UsageMeter:
             self.usage = from_openai(_get(obj, "response", "usage")) or self.usage
         elif isinstance(obj.get("usage"), dict):  # Chat Completions usage chunk
             self.usage = from_openai(obj["usage"]) or self.usage
-
-
-def _events(data: bytes):
-    parser = SSEParser()
-    return parser.feed(data) + parser.finish()
 
 
 def _get(obj, *path):

@@ -132,12 +132,23 @@ async def _limited(
     """``produce()``'s answer, counted against the caller's limits when any apply: admitted
     here, once the request is checked (a request refused as invalid is not counted, as on
     /v1/chat/completions) and before any upstream call."""
+
+    async def observed_answer() -> Response:
+        # Observed before the account watches it: its usage is read by a hook of the same
+        # observer, with no second pass over the bytes.
+        response = await produce()
+        if response.stream is not None and is_event_stream(response.headers):
+            observed(
+                response, "responses", gateway.hooks("responses"), gateway.config.max_event_bytes
+            )
+        return response
+
     limits = gateway.limits
     if limits is not None:
         account = await limits.admit_responses(request, parsed.body, route, parsed.stream)
         if account is not None:
-            return await limits.around(account, produce)
-    return await produce()
+            return await limits.around(account, observed_answer)
+    return await observed_answer()
 
 
 def _check_policy(parsed: ResponsesRequest, route: Route, policy: Policy, gateway: Gateway) -> None:

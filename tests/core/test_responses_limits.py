@@ -81,6 +81,8 @@ def test_responses_usage_is_settled_from_the_answer_and_the_stream():
     finish(send(gw, BODY))
     streamed = send(gw, {**BODY, "stream": True})
     assert dict(streamed.headers)["x-ratelimit-remaining-tokens"] == str(1000 - 10 - 100)
+    # Metered by a hook of the stream's one observer, not by a second pass over its bytes.
+    assert [type(hook).__name__ for hook in streamed.observer._hooks] == ["UsageHook"]
     assert finish(streamed) == b"".join(stream)
     nxt = send(gw, BODY)
     assert dict(nxt.headers)["x-ratelimit-remaining-tokens"] == str(1000 - 20 - 100)
