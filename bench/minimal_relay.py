@@ -2,15 +2,20 @@
 httptools and uvloop, one aiohttp session, the body read whole and sent on, the answer streamed
 back chunk by chunk. No routing, checks, identity, limits, cache, observer or header filtering:
 what any Python relay pays at the least. Usage: python bench/minimal_relay.py PORT UPSTREAM_URL
+
+With ``-`` for the upstream it only answers /healthz and imports no aiohttp: the start-up floor
+(interpreter, asyncio, uvloop, uvicorn with httptools) that relay_bench reports beside the rest.
 """
 
 import sys
 
-import aiohttp
 import uvicorn
 
+if sys.argv[2] != "-":
+    import aiohttp
+
 UPSTREAM = sys.argv[2]
-session: aiohttp.ClientSession | None = None
+session = None
 
 
 async def app(scope, receive, send):

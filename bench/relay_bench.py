@@ -209,6 +209,7 @@ def main() -> None:
         procs.append(bare)
         startup["bare"] = wait_ready(f"http://127.0.0.1:{port}/healthz", bare)
         gateways["bare"] = (bare, f"http://127.0.0.1:{port}")
+        startup["floor"] = floor_startup()
         idle = {c: rss_mib(p.pid) for c, (p, _) in gateways.items()}
         targets = {"direct": up_url + "/v1/chat/completions"}
         targets |= {f"gw-{c}": u + "/v1/chat/completions" for c, (_, u) in gateways.items()}
@@ -225,6 +226,22 @@ def main() -> None:
         for proc in procs:
             proc.wait(10)
     report(results, startup, idle, args.pin)
+
+
+def floor_startup(runs: int = 3) -> float:
+    """Seconds to the first 200 of uvicorn serving a do-nothing app (minimal_relay.py with no
+    upstream: no aiohttp), median of ``runs``: what no Python gateway on uvicorn starts below."""
+    times = []
+    for _ in range(runs):
+        port = free_port()
+        cmd = [PY, str(ROOT / "bench/minimal_relay.py"), str(port), "-"]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV)
+        try:
+            times.append(wait_ready(f"http://127.0.0.1:{port}/healthz", proc))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    return statistics.median(times)
 
 
 def wait_ready_post(url: str) -> None:
@@ -299,6 +316,11 @@ def report(results: dict, startup: dict, idle: dict, pinned: bool) -> None:
         *(x for k in short for x in (f"{peak['gw-' + k]:.1f}", "")))  # fmt: skip
     row("process", "startup to first 200 s", "",
         *(x for k in short for x in (f"{startup[k]:.3f}", "")))  # fmt: skip
+    print()
+    print(
+        f"startup floor (uvicorn + uvloop + httptools serving a do-nothing app, no aiohttp): "
+        f"{startup['floor']:.3f} s, median of 3"
+    )
     print()
     print(
         f"import edgerelay.core: {import_ms('edgerelay.core'):.1f} ms "

@@ -4,6 +4,7 @@ back, streaming chunk by chunk. A client that goes away cancels the upstream rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -28,6 +29,7 @@ from edgerelay.core.requestlog import with_request_id
 from edgerelay.core.responses_api.store import ResponseStore
 from edgerelay.server.request_log import LogSink
 from edgerelay.server.upload import Upload
+from edgerelay.transports.lazy import LazyFetch
 
 log = logging.getLogger("edgerelay")
 
@@ -46,18 +48,20 @@ def read_file(path: str) -> str:
         return f.read()
 
 
-def default_fetch(env: Mapping[str, str], trust_env: bool = False, pool_size: int = 256) -> Fetch:
-    """aiohttp unless EDGERELAY_HTTP_CLIENT=httpx; both measured in bench/."""
+def default_fetch(
+    env: Mapping[str, str], trust_env: bool = False, pool_size: int = 256
+) -> LazyFetch:
+    """aiohttp unless EDGERELAY_HTTP_CLIENT=httpx; both measured in bench/. Imported on
+    first use (transports/lazy.py): the server starts without it."""
     client = env.get("EDGERELAY_HTTP_CLIENT", "").strip() or "aiohttp"
     if client not in ("aiohttp", "httpx"):
         raise ConfigError("EDGERELAY_HTTP_CLIENT", "must be aiohttp or httpx")
-    if client == "httpx":
-        from edgerelay.transports.httpx_fetch import HttpxFetch
-
-        return HttpxFetch(trust_env=trust_env, pool_size=pool_size)
-    from edgerelay.transports.aiohttp_fetch import AiohttpFetch
-
-    return AiohttpFetch(trust_env=trust_env, pool_size=pool_size)
+    module, name = (
+        ("edgerelay.transports.httpx_fetch", "HttpxFetch")
+        if client == "httpx"
+        else ("edgerelay.transports.aiohttp_fetch", "AiohttpFetch")
+    )
+    return LazyFetch(module, name, trust_env=trust_env, pool_size=pool_size)
 
 
 def default_verifier(config: Config):
@@ -202,11 +206,18 @@ class EdgerelayASGI:
                 await response.aclose()
 
     async def _lifespan(self, receive, send) -> None:
+        preloading = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
+                preload = getattr(self.fetch, "preload", None)
+                if preload is not None:  # the HTTP client library, off the event loop
+                    preloading = asyncio.get_running_loop().run_in_executor(None, preload)
             elif message["type"] == "lifespan.shutdown":
+                if preloading is not None:  # an import cut short leaves a half-made module
+                    with contextlib.suppress(Exception):  # a failed one fails the first call
+                        await preloading
                 for resource in (self.fetch, self.limit_store, self.gateway.response_store):
                     close = getattr(resource, "aclose", None)
                     if close is not None:

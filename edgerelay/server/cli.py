@@ -121,12 +121,16 @@ def redact_logs(redactor) -> None:
 
 
 def connection_limits(header_timeout: float, limit_concurrency: int) -> dict:
-    """uvicorn options for the header deadline and the connection cap (server/protocol.py)."""
+    """uvicorn options for the header deadline and the connection cap (server/protocol.py),
+    and no WebSocket protocol: the gateway has no WebSocket route, so an upgrade request is
+    answered as plain HTTP (uvicorn's WebSocket side answered it a bare 500), and not loading
+    the ``websockets`` library saves 15-40 ms of start-up."""
     from edgerelay.server.protocol import guarded_protocol
 
     return {
         "http": guarded_protocol(header_timeout, limit_concurrency),
         "limit_concurrency": limit_concurrency,
+        "ws": "none",
     }
 
 

@@ -89,3 +89,19 @@ def test_serve_options_are_checked():
 
     with pytest.raises(SystemExit):
         main(["serve", "--header-timeout", "0"])
+
+
+def test_a_websocket_upgrade_is_answered_as_plain_http_in_the_route_shape(gateway_for):
+    # The gateway serves no WebSocket route: the upgrade is not taken (it was a bare 500 from
+    # uvicorn's WebSocket protocol, the app having no handshake to give) and the request is
+    # answered as any other, here 404 in OpenAI's shape.
+    gateway = gateway_for({}, **connection_limits(header_timeout=5, limit_concurrency=10))
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=WAIT) as sock:
+        sock.sendall(
+            b"GET /v1/realtime HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\n"
+            b"upgrade: websocket\r\nsec-websocket-version: 13\r\n"
+            b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        head, _, body = read_until_closed(sock).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404 ")
+    assert b'"error"' in body
