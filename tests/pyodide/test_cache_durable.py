@@ -13,14 +13,11 @@ from pyodide.code import run_js
 from test_cache_kv import FAKE_KV
 from workerd_call import load_entry
 
-from edgerelay.core import Gateway, Request, load_config
+from tests.support.cache_calls import CHAT, Clock, cache_status, call, worker_gateway
 
 load_entry()  # build/worker on sys.path, the real workers SDK
 import durable_cache  # noqa: E402
 from kv_cache import KvCacheStore  # noqa: E402
-
-ADMIN = "admin-key-for-durable-cache-0123"
-CHAT = {"model": "mock/echo", "messages": [{"role": "user", "content": "kept in the object"}]}
 
 
 class Book:
@@ -65,38 +62,9 @@ class Namespace:
         return self.book
 
 
-class Clock:
-    now = 1_760_000_000.0
-
-    def __call__(self):
-        return self.now
-
-
 def isolate(kv, namespace, clock, kept):
     store = durable_cache.DurableCacheStore(KvCacheStore(kv), namespace, clock, kept.append)
-    env = {"EDGERELAY_ALLOW_ANONYMOUS": "true", "EDGERELAY_CACHE": "on"}
-    return Gateway(
-        load_config({**env, "EDGERELAY_ADMIN_KEY": ADMIN}),
-        None,
-        clock=clock,
-        new_id=lambda: "id",
-        target="worker",
-        cache_store=store,
-    )
-
-
-async def call(gw, method="POST", path="/v1/chat/completions", body=None, admin=False):
-    headers = {"authorization": f"Bearer {ADMIN}"} if admin else {}
-    raw = json.dumps(body).encode() if body is not None else b""
-    response = await gw.handle(Request(method, path, "", headers, raw))
-    if response.stream is not None:
-        response.body = b"".join([c async for c in response.stream])
-    await response.aclose()
-    return response
-
-
-def cache_status(response):
-    return dict(response.headers).get("x-edgerelay-cache")
+    return worker_gateway(store, clock)
 
 
 @timeout(20)

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
@@ -15,7 +12,7 @@ import pytest
 from edgerelay.core.cache import CacheUnavailable, Entry
 from edgerelay.stores.redis_cache import RedisCacheStore
 from tests.support.cache_wire import answer
-from tests.support.loopback import WAIT, free_port
+from tests.support.loopback import WAIT, free_port, serve_process
 
 NOW = 1_760_000_000.0
 
@@ -88,23 +85,6 @@ def test_redis_down_is_cache_unavailable_without_the_url():
     asyncio.run(go())
 
 
-def start(port: int, env: dict) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "edgerelay.server.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(1000):  # bounded: until it listens
-        assert server.poll() is None, "the server did not start"
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=WAIT)
-            return server
-        except httpx.TransportError:
-            time.sleep(0.01)
-    raise AssertionError("the server never listened")
-
-
 def test_two_gateway_processes_share_one_cache(redis_url):
     import redis
 
@@ -117,7 +97,7 @@ def test_two_gateway_processes_share_one_cache(redis_url):
         "EDGERELAY_STORE_TIMEOUT": str(WAIT),  # a loaded CI machine is slow, not down
     }
     ports = [free_port(), free_port()]
-    servers = [start(port, env) for port in ports]
+    servers = [serve_process(port, env) for port in ports]
     try:
         chat = {"model": "mock/echo", "messages": [{"role": "user", "content": "shared answer"}]}
         with httpx.Client(timeout=WAIT) as client:

@@ -5,35 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-from tests.support.loopback import WAIT, free_port
+from tests.support.loopback import WAIT, free_port, serve_process
 
 LIMIT = 30
 CONFIG = f'[policies.anonymous]\nrequests_per_minute = {LIMIT}\nlimit_window = "fixed"\n'
 CHAT = {"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]}
-
-
-def start(port: int, env: dict, *args: str) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "edgerelay.server.cli", "serve", "--port", str(port), *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(1000):  # bounded: until it listens
-        assert server.poll() is None, "the server did not start"
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=WAIT)
-            return server
-        except httpx.TransportError:
-            time.sleep(0.01)
-    raise AssertionError("the server never listened")
 
 
 @pytest.fixture
@@ -45,7 +26,7 @@ def gateways(redis_url):
     env = {**clean, "EDGERELAY_CONFIG": CONFIG, "EDGERELAY_STORE": redis_url}
     env["EDGERELAY_STORE_TIMEOUT"] = str(WAIT)  # a loaded CI machine is slow, not down
     ports = [free_port(), free_port()]
-    servers = [start(port, env) for port in ports]
+    servers = [serve_process(port, env) for port in ports]
     yield [f"http://127.0.0.1:{port}" for port in ports]
     for server in servers:
         server.terminate()

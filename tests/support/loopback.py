@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import queue
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -14,6 +16,26 @@ from dataclasses import dataclass, field
 from aiohttp import ClientPayloadError, web
 
 WAIT = 10.0  # generous: only a deadlock (a buffering relay) ever reaches it
+
+
+def serve_process(port: int, env: Mapping[str, str], *args: str) -> subprocess.Popen:
+    """A real ``edgerelay serve`` process on ``port``, once it answers /healthz."""
+    import httpx
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "edgerelay.server.cli", "serve", "--port", str(port), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(1000):  # bounded: until it listens
+        assert server.poll() is None, "the server did not start"
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=WAIT)
+            return server
+        except httpx.TransportError:
+            time.sleep(0.01)
+    raise AssertionError("the server never listened")
 
 
 def free_port() -> int:

@@ -15,19 +15,11 @@ import types
 
 import pytest
 
-from edgerelay.core import Gateway, Request, load_config
+from edgerelay.core import load_config
 from edgerelay.core.cache import CacheUnavailable, MemoryCacheStore
-from tests.workers.test_durable_responses import Namespace
-
-ADMIN = "admin-key-for-durable-cache-0123"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_760_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.cache_calls import CHAT, Clock, call, worker_gateway
+from tests.support.cache_calls import cache_status as status_of
+from tests.workers.fake_durable import Namespace
 
 
 def store(worker, namespace, clock, kept=None):
@@ -37,43 +29,10 @@ def store(worker, namespace, clock, kept=None):
     )
 
 
-def gateway(cache_store, clock):
-    env = {
-        "EDGERELAY_ALLOW_ANONYMOUS": "true",
-        "EDGERELAY_CACHE": "on",
-        "EDGERELAY_ADMIN_KEY": ADMIN,
-    }
-    return Gateway(
-        load_config(env),
-        None,
-        clock=clock,
-        new_id=lambda: "id",
-        target="worker",
-        cache_store=cache_store,
-    )
-
-
-async def call(gw, method="POST", path="/v1/chat/completions", body=None, admin=False):
-    headers = {"authorization": f"Bearer {ADMIN}"} if admin else {}
-    raw = json.dumps(body).encode() if body is not None else b""
-    response = await gw.handle(Request(method, path, "", headers, raw))
-    if response.stream is not None:
-        response.body = b"".join([c async for c in response.stream])
-    await response.aclose()
-    return response
-
-
-def status_of(response):
-    return dict(response.headers).get("x-edgerelay-cache")
-
-
-CHAT = {"model": "mock/echo", "messages": [{"role": "user", "content": "kept in the object"}]}
-
-
 def test_the_gateway_counts_and_invalidates_through_the_object(worker):
     async def go():
         namespace, clock = Namespace(worker), Clock()
-        gw = gateway(store(worker, namespace, clock), clock)
+        gw = worker_gateway(store(worker, namespace, clock), clock)
         assert status_of(await call(gw, body=CHAT)) == "MISS"
         assert status_of(await call(gw, body=CHAT)) == "HIT"
         assert status_of(await call(gw, body=CHAT)) == "HIT"
