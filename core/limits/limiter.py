@@ -30,10 +30,13 @@ MICRO = 1_000_000
 
 _DAILY = frozenset({"tokens_per_day", "budget_usd_per_day"})
 # The limits the x-ratelimit-* headers tell, and their headers' suffix.
-_HEADER_LIMITS = (
-    ("requests_per_minute", "requests"),
-    ("tokens_per_minute", "tokens"),
-    ("tokens_per_day", "tokens"),
+_HEADER_LIMITS = tuple(
+    (name, tuple(f"x-ratelimit-{part}-{suffix}" for part in ("limit", "remaining", "reset")))
+    for name, suffix in (
+        ("requests_per_minute", "requests"),
+        ("tokens_per_minute", "tokens"),
+        ("tokens_per_day", "tokens"),
+    )
 )
 _WHAT = {
     "requests_per_minute": "requests per minute",
@@ -193,7 +196,7 @@ class Limiter:
             if counter.key == first_key:
                 by_name[counter.name] = (counter, counts)
         out: list[tuple[str, str]] = []
-        for name, suffix in _HEADER_LIMITS:
+        for name, (limit_header, remaining_header, reset_header) in _HEADER_LIMITS:
             found = by_name.get(name)
             if found is None:
                 continue
@@ -201,14 +204,11 @@ class Limiter:
                 continue  # one trio of token headers: the minute limit is the one SDKs pace by
             counter, counts = found
             used = weighted(counter, counts) + (counter.amount if answer.admitted else 0)
-            window = _window_of(counter)
+            reset = _window_of(counter).reset_after(counter, counts, now)
             out += (
-                (f"x-ratelimit-limit-{suffix}", str(counter.limit)),
-                (f"x-ratelimit-remaining-{suffix}", str(max(0, math.floor(counter.limit - used)))),
-                (
-                    f"x-ratelimit-reset-{suffix}",
-                    format_reset(window.reset_after(counter, counts, now)),
-                ),
+                (limit_header, str(counter.limit)),
+                (remaining_header, str(max(0, math.floor(counter.limit - used)))),
+                (reset_header, format_reset(reset)),
             )
         return out
 
@@ -309,11 +309,14 @@ class Limiter:
         return adjustments
 
 
+_FIXED_MINUTE = Window(60, "fixed")
+
+
 def _window_of(counter: Counter) -> Window:
     if counter.name in _DAILY:
         return DAY
     if len(counter.buckets) == 1:
-        return Window(60, "fixed")
+        return _FIXED_MINUTE
     return MINUTE
 
 

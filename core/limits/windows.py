@@ -83,5 +83,9 @@ class Window(NamedTuple):
 
 
 def weighted(counter: Counter, counts: tuple[float, ...]) -> float:
-    """What the store computes: the weighted sum of the buckets' values."""
-    return sum(weight * value for (_, weight), value in zip(counter.buckets, counts, strict=False))
+    """What the store computes: the weighted sum of the buckets' values (0 + w * v, in bucket
+    order, the same float as the stores' own sums)."""
+    used = 0.0
+    for (_, weight), value in zip(counter.buckets, counts, strict=False):
+        used += weight * value
+    return used
