@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +28,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 BODY = json.dumps({"model": "gpt-bench", "messages": [{"role": "user", "content": "hi"}]})
 STREAM_BODY = json.dumps({**json.loads(BODY), "stream": True})
 PACED_BODY = json.dumps({**json.loads(BODY), "stream": True, "pace_ms": 2})
+SENT = itertools.count()
+# A client key, for the gateways run with every feature on (the others ignore it).
+HEADERS = {"content-type": "application/json", "authorization": "Bearer bench-client-key-0123"}
 
 
 def free_port() -> int:
@@ -57,35 +62,82 @@ def wait_ready(url: str, proc: subprocess.Popen, limit: float = 10.0) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live children (granian serves from a worker process)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    total = (int(fields[11]) + int(fields[12])) / TICK
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += cpu_seconds(int(child))
+    return total
 
 
 def rss_mib(pid: int) -> float:
+    """Resident MiB of ``pid`` and its live children."""
     match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-    return int(match.group(1)) / 1024
+    total = int(match.group(1)) / 1024
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += rss_mib(int(child))
+    return total
 
 
 # As deployed: bytecode cached (a shell may set PYTHONDONTWRITEBYTECODE; a server does not).
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def start_gateway(port: int, upstream: str, client: str) -> tuple[subprocess.Popen, float]:
+# Every feature on the request path: identity (a client key), limits (memory store, limits
+# never reached), the response cache (memory; every body is new, so each request misses) and
+# retries configured (none needed). The log line is on in every run (the default).
+EVERYTHING = {
+    "EDGERELAY_CLIENT_KEYS": HEADERS["authorization"].removeprefix("Bearer "),
+    "EDGERELAY_CONFIG": str(Path(tempfile.gettempdir()) / "edgerelay-bench-everything.toml"),
+    "EDGERELAY_CACHE": "on",
+    "EDGERELAY_RETRIES": "2",
+}
+EVERYTHING_TOML = """# written by bench/relay_bench.py: limits that are never reached
+[policies.default]
+requests_per_minute = 1000000000
+tokens_per_minute = 1000000000000
+"""
+
+
+def start_gateway(
+    port: int, upstream: str, client: str, server: str = "uvicorn", everything: bool = False
+) -> tuple[subprocess.Popen, float]:
+    """``edgerelay serve`` (uvicorn), or the same app under granian's ASGI interface."""
     env = {
         **ENV,
         "OPENAI_BASE_URL": upstream + "/v1",
         "OPENAI_API_KEY": "sk-bench",
         "EDGERELAY_HTTP_CLIENT": client,
+        **(EVERYTHING if everything else {}),
     }
+    if everything:
+        Path(EVERYTHING["EDGERELAY_CONFIG"]).write_text(EVERYTHING_TOML)
     cmd = [PY, "-m", "edgerelay.server.cli", "serve", "--port", str(port)]
+    if server == "granian":
+        # As edgerelay serve sets uvicorn: uvloop, HTTP/1.1, no WebSocket, a header deadline
+        # of 10 s and at most 1000 requests at once.
+        cmd = [PY, "-m", "granian", "--interface", "asgi", "--factory", "--loop", "uvloop",
+               "--http", "1", "--no-ws", "--http1-header-read-timeout", "10000",
+               "--backpressure", "1000", "--log-level", "warning", "--host", "127.0.0.1",
+               "--port", str(port), "edgerelay.server.asgi:create_app"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     return proc, wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
 
 
+def has_granian() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("granian") is not None
+
+
 async def one(session: aiohttp.ClientSession, url: str, body: str) -> tuple[float, float]:
-    """(total seconds, seconds to the first body byte) for one request."""
+    """(total seconds, seconds to the first body byte) for one request. Every request's body
+    is new (a number in its message), so a gateway with the response cache on misses."""
+    body = body.replace('"hi"', f'"hi {next(SENT)}"', 1)
     start = time.perf_counter()
-    async with session.post(url, data=body, headers={"content-type": "application/json"}) as r:
+    async with session.post(url, data=body, headers=HEADERS) as r:
         first = None
         async for _ in r.content.iter_any():
             if first is None:
@@ -202,6 +254,15 @@ def main() -> None:
             procs.append(proc)
             gateways[client] = (proc, f"http://127.0.0.1:{port}")
             startup[client] = seconds
+        if has_granian():  # the server comparison: uvicorn and granian, features off and on
+            variants = {"all": ("uvicorn", True), "granian": ("granian", False)}
+            variants["granian-all"] = ("granian", True)
+            for name, (server, everything) in variants.items():
+                port = free_port()
+                proc, seconds = start_gateway(port, up_url, "aiohttp", server, everything)
+                procs.append(proc)
+                gateways[name] = (proc, f"http://127.0.0.1:{port}")
+                startup[name] = seconds
         port = free_port()
         bare = subprocess.Popen(
             [PY, str(ROOT / "bench/minimal_relay.py"), str(port), up_url], cwd=ROOT, env=ENV
@@ -216,9 +277,9 @@ def main() -> None:
         pids = {f"gw-{c}": p.pid for c, (p, _) in gateways.items()}
         if args.pin:
             os.sched_setaffinity(0, {0})
-            os.sched_setaffinity(upstream.pid, {0})
+            pin(upstream.pid, {0})
             for proc, _ in gateways.values():
-                os.sched_setaffinity(proc.pid, {1})
+                pin(proc.pid, {1})
         results = asyncio.run(measure(targets, pids, args.rounds))
     finally:
         for proc in procs:
@@ -226,6 +287,15 @@ def main() -> None:
         for proc in procs:
             proc.wait(10)
     report(results, startup, idle, args.pin)
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` and of its children onto ``cpus`` (granian's runtime threads
+    and worker process included)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cpus)
+        for child in (task / "children").read_text().split():
+            pin(int(child), cpus)
 
 
 def floor_startup(runs: int = 3) -> float:
@@ -264,11 +334,17 @@ def row(*cells: object) -> None:
     print("| " + " | ".join(str(c) for c in cells) + " |")
 
 
-COLUMNS = (("gw-aiohttp", "gw aiohttp"), ("gw-httpx", "gw httpx"), ("gw-bare", "bare relay"))
+COLUMNS = [("gw-aiohttp", "gw aiohttp"), ("gw-httpx", "gw httpx"), ("gw-bare", "bare relay")]
+SERVERS = [
+    ("gw-all", "gw all on"),
+    ("gw-granian", "granian"),
+    ("gw-granian-all", "granian all on"),
+]
 
 
 def report(results: dict, startup: dict, idle: dict, pinned: bool) -> None:
     ms = 1000
+    columns = COLUMNS + [c for c in SERVERS if c[0] in results["json c=1"]]
     print(f"\nEdgerelay relay benchmark — {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print("Added = through the gateway minus direct, same run, interleaved blocks. The bare")
     print("relay (bench/minimal_relay.py: uvicorn + aiohttp, no features) is the floor.")
@@ -276,13 +352,22 @@ def report(results: dict, startup: dict, idle: dict, pinned: bool) -> None:
         print("Pinned: gateways on CPU 1; load generator and fake upstream on CPU 0.")
     else:
         print("Unpinned: load generator, fake upstream and gateway share all cores.")
+    if len(columns) > len(COLUMNS):
+        from importlib.metadata import version
+
+        print(f"Servers: gw = edgerelay serve (uvicorn {version('uvicorn')}, httptools, uvloop);")
+        print(f"granian = the same app under granian {version('granian')} (ASGI, uvloop, HTTP/1).")
+        print("All on: identity (client key), limits (memory), response cache (memory, every")
+        print("request a miss), retries configured; the log line is on in every gateway.")
+    else:
+        print("granian is not installed (pip install granian): no server comparison.")
     print()
-    row("scenario", "metric", "direct", *(x for _, label in COLUMNS for x in (label, "added")))
-    row(*["---"] * (3 + 2 * len(COLUMNS)))
+    row("scenario", "metric", "direct", *(x for _, label in columns for x in (label, "added")))
+    row(*["---"] * (3 + 2 * len(columns)))
 
     def added(metric, d, fmt="{:+.3f}"):
         cells = []
-        for key, _ in COLUMNS:
+        for key, _ in columns:
             value = metric(results_of[key])
             cells += [f"{value:.3f}", fmt.format(value - metric(d))]
         return cells
@@ -301,16 +386,16 @@ def report(results: dict, startup: dict, idle: dict, pinned: bool) -> None:
         if "c=32" in name:
             rate = d["n"] / d["time"]
             out = []
-            for key, _ in COLUMNS:
+            for key, _ in columns:
                 mine = cells[key]["n"] / cells[key]["time"]
                 out += [f"{mine:.0f}", f"{mine / rate:.2f}x"]
             row(name, "req/s", f"{rate:.0f}", *out)
         cpu = []
-        for key, _ in COLUMNS:
+        for key, _ in columns:
             cpu += [f"{cells[key]['cpu'] / cells[key]['n'] * ms:.3f}", ""]
         row(name, "process CPU ms/req", "", *cpu)
     peak = results["peak_rss"]
-    short = [key.removeprefix("gw-") for key, _ in COLUMNS]
+    short = [key.removeprefix("gw-") for key, _ in columns]
     row("process", "RSS idle MiB", "", *(x for k in short for x in (f"{idle[k]:.1f}", "")))
     row("process", "RSS peak MiB", "",
         *(x for k in short for x in (f"{peak['gw-' + k]:.1f}", "")))  # fmt: skip

@@ -119,7 +119,7 @@ class EdgerelayASGI:
             page = Response(
                 200, [("content-type", "text/html; charset=utf-8")], DEMO_PAGE.read_bytes()
             )
-            await _send_bytes(page, send)
+            await _send_bytes(page, _Sent(send))
             return
         started = time.perf_counter()
         sent = _Sent(send)
@@ -138,7 +138,6 @@ class EdgerelayASGI:
                 self.log_sink.write(log, self.gateway.redactor)
 
     async def _respond(self, scope, receive, sent: _Sent) -> None:
-        send = sent.send
         raw_path = scope.get("raw_path")
         client = scope.get("client")
         request = Request(
@@ -153,7 +152,7 @@ class EdgerelayASGI:
         if self.gateway.streams_upload(request):  # forwarded as it arrives, not read first
             if declared_too_large(request.headers, self.max_body):
                 sent.response = self.gateway.too_large_response(request)
-                await _send_bytes(sent.response, send)
+                await _send_bytes(sent.response, sent)
                 return
             upload = request.body_stream = Upload(receive, self.max_body, self.body_idle)
         else:
@@ -162,11 +161,11 @@ class EdgerelayASGI:
                 return
             if body is TOO_LARGE:
                 sent.response = self.gateway.too_large_response(request)
-                await _send_bytes(sent.response, send)
+                await _send_bytes(sent.response, sent)
                 return
             if body is STALLED:
                 sent.response = self.gateway.body_stalled_response(request)
-                await _send_bytes(sent.response, send)
+                await _send_bytes(sent.response, sent)
                 return
             assert isinstance(body, bytes)
             request.body = body
@@ -186,9 +185,9 @@ class EdgerelayASGI:
                     response = self.gateway.too_large_response(request)
                 sent.response = response
             if response.stream is None:
-                await _send_bytes(response, send)
+                await _send_bytes(response, sent)
             else:
-                await _send_stream(response, send)
+                await _send_stream(response, sent)
         except asyncio.CancelledError:
             if not guard.gone:
                 # A shutdown, not the client leaving: one line, no traceback (cli.py keeps
@@ -231,27 +230,19 @@ STALLED = object()
 
 
 class _Sent:
-    """Notes what went out: the status, when the first body byte left, how many bytes; and
-    the response being sent (its log record), also when sending is cut short."""
+    """What went out, noted by ``_send_bytes`` and ``_send_stream`` as they send (not by a
+    wrapper around ``send``: one coroutine less per message, ~50 per stream): the status,
+    when the first body byte left, how many bytes; and the response being sent (its log
+    record), also when sending is cut short."""
 
-    __slots__ = ("_send", "bytes", "first", "response", "status")
+    __slots__ = ("bytes", "first", "response", "send", "status")
 
     def __init__(self, send) -> None:
-        self._send = send
+        self.send = send  # the server's own
         self.status: int | None = None
         self.first: float | None = None
         self.bytes = 0
         self.response: Response | None = None
-
-    async def send(self, message) -> None:
-        if message["type"] == "http.response.start":
-            self.status = message["status"]
-        elif message["type"] == "http.response.body":
-            body = message.get("body", b"")
-            if body and self.first is None:
-                self.first = time.perf_counter()
-            self.bytes += len(body)
-        await self._send(message)
 
 
 async def _read_body(
@@ -308,14 +299,19 @@ def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]
     return out
 
 
-async def _send_bytes(response: Response, send) -> None:
+async def _send_bytes(response: Response, sent: _Sent) -> None:
     headers = _encode_headers(with_request_id(response))
-    headers.append((b"content-length", str(len(response.body)).encode()))
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
+    body = response.body
+    headers.append((b"content-length", str(len(body)).encode()))
+    sent.status = response.status
+    await sent.send({"type": "http.response.start", "status": response.status, "headers": headers})
+    if body:
+        sent.first = time.perf_counter()
+        sent.bytes = len(body)
+    await sent.send({"type": "http.response.body", "body": body})
 
 
-async def _send_stream(response: Response, send) -> None:
+async def _send_stream(response: Response, sent: _Sent) -> None:
     """Each chunk as core yields it. An event stream that breaks off has already been ended
     by core with the route's terminal error event; should the stream itself raise (a bug),
     the client still gets that event and a clean end, and the log the traceback. A body that
@@ -323,10 +319,15 @@ async def _send_stream(response: Response, send) -> None:
     so the server drops the connection and the client sees it was incomplete."""
     stream = response.stream
     assert stream is not None
+    send = sent.send
     headers = _encode_headers(with_request_id(response))
+    sent.status = response.status
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     try:
         async for chunk in stream:
+            if sent.first is None and chunk:
+                sent.first = time.perf_counter()
+            sent.bytes += len(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     except FetchError as exc:  # not an event stream: core's observer catches it for those
         log.warning("the upstream body broke off; the response is cut: %s", exc)
@@ -338,6 +339,9 @@ async def _send_stream(response: Response, send) -> None:
         if response.observer is None:
             return
         last = response.end_with(GatewayError(500, "Internal gateway error."))
+        if sent.first is None and last:
+            sent.first = time.perf_counter()
+        sent.bytes += len(last)
         await send({"type": "http.response.body", "body": last, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
