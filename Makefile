@@ -64,12 +64,15 @@ build-worker:
 
 # Prints figures only (no timed assertions anywhere). ROUNDS=3 for a quicker, noisier run.
 ROUNDS ?= 8
-bench: $(STAMP)
+bench: $(STAMP) node_modules/.installed
 	$(BIN)/python bench/relay_bench.py --rounds $(ROUNDS)
 	$(BIN)/python bench/relay_bench.py --rounds $(ROUNDS) --pin
 	$(BIN)/python bench/translate_bench.py
 	$(BIN)/python bench/request_bench.py
 	$(BIN)/python bench/lambda_bench.py
+	sh tests/pyodide/fetch_wheels.sh
+	$(PYTHON) workers/cloudflare/build.py
+	node bench/worker_bench.mjs
 	$(BIN)/python bench/identity_bench.py
 	$(BIN)/python bench/loop_hold_bench.py
 	$(BIN)/python bench/budget_bench.py

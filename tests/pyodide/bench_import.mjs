@@ -8,32 +8,32 @@
 // modules (`import entry`, which imports the rest).
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { registerWorkerdModules } from "./workerd_env.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "../..");
 const CACHE = path.resolve(process.env.PYODIDE_WHEEL_CACHE ?? path.join(ROOT, ".cache/pyodide-wheels"));
 const UPLOAD = path.join(ROOT, "build/worker");
-const runs = Number(process.argv[2] ?? 3);
 const wheel = (prefix) => fs.readdirSync(CACHE).find((f) => f.startsWith(prefix) && f.endsWith(".whl"));
-if (!fs.existsSync(path.join(UPLOAD, "entry.py"))) {
-  console.error("build/worker missing: run python3 workers/cloudflare/build.py");
-  process.exit(2);
-}
 
-const { loadPyodide } = await import("pyodide");
-const results = [];
-for (let i = 0; i < runs; i++) {
-  const pyodide = await loadPyodide({ env: { PYTHONDONTWRITEBYTECODE: "1" } });
-  registerWorkerdModules(pyodide);
-  for (const [host, mnt] of [[UPLOAD, "/worker"], [CACHE, "/wheels"]]) {
-    pyodide.FS.mkdirTree(mnt);
-    pyodide.FS.mount(pyodide.FS.filesystems.NODEFS, { root: host }, mnt);
+/** One fresh Pyodide per run; returns [{sdk, ours}] in ms (bench/worker_bench.mjs uses it). */
+export async function coldImports(runs, report = () => {}) {
+  if (!fs.existsSync(path.join(UPLOAD, "entry.py"))) {
+    throw new Error("build/worker missing: run python3 workers/cloudflare/build.py");
   }
-  await pyodide.loadPackage(path.join(CACHE, wheel("micropip-")), { messageCallback: () => {} });
-  pyodide.globals.set("_sdk", wheel("workers_runtime_sdk-"));
-  const out = await pyodide.runPythonAsync(`
+  const { loadPyodide } = await import("pyodide");
+  const results = [];
+  for (let i = 0; i < runs; i++) {
+    const pyodide = await loadPyodide({ env: { PYTHONDONTWRITEBYTECODE: "1" } });
+    registerWorkerdModules(pyodide);
+    for (const [host, mnt] of [[UPLOAD, "/worker"], [CACHE, "/wheels"]]) {
+      pyodide.FS.mkdirTree(mnt);
+      pyodide.FS.mount(pyodide.FS.filesystems.NODEFS, { root: host }, mnt);
+    }
+    await pyodide.loadPackage(path.join(CACHE, wheel("micropip-")), { messageCallback: () => {} });
+    pyodide.globals.set("_sdk", wheel("workers_runtime_sdk-"));
+    const out = await pyodide.runPythonAsync(`
 import micropip, sys, time, json
 await micropip.install("emfs:/wheels/" + _sdk, deps=False)
 sys.dont_write_bytecode = True
@@ -46,12 +46,19 @@ t2 = time.perf_counter()
 assert entry.__file__ == "/worker/entry.py"
 json.dumps({"sdk": (t1 - t0) * 1000, "ours": (t2 - t1) * 1000})
 `);
-  const r = JSON.parse(out);
-  results.push(r);
-  console.log(
-    `run ${i + 1}: import workers (SDK) ${r.sdk.toFixed(0)} ms; import entry (core + Worker) ${r.ours.toFixed(0)} ms`,
-  );
+    const r = JSON.parse(out);
+    results.push(r);
+    report(
+      `run ${i + 1}: import workers (SDK) ${r.sdk.toFixed(0)} ms; import entry (core + Worker) ${r.ours.toFixed(0)} ms`,
+    );
+  }
+  return results;
 }
-const best = (k) => Math.min(...results.map((r) => r[k])).toFixed(0);
-console.log(`best of ${runs}: SDK ${best("sdk")} ms, core + Worker ${best("ours")} ms (Pyodide ${(await import("pyodide")).version ?? ""})`);
-process.exit(0);
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const runs = Number(process.argv[2] ?? 3);
+  const results = await coldImports(runs, console.log);
+  const best = (k) => Math.min(...results.map((r) => r[k])).toFixed(0);
+  console.log(`best of ${runs}: SDK ${best("sdk")} ms, core + Worker ${best("ours")} ms (Pyodide ${(await import("pyodide")).version ?? ""})`);
+  process.exit(0);
+}
