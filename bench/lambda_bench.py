@@ -6,7 +6,10 @@ loop adds over calling core directly.
 2. Added latency: the same requests (mock/echo, streamed and not, so no upstream noise) through
    ``Gateway.handle`` directly, and through the real ``StreamLoop`` answering a minimal Runtime API
    on loopback TCP in the same event loop (event JSON in, chunked prelude + body out), interleaved
-   in small blocks so machine drift cancels.
+   in small blocks so machine drift cancels. Beside them, the bare exchange: the same Runtime API
+   client fetching each event and streaming back a fixed answer, no gateway, which any runtime
+   pays (two loopback connections and the fake Runtime API's own work, both in this process);
+   what the loop adds beyond the direct call and that exchange is its own work.
 
 Prints a markdown table. Every loop is bounded by count; nothing here is a test.
 Usage: python bench/lambda_bench.py [--imports N] [--rounds N]
@@ -28,11 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 from edgerelay.core import Request  # noqa: E402
 from functions.aws_lambda.app import create_app  # noqa: E402
+from functions.aws_lambda.events import prelude  # noqa: E402
 from functions.aws_lambda.runtime_api import RuntimeAPI  # noqa: E402
 from functions.aws_lambda.stream_loop import StreamLoop  # noqa: E402
 
 IMPORT_PROBE = """
-import time
+import sys, time
 t0 = time.perf_counter()
 import httpx
 t1 = time.perf_counter()
@@ -41,22 +45,30 @@ t2 = time.perf_counter()
 import functions.aws_lambda.stream_loop, functions.aws_lambda.handler
 import edgerelay.transports.httpx_fetch
 t3 = time.perf_counter()
-print((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t3 - t0) * 1e3)
+from functions.aws_lambda.app import create_app
+create_app(dict(ENV))
+t4 = time.perf_counter()
+crypto = int("cryptography" in sys.modules or "jwt" in sys.modules)
+print((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3, (t4 - t0) * 1e3, crypto)
 """
+# What the cold start is built with: identity by client key (no JWT), and with a JWKS URL, the
+# one setting that loads PyJWT and cryptography (so the second shows what their import costs).
+NO_JWT = {"EDGERELAY_CLIENT_KEYS": "sha256:" + "0" * 64}
+WITH_JWKS = {"EDGERELAY_JWKS_URL": "https://idp.example/.well-known/jwks.json"}
 
 
-def cold_imports(runs: int) -> dict[str, float]:
+def cold_imports(runs: int, env: dict[str, str]) -> dict[str, float]:
     samples = []
     for _ in range(runs):
         out = subprocess.run(
-            [sys.executable, "-c", IMPORT_PROBE],
+            [sys.executable, "-c", f"ENV = {env!r}" + IMPORT_PROBE],
             cwd=ROOT,
             capture_output=True,
             check=True,
             timeout=60,
         ).stdout.split()
         samples.append([float(x) for x in out])
-    names = ("httpx", "core", "lambda modules", "total")
+    names = ("httpx", "core", "lambda modules", "app built", "total", "crypto imported")
     return {name: statistics.median(s[i] for s in samples) for i, name in enumerate(names)}
 
 
@@ -104,7 +116,13 @@ class MiniRuntimeAPI:
         head = await reader.readuntil(b"\r\n\r\n")
         _method, path, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
         if path.endswith("/invocation/next"):
-            request_id, event, done = await self.queue.get()
+            try:
+                request_id, event, done = await self.queue.get()
+            except asyncio.CancelledError:
+                # The run is over and asyncio.run cancels the loop's last wait: ended quietly,
+                # as a cancelled connection callback would be logged with its traceback.
+                writer.close()
+                return
             self.pending = done
             writer.write(
                 b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: %s\r\n"
@@ -126,6 +144,16 @@ class MiniRuntimeAPI:
         writer.close()
 
 
+async def bare_loop(runtime: RuntimeAPI, answer: bytes) -> None:
+    """The Runtime API exchange alone: each event fetched, a fixed answer streamed back."""
+    head = prelude(200, [("content-type", "application/json")])
+    while True:
+        invocation = await runtime.next_invocation()
+        stream = await runtime.start_stream(invocation.request_id)
+        await stream.write(head + answer)
+        await stream.end()
+
+
 async def latency(rounds: int, block: int = 20) -> dict[str, tuple[float, float]]:
     # The Lambda refuses anonymous calls by default; the latency figure is for an allowed one.
     # No per-request log line: it would flood the printed table (Lambda writes it to stdout).
@@ -133,11 +161,13 @@ async def latency(rounds: int, block: int = 20) -> dict[str, tuple[float, float]
     fake = MiniRuntimeAPI()
     address = await fake.start()
     loop_task = asyncio.create_task(StreamLoop(RuntimeAPI(address), app).run())
+    bare = MiniRuntimeAPI()
+    bare_task = asyncio.create_task(bare_loop(RuntimeAPI(await bare.start()), b"{}"))
     results: dict[str, list[float]] = {}
     for stream in (False, True):
         body = chat(stream)
         event = lambda_event(body)
-        direct, through = [], []
+        direct, through, exchange = [], [], []
         for _ in range(rounds):
             for _ in range(block):
                 t = time.perf_counter()
@@ -159,11 +189,18 @@ async def latency(rounds: int, block: int = 20) -> dict[str, tuple[float, float]
                 t = time.perf_counter()
                 await fake.invoke(event)
                 through.append(time.perf_counter() - t)
+            for _ in range(block):
+                t = time.perf_counter()
+                await bare.invoke(event)
+                exchange.append(time.perf_counter() - t)
         kind = "stream" if stream else "non-stream"
         results[f"{kind} direct"] = direct
         results[f"{kind} loop"] = through
+        results[f"{kind} exchange"] = exchange
     loop_task.cancel()
+    bare_task.cancel()
     fake.server.close()
+    bare.server.close()
     return {
         k: (statistics.median(v) * 1e6, statistics.quantiles(v, n=100)[98] * 1e6)
         for k, v in results.items()
@@ -176,22 +213,34 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=25)
     args = parser.parse_args()
 
-    imports = cold_imports(args.imports)
-    print(f"## Cold import (fresh interpreter, median of {args.imports})\n")
-    print("| part | ms |\n|---|---|")
-    for name, ms in imports.items():
-        print(f"| {name} | {ms:.1f} |")
+    plain = cold_imports(args.imports, NO_JWT)
+    jwks = cold_imports(args.imports, WITH_JWKS)
+    print(f"## Cold start to a built app (fresh interpreter, median of {args.imports}, ms)\n")
+    print("| part | identity by client key | with EDGERELAY_JWKS_URL |\n|---|---|---|")
+    for name in plain:
+        if name != "crypto imported":
+            print(f"| {name} | {plain[name]:.1f} | {jwks[name]:.1f} |")
+    loaded = {False: "no", True: "yes"}
+    print(
+        f"| PyJWT / cryptography imported | {loaded[bool(plain['crypto imported'])]} "
+        f"| {loaded[bool(jwks['crypto imported'])]} |"
+    )
 
     timings = asyncio.run(latency(args.rounds))
     print(f"\n## Per request, mock/echo ({args.rounds * 20} requests each, µs)\n")
-    print("| request | direct median | loop median | added | ratio | loop p99 |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| request | direct median | loop median | added | ratio | loop p99 "
+        "| bare exchange median | loop's own work |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for kind in ("non-stream", "stream"):
         direct, _ = timings[f"{kind} direct"]
         through, p99 = timings[f"{kind} loop"]
+        exchange, _ = timings[f"{kind} exchange"]
         print(
             f"| {kind} | {direct:.0f} | {through:.0f} | {through - direct:.0f} | "
-            f"{through / direct:.1f}x | {p99:.0f} |"
+            f"{through / direct:.1f}x | {p99:.0f} | {exchange:.0f} | "
+            f"{through - direct - exchange:.0f} |"
         )
 
 

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import jwt
 import pytest
 
 from functions.aws_lambda.handler import BufferedHandler
@@ -88,6 +89,48 @@ def test_cryptography_is_imported_only_with_a_jwks_url(env, imported):
         check=True,
     )
     assert done.stdout.split() == (["1", "1"] if imported else ["0", "0"])
+
+
+HS256_SECRET = "s" * 40  # long enough for EDGERELAY_JWT_SECRET
+
+
+@pytest.mark.parametrize(
+    ("env", "credential"),
+    [
+        ({"EDGERELAY_CLIENT_KEYS": "client-key-0123456789"}, "client-key-0123456789"),
+        (
+            {"EDGERELAY_JWT_SECRET": HS256_SECRET},
+            jwt.encode(claims(), HS256_SECRET, algorithm="HS256"),
+        ),
+    ],
+    ids=["client-keys", "hs256-secret"],
+)
+def test_identity_without_a_jwks_url_never_imports_cryptography(env, credential):
+    # Both Lambda entry points imported, the app built and an authenticated call answered:
+    # a client key or an HS256 token is checked by core alone, so the cold start and the
+    # request never load PyJWT or cryptography.
+    probe = (
+        "import sys\n"
+        "import functions.aws_lambda.stream_loop\n"
+        "from functions.aws_lambda.handler import BufferedHandler\n"
+        "from tests.aws_lambda.lambda_events import event\n"
+        "handler = BufferedHandler.from_env()\n"
+        "body = {'model': 'mock/echo', 'messages': [{'role': 'user', 'content': 'hi'}]}\n"
+        "sent = event('http-api-v2', body, method='POST', path='/v1/chat/completions')\n"
+        "sent['headers']['authorization'] = 'Bearer ' + sys.argv[1]\n"
+        "status = handler(sent, None)['statusCode']\n"
+        "print(status, int('cryptography' in sys.modules), int('jwt' in sys.modules))\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EDGERELAY_")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe, credential],
+        env={**clean, **env, "EDGERELAY_LOG": "off"},  # stdout is the probe's answer alone
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.split() == ["200", "0", "0"]
 
 
 def test_the_shipped_deploy_configurations_do_not_allow_anonymous_use():
