@@ -44,6 +44,12 @@ def stream_once(runtime, env: dict, body: dict, *, deadline_in: float = 60.0, pa
     app.gateway.random = lambda: 0.5
     invocation = event("function-url", body, path=path)
     outcome = runtime.invoke(invocation, deadline_in=deadline_in)
+    serve_one(runtime, app)
+    return outcome, waits
+
+
+def serve_one(runtime, app) -> None:
+    """The real StreamLoop serves one invocation in this process; the app's client is closed."""
     loop = StreamLoop(RuntimeAPI(runtime.address), app)
 
     async def go():
@@ -53,7 +59,6 @@ def stream_once(runtime, env: dict, body: dict, *, deadline_in: float = 60.0, pa
             await app.fetch.aclose()
 
     asyncio.run(asyncio.wait_for(go(), WAIT))
-    return outcome, waits
 
 
 def test_the_stream_loop_retries_an_overloaded_stream_before_its_content(runtime):
@@ -241,15 +246,7 @@ def test_the_stream_loop_ends_a_stream_that_runs_past_the_total_timeout(runtime)
         app = create_app(env, sleep=waits)
         app.gateway.clock = waits.clock
         outcome = runtime.invoke(event("function-url", body, path="/anthropic/v1/messages"))
-        loop = StreamLoop(RuntimeAPI(runtime.address), app)
-
-        async def go():
-            try:
-                await loop.run(max_invocations=1)
-            finally:
-                await app.fetch.aclose()
-
-        asyncio.run(asyncio.wait_for(go(), WAIT))
+        serve_one(runtime, app)
         assert up.wait_all_closed()
     assert outcome.prelude["statusCode"] == 200
     last = outcome.body.rstrip().split(b"\n\n")[-1]

@@ -4,6 +4,7 @@ sleep seam is replaced by a recorder, so the waits asked for are asserted and ne
 
 import asyncio
 import json
+from contextlib import contextmanager
 
 import js
 from async_runner import timeout
@@ -31,6 +32,12 @@ def faults(*steps):
     name = f"r{next(_ids)}"
     TEST.faults(name, json.dumps(list(steps)))
     return f"{UPSTREAM}/faults/{name}", name
+
+
+def openai_faults(*steps, **settings):
+    """The Worker's env with OpenAI at a fresh /faults id that answers ``steps``: (env, id)."""
+    base, name = faults(*steps)
+    return make_env(OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x", **settings), name
 
 
 def error(status, message="busy", **headers):
@@ -99,11 +106,17 @@ class Waits(list):
         self.append(seconds)
 
 
-def recording():
+@contextmanager
+def recorded_waits():
+    """The Worker's sleep seam replaced by a recorder for the block: each wait asked for is
+    kept, none is waited for."""
     waits = Waits()
     entry.sleep = waits
     entry.jitter = lambda: 0.5
-    return waits
+    try:
+        yield waits
+    finally:
+        entry.sleep = asyncio.sleep
 
 
 async def settle(name):
@@ -116,10 +129,8 @@ async def settle(name):
 
 @timeout(20)
 async def test_worker_retries_a_503_after_the_recorded_backoff():
-    waits = recording()
-    try:
-        base, name = faults(error(503), ANSWER)
-        env = make_env(OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x")
+    with recorded_waits() as waits:
+        env, name = openai_faults(error(503), ANSWER)
         resp, _ = await call_fetch(env, make_request(body=chat("gpt-x")))
         assert resp.status == 200
         assert resp.headers.get("x-edgerelay-attempts") == "2"
@@ -128,30 +139,25 @@ async def test_worker_retries_a_503_after_the_recorded_backoff():
         assert list(waits) == [0.25]
         assert TEST.faultsSeen(name) == 2
         await settle(name)
-    finally:
-        entry.sleep = asyncio.sleep
 
 
 @timeout(20)
 async def test_worker_honours_retry_after_and_gives_up_past_max_wait():
-    waits = recording()
-    try:
-        base, name = faults(error(429, **{"retry-after": "3"}), error(429, **{"retry-after": "99"}))
-        env = make_env(OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x")
+    with recorded_waits() as waits:
+        env, name = openai_faults(
+            error(429, **{"retry-after": "3"}), error(429, **{"retry-after": "99"})
+        )
         resp, _ = await call_fetch(env, make_request(body=chat("gpt-x")))
         assert resp.status == 429
         assert resp.headers.get("retry-after") == "99"
         assert resp.headers.get("x-edgerelay-attempts") == "2"
         assert list(waits) == [3.0]
         await settle(name)
-    finally:
-        entry.sleep = asyncio.sleep
 
 
 @timeout(20)
 async def test_worker_retries_an_anthropic_error_event_before_content_never_after():
-    waits = recording()
-    try:
+    with recorded_waits() as waits:
         base, name = faults(
             {"status": 200, "headers": SSE, "body": [START, OVERLOADED]},
             {"status": 200, "headers": SSE, "body": [START, TEXT, OVERLOADED]},
@@ -164,14 +170,11 @@ async def test_worker_retries_an_anthropic_error_event_before_content_never_afte
         assert b"overloaded_error" in body and b"[DONE]" not in body  # terminal, not retried
         assert list(waits) == [0.25]
         await settle(name)
-    finally:
-        entry.sleep = asyncio.sleep
 
 
 @timeout(20)
 async def test_worker_idle_timeout_ends_a_stalled_stream_with_an_error():
-    waits = recording()
-    try:
+    with recorded_waits() as waits:
         base, name = faults({"status": 200, "headers": SSE, "body": [START, TEXT], "then": "stall"})
         env = make_env(
             ANTHROPIC_BASE_URL=base, ANTHROPIC_API_KEY="a-x", EDGERELAY_IDLE_TIMEOUT="0.2"
@@ -184,14 +187,11 @@ async def test_worker_idle_timeout_ends_a_stalled_stream_with_an_error():
         assert list(waits) == []
         assert TEST.faultsSeen(name) == 1
         await settle(name)
-    finally:
-        entry.sleep = asyncio.sleep
 
 
 @timeout(20)
 async def test_worker_falls_back_to_another_provider():
-    waits = recording()
-    try:
+    with recorded_waits() as waits:
         down, down_name = faults(error(503))
         claude, claude_name = faults({"status": 200, "headers": SSE, "body": [START, TEXT, END]})
         config = '[aliases.smart]\ntargets = ["openai/gpt-x", "anthropic/claude-x"]\nretries = 1\n'
@@ -211,22 +211,19 @@ async def test_worker_falls_back_to_another_provider():
         assert list(waits) == [0.25]
         await settle(down_name)
         await settle(claude_name)
-    finally:
-        entry.sleep = asyncio.sleep
 
 
 CHAT_CHUNK = (
     'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,'
     '"delta":{"content":"Hi"}}]}\n\n'
 )
+STALLED_CHAT = {"status": 200, "headers": SSE, "body": [CHAT_CHUNK], "then": "stall"}  # one chunk
 
 
 @timeout(20)
 async def test_worker_retries_a_passthrough_request_it_holds_whole():
-    waits = recording()
-    try:
-        base, name = faults(error(503), ANSWER)
-        env = make_env(OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x")
+    with recorded_waits() as waits:
+        env, name = openai_faults(error(503), ANSWER)
         request = make_request("/openai/v1/chat/completions", body=chat("gpt-x"))
         resp, _ = await call_fetch(env, request)
         assert resp.status == 200
@@ -236,14 +233,11 @@ async def test_worker_retries_a_passthrough_request_it_holds_whole():
         assert list(waits) == [0.25]
         assert TEST.faultsSeen(name) == 2
         await settle(name)
-    finally:
-        entry.sleep = asyncio.sleep
 
 
 @timeout(20)
 async def test_worker_passthrough_error_given_up_on_says_how_many_attempts_were_made():
-    waits = recording()
-    try:
+    with recorded_waits() as waits:
         base, name = faults(error(529))
         env = make_env(ANTHROPIC_BASE_URL=base, ANTHROPIC_API_KEY="a-x", EDGERELAY_RETRIES="1")
         body = json.dumps({"model": "claude-x", "max_tokens": 5, "messages": []})
@@ -255,14 +249,14 @@ async def test_worker_passthrough_error_given_up_on_says_how_many_attempts_were_
         assert resp.headers.get("x-edgerelay-target") == "anthropic/claude-x"
         assert list(waits) == [0.25]
         await settle(name)
-    finally:
-        entry.sleep = asyncio.sleep
 
 
 @timeout(20)
 async def test_worker_zero_copy_passthrough_stream_is_tagged_too():
-    base, name = faults({"status": 200, "headers": SSE, "body": [CHAT_CHUNK, "data: [DONE]\n\n"]})
-    env = make_env(OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x", EDGERELAY_IDLE_TIMEOUT="0")
+    env, name = openai_faults(
+        {"status": 200, "headers": SSE, "body": [CHAT_CHUNK, "data: [DONE]\n\n"]},
+        EDGERELAY_IDLE_TIMEOUT="0",
+    )
     request = make_request("/openai/v1/chat/completions", body=chat("gpt-x", stream=True))
     resp, ctx = await call_fetch(env, request)
     assert resp.status == 200
@@ -277,10 +271,7 @@ async def test_worker_zero_copy_passthrough_stream_is_tagged_too():
 async def test_worker_idle_timeout_set_times_a_passthrough_stream_through_the_observer():
     # Zero copy is the default, but with EDGERELAY_IDLE_TIMEOUT set the stream is pumped
     # through core (the idle hook watches it), where each read of the upstream is timed.
-    base, name = faults({"status": 200, "headers": SSE, "body": [CHAT_CHUNK], "then": "stall"})
-    env = make_env(
-        OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x", EDGERELAY_IDLE_TIMEOUT="0.2"
-    )
+    env, name = openai_faults(STALLED_CHAT, EDGERELAY_IDLE_TIMEOUT="0.2")
     request = make_request("/openai/v1/chat/completions", body=chat("gpt-x", stream=True))
     resp, ctx = await call_fetch(env, request)
     assert resp.status == 200
@@ -321,12 +312,17 @@ class FakeTimers:
             callback()
 
 
+@contextmanager
 def fake_timers():
+    """The Worker's timers replaced by FakeTimers for the block."""
     import js_fetch  # the Worker's module, loaded with the entry
 
     timers = FakeTimers()
     js_fetch.timers = timers
-    return timers, js_fetch
+    try:
+        yield timers
+    finally:
+        js_fetch.timers = js
 
 
 async def until(condition):
@@ -339,15 +335,9 @@ async def until(condition):
 
 @timeout(20)
 async def test_worker_total_timeout_ends_a_pumped_passthrough_stream():
-    timers, js_fetch = fake_timers()
-    try:
-        base, name = faults({"status": 200, "headers": SSE, "body": [CHAT_CHUNK], "then": "stall"})
-        env = make_env(
-            OPENAI_BASE_URL=base + "/v1",
-            OPENAI_API_KEY="sk-x",
-            EDGERELAY_ZERO_COPY="false",
-            EDGERELAY_TOTAL_TIMEOUT="60",
-        )
+    with fake_timers() as timers:
+        settings = {"EDGERELAY_ZERO_COPY": "false", "EDGERELAY_TOTAL_TIMEOUT": "60"}
+        env, name = openai_faults(STALLED_CHAT, **settings)
         request = make_request("/openai/v1/chat/completions", body=chat("gpt-x", stream=True))
         resp, ctx = await call_fetch(env, request)
         assert resp.status == 200
@@ -362,18 +352,13 @@ async def test_worker_total_timeout_ends_a_pumped_passthrough_stream():
         await ctx.settled()
         await settle(name)
         assert timers.pending == {}  # every timer cleared once the body ended
-    finally:
-        js_fetch.timers = js
 
 
 @timeout(20)
 async def test_worker_total_timeout_bounds_a_zero_copy_stream_too():
-    timers, js_fetch = fake_timers()
-    try:
-        base, name = faults({"status": 200, "headers": SSE, "body": [CHAT_CHUNK], "then": "stall"})
-        env = make_env(
-            OPENAI_BASE_URL=base + "/v1",
-            OPENAI_API_KEY="sk-x",
+    with fake_timers() as timers:
+        env, name = openai_faults(
+            STALLED_CHAT,
             EDGERELAY_TOTAL_TIMEOUT="60",
             EDGERELAY_IDLE_TIMEOUT="off",  # zero copy: only the total timer bounds it
         )
@@ -390,18 +375,14 @@ async def test_worker_total_timeout_bounds_a_zero_copy_stream_too():
             failed = True  # the runtime errors the client's stream: cut, never silent
         assert failed
         await settle(name)
-    finally:
-        js_fetch.timers = js
 
 
 @timeout(20)
 async def test_worker_idle_timeout_at_its_default_ends_a_stalled_passthrough_stream():
     # Nothing set: the passthrough stream is pumped through core and each read idle-timed
     # (600 s, fired here by the fake timers, not waited for).
-    timers, js_fetch = fake_timers()
-    try:
-        base, name = faults({"status": 200, "headers": SSE, "body": [CHAT_CHUNK], "then": "stall"})
-        env = make_env(OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x")
+    with fake_timers() as timers:
+        env, name = openai_faults(STALLED_CHAT)
         request = make_request("/openai/v1/chat/completions", body=chat("gpt-x", stream=True))
         resp, ctx = await call_fetch(env, request)
         assert resp.status == 200
@@ -417,24 +398,16 @@ async def test_worker_idle_timeout_at_its_default_ends_a_stalled_passthrough_str
         await ctx.settled()
         await settle(name)
         assert timers.pending == {}
-    finally:
-        js_fetch.timers = js
 
 
 @timeout(20)
 async def test_worker_idle_timeout_off_is_zero_copy_and_arms_no_idle_timer():
-    timers, js_fetch = fake_timers()
-    try:
+    with fake_timers() as timers:
         done = {"status": 200, "headers": SSE, "body": [CHAT_CHUNK, "data: [DONE]\n\n"]}
-        base, name = faults(done)
-        env = make_env(
-            OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY="sk-x", EDGERELAY_IDLE_TIMEOUT="off"
-        )
+        env, name = openai_faults(done, EDGERELAY_IDLE_TIMEOUT="off")
         request = make_request("/openai/v1/chat/completions", body=chat("gpt-x", stream=True))
         resp, ctx = await call_fetch(env, request)
         assert ctx.pendingCount == 0  # zero copy
         assert timers.delays() == [900]  # only the total timeout: no per-chunk timer
         assert (await read_all(resp.body.getReader())).endswith(b"data: [DONE]\n\n")
         await settle(name)
-    finally:
-        js_fetch.timers = js

@@ -29,14 +29,20 @@ def unbound(start_worker):
     return start_worker(vars=VARS)
 
 
+def first_turn_and_follow_up(client, url):
+    """A first turn (answered 200), then a turn naming it: (first answer, second body, its
+    response)."""
+    first = client.post(url, json={"model": "mock/echo", "input": "first turn"}, headers=ALICE)
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    follow = {"model": "mock/echo", "input": "again", "previous_response_id": answer["id"]}
+    return answer, follow, client.post(url, json=follow, headers=ALICE)
+
+
 def test_references_resolve_from_the_durable_object(bound):
     url = bound.url + "/v1/responses"
     with httpx.Client(timeout=WAIT * 4) as client:
-        first = client.post(url, json={"model": "mock/echo", "input": "first turn"}, headers=ALICE)
-        assert first.status_code == 200, first.text
-        answer = first.json()
-        follow = {"model": "mock/echo", "input": "again", "previous_response_id": answer["id"]}
-        again = client.post(url, json=follow, headers=ALICE)
+        answer, follow, again = first_turn_and_follow_up(client, url)
         assert again.status_code == 200, again.text
         assert again.json()["previous_response_id"] == answer["id"]
         item = {"type": "item_reference", "id": answer["output"][0]["id"]}
@@ -70,11 +76,7 @@ def test_a_record_past_the_deployed_value_limit_resolves_in_parts(bound):
 def test_without_the_binding_a_reference_is_a_503_naming_it(unbound):
     url = unbound.url + "/v1/responses"
     with httpx.Client(timeout=WAIT * 4) as client:
-        first = client.post(url, json={"model": "mock/echo", "input": "first turn"}, headers=ALICE)
-        assert first.status_code == 200, first.text
-        answer = first.json()
-        follow = {"model": "mock/echo", "input": "again", "previous_response_id": answer["id"]}
-        again = client.post(url, json=follow, headers=ALICE)
+        _, _, again = first_turn_and_follow_up(client, url)
         assert again.status_code == 503, again.text
         error = again.json()["error"]
         assert error["code"] == "store_unavailable" and "EDGERELAY_LIMITS" in error["message"]
