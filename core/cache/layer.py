@@ -1,5 +1,6 @@
-"""The response cache in front of the chat completion: plan, look up, join a flight or lead
-one, replay, and say what happened in the answer's headers.
+"""The response cache in front of the chat completion and of a Responses request passed
+through to the upstream's own ``/responses``: plan, look up, join a flight or lead one,
+replay, and say what happened in the answer's headers.
 
 Answers carry ``x-edgerelay-cache`` (``HIT``, ``MISS``, ``BYPASS`` or ``REFRESH``),
 ``x-edgerelay-cache-key`` when the entry was served or will be stored, and ``age`` (seconds
@@ -9,7 +10,7 @@ flight is a ``HIT`` with age 0: it made no upstream call of its own.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NamedTuple
 
 from .. import safejson
@@ -17,18 +18,21 @@ from ..chat import ChatRequest
 from ..errors import GatewayError
 from ..http import Request, Response
 from ..limits.stream_usage import IncludeUsageStripper, UsageMeter
+from ..observer import Reason
 from ..responses import EVENT_STREAM, JSON, is_event_stream
 from ..sse import SSEParser
+from . import responses_stream
 from .entry import Entry, json_answer, sse_events
 from .flight import Flight, FlightReader
 from .keys import cache_key, namespace_for
 from .plan import HEADER, Plan, plan_request
-from .record import Recording
+from .record import Forms, Recording
 from .settings import CacheSettings
 from .store import CacheStore, CacheUnavailable
 
 KEY_HEADER = "x-edgerelay-cache-key"
 CHAT_ROUTE = "/v1/chat/completions"
+RESPONSES_ROUTE = "/v1/responses"
 
 Call = Callable[[ChatRequest], Awaitable[Response]]
 
@@ -85,8 +89,36 @@ class ResponseCache:
         plan = self.plan(request, chat)
         if plan is None:
             return await call(chat)
+        form = _ChatForm(chat, call)
+        return await self._serve(request, plan, route, chat.model, chat.body, form)
+
+    async def responses(
+        self,
+        request: Request,
+        body: dict,
+        model: str,
+        stream: bool,
+        call: Callable[[dict], Awaitable[Response]],
+    ) -> Response:
+        """The answer to a Responses request passed through to an upstream that speaks the
+        Responses API, through the cache: ``body`` as the policy lets it through, ``model`` as
+        the client named it, ``stream`` whether the client asked for events; ``call`` makes the
+        upstream call with the body given (always streamed). The key covers whether the
+        upstream keeps the response (``store`` not false): a hit's ``resp_…`` id is the one it
+        stored, which a later ``previous_response_id`` names."""
+        policy = request.identity.policy.name if request.identity is not None else None
+        plan = plan_request(self.settings, request.headers, body, policy, model)
+        if plan is None:
+            return await call(body)
+        route = RESPONSES_ROUTE if body.get("store") is not False else RESPONSES_ROUTE + "#unstored"
+        form = _ResponsesForm(body, stream, call)
+        return await self._serve(request, plan, route, model, body, form)
+
+    async def _serve(
+        self, request: Request, plan: Plan, route: str, model: str, body: dict, form: _Form
+    ) -> Response:
         if not plan.active or self.store is None:
-            return _tagged(await call(chat), Outcome("BYPASS"), request)
+            return _tagged(await form.call(), Outcome("BYPASS"), request)
         identity = request.identity
         namespace = namespace_for(
             self.settings,
@@ -97,23 +129,23 @@ class ResponseCache:
             generations = await self.store.generations(namespace)
         except CacheUnavailable as exc:
             _warn("cache store unavailable, request not cached: %s", exc)
-            return _tagged(await call(chat), Outcome("BYPASS"), request)
-        key = cache_key(route, chat.model, chat.body, namespace, generations)
+            return _tagged(await form.call(), Outcome("BYPASS"), request)
+        key = cache_key(route, model, body, namespace, generations)
         if plan.lookup:
             hit = await self._lookup(key)
             if hit is not None:
-                return _tagged(replay(hit, chat, self.clock()), Outcome("HIT", key), request)
+                return _tagged(form.replay(hit, self.clock()), Outcome("HIT", key), request)
             flight = self.flights.get(key)
             if flight is not None and flight.joinable:
                 await self._count(True)
-                return await self._follow(flight, chat, Outcome("HIT", key), request, age=0)
+                return await self._follow(flight, form, Outcome("HIT", key), request, age=0)
         # Lead before counting: counting may yield (a call to the store), and an identical
         # request arriving meanwhile must find this flight.
-        flight = self._lead(key, namespace, plan, chat, call)
+        flight = self._lead(key, namespace, plan, form)
         if plan.lookup:
             await self._count(False)
         outcome = Outcome(plan.status, key if plan.store else None)
-        return await self._follow(flight, chat, outcome, request)
+        return await self._follow(flight, form, outcome, request)
 
     async def _lookup(self, key: str) -> Entry | None:
         assert self.store is not None
@@ -133,9 +165,9 @@ class ResponseCache:
         except CacheUnavailable:
             pass  # stats are best effort: the answer does not wait on them
 
-    def _lead(self, key: str, namespace: str, plan: Plan, chat: ChatRequest, call: Call) -> Flight:
-        """Start the one upstream call for ``key``: always streamed with usage, so the answer
-        serves streaming and JSON clients alike and its usage is known."""
+    def _lead(self, key: str, namespace: str, plan: Plan, form: _Form) -> Flight:
+        """Start the one upstream call for ``key``: always streamed (chat: with usage), so the
+        answer serves streaming and JSON clients alike and its usage is known."""
         store = self.store
         assert store is not None
 
@@ -156,9 +188,9 @@ class ResponseCache:
                 del self.flights[key]
 
         flight = Flight(
-            lambda: call(streamed(chat)),
+            form.streamed_call,
             limit=self.max_response_bytes,
-            recording=Recording(self.settings.max_entry_bytes) if plan.store else None,
+            recording=Recording(self.settings.max_entry_bytes, form.forms) if plan.store else None,
             on_end=stored,
             on_close=closed,
             tick=self.flight_tick,
@@ -173,7 +205,7 @@ class ResponseCache:
     async def _follow(
         self,
         flight: Flight,
-        chat: ChatRequest,
+        form: _Form,
         outcome: Outcome,
         request: Request,
         age: int | None = None,
@@ -191,14 +223,104 @@ class ResponseCache:
         headers = list(kept) if age is None else []
         if age is not None:
             headers.append(("age", str(age)))
-        if chat.stream:
-            stream = reader if chat.include_usage else _WithoutUsage(reader)
+        if form.stream:
+            stream = form.live(reader, joined=age is not None)
             response = Response(200, [EVENT_STREAM, *headers], stream=stream)
             return _tagged(response, outcome, request)
         events = [chunk async for chunk in reader]
-        if flight.ended != "complete":
+        return _tagged(
+            Response(200, [JSON, *headers], form.answer(events, flight.ended)), outcome, request
+        )
+
+
+class _Form:
+    """What differs between the APIs whose streams the cache serves: the upstream call (always
+    streamed), how a recording becomes an entry, and each client's stream or JSON answer."""
+
+    __slots__ = ()
+
+    stream: bool  # the client asked for events
+    forms: Forms | None = None  # ``Recording``'s: None for a chat stream
+
+    def call(self) -> Awaitable[Response]:
+        """The call as the client asked it (a bypass)."""
+        raise NotImplementedError
+
+    def streamed_call(self) -> Awaitable[Response]:
+        """The call the flight makes: streamed, whatever the client asked."""
+        raise NotImplementedError
+
+    def replay(self, entry: Entry, now: float) -> Response:
+        raise NotImplementedError
+
+    def live(self, reader: FlightReader, joined: bool) -> AsyncIterator[bytes]:
+        """A streaming client's stream (``joined``: it waits for another request's call)."""
+        raise NotImplementedError
+
+    def answer(self, events: list[bytes], ended: Reason | None) -> bytes:
+        """A JSON client's answer from the whole stream; raises its error if it failed."""
+        raise NotImplementedError
+
+
+class _ChatForm(_Form):
+    __slots__ = ("_call", "chat", "stream")
+
+    def __init__(self, chat: ChatRequest, call: Call) -> None:
+        self.chat, self._call, self.stream = chat, call, chat.stream
+
+    def call(self) -> Awaitable[Response]:
+        return self._call(self.chat)
+
+    def streamed_call(self) -> Awaitable[Response]:
+        return self._call(streamed(self.chat))
+
+    def replay(self, entry: Entry, now: float) -> Response:
+        return replay(entry, self.chat, now)
+
+    def live(self, reader: FlightReader, joined: bool) -> AsyncIterator[bytes]:
+        return reader if self.chat.include_usage else _WithoutUsage(reader)
+
+    def answer(self, events: list[bytes], ended: Reason | None) -> bytes:
+        if ended != "complete":
             raise _stream_error(events)
-        return _tagged(Response(200, [JSON, *headers], json_answer(events)), outcome, request)
+        return json_answer(events)
+
+
+class _ResponsesForm(_Form):
+    __slots__ = ("_call", "body", "echoed", "stream")
+    forms = staticmethod(responses_stream.forms)
+
+    def __init__(
+        self, body: dict, stream: bool, call: Callable[[dict], Awaitable[Response]]
+    ) -> None:
+        self.body, self.stream, self._call = body, stream, call
+        self.echoed = responses_stream.echoes(body)
+
+    def call(self) -> Awaitable[Response]:
+        return self._call(self.body)
+
+    def streamed_call(self) -> Awaitable[Response]:
+        return self._call({**self.body, "stream": True})
+
+    def replay(self, entry: Entry, now: float) -> Response:
+        headers = [("age", str(entry.age(now)))]
+        own = not responses_stream.neutral(self.echoed)
+        if self.stream:
+            # One write, the events as recorded (see ``replay``).
+            body = b"".join(entry.events)
+            if own:
+                rewriter = responses_stream.EchoRewriter(self.echoed)
+                body = rewriter.feed(body) + rewriter.finish()
+            return Response(200, [EVENT_STREAM, *headers], body)
+        answer = responses_stream.with_echoes(entry.answer, self.echoed) if own else entry.answer
+        return Response(200, [JSON, *headers], answer)
+
+    def live(self, reader: FlightReader, joined: bool) -> AsyncIterator[bytes]:
+        # The leader's stream echoes its own fields; another request's are put in.
+        return responses_stream.Echoing(reader, self.echoed) if joined else reader
+
+    def answer(self, events: list[bytes], ended: Reason | None) -> bytes:
+        return responses_stream.json_answer(events, self.echoed)
 
 
 def streamed(chat: ChatRequest) -> ChatRequest:

@@ -13,6 +13,7 @@ the stream observer are the gateway's own, in the Responses error shape.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import NamedTuple
 
@@ -75,17 +76,49 @@ async def handle(gateway: Gateway, request: Request, deadline: float | None = No
         stop = gateway.clock() + chain.timeouts.total
         deadline = stop if deadline is None else min(deadline, stop)  # one for the whole chain
 
-        async def native_first() -> Response:
-            passed = await _pass_through_chain(gateway, parsed, chain, policy, deadline)
+        async def native_first(sent: ResponsesRequest = parsed, cached: bool = True) -> Response:
+            passed = await _pass_through_chain(gateway, sent, chain, policy, deadline)
             if isinstance(passed, Response):
                 return passed
             rest, tried = passed  # the rest of the chain goes through chat
-            through_chat = await _chat_side(gateway, request, parsed, policy, deadline)
+            through_chat = await _chat_side(gateway, request, sent, policy, deadline, cached)
             return await through_chat(_Left(rest, tried))
 
+        if gateway.cache is not None:
+            cached = functools.partial(_native_cached, gateway, request, parsed, policy)
+            return await _limited(gateway, request, parsed, route, lambda: cached(native_first))
         return await _limited(gateway, request, parsed, route, native_first)
     through_chat = await _chat_side(gateway, request, parsed, policy, deadline)
     return await _limited(gateway, request, parsed, route, lambda: through_chat(_Left(chain, 0)))
+
+
+async def _native_cached(
+    gateway: Gateway,
+    request: Request,
+    parsed: ResponsesRequest,
+    policy: Policy | None,
+    native_first: Callable[[ResponsesRequest, bool], Awaitable[Response]],
+) -> Response:
+    """A request for OpenAI's own /responses through the response cache (core.cache): keyed on
+    the body as the policy caps it, sent upstream streamed whatever the client asked (one call
+    serves streaming and JSON clients alike), watched for its end so only a whole answer is
+    stored. A fallback target reached through chat answers the flight without the chat cache:
+    one entry, under this request's key."""
+    assert gateway.cache is not None
+    body = parsed.body
+    if policy is not None and policy.output_tokens is not None:
+        body = dict(body)
+        cap_fields(body, ("max_output_tokens",), policy, "max_output_tokens")
+
+    async def call(sent_body: dict) -> Response:
+        streamed = sent_body.get("stream") is True
+        sent = parsed._replace(body=sent_body, stream=streamed, raw=dumps(sent_body))
+        response = await native_first(sent, False)
+        if response.stream is not None and is_event_stream(response.headers):
+            observed(response, "responses", (), gateway.config.max_event_bytes)
+        return response
+
+    return await gateway.cache.responses(request, body, parsed.model, parsed.stream, call)
 
 
 async def _chat_side(
@@ -94,9 +127,11 @@ async def _chat_side(
     parsed: ResponsesRequest,
     policy: Policy | None,
     deadline: float | None,
+    cached: bool = True,
 ) -> Callable[[_Left], Awaitable[Response]]:
     """The request as a chat request, checked (the conversation it continues looked up, the
-    message count): what answers it through chat, given the targets left."""
+    message count): what answers it through chat, given the targets left (through the
+    response cache when there is one, unless ``cached`` is false)."""
     config = gateway.config
     client = request.identity.client_id if request.identity is not None else None
     namespace = store.namespace_of(request.headers, client)
@@ -115,7 +150,9 @@ async def _chat_side(
 
     async def through_chat(left: _Left) -> Response:
         try:
-            return await _through_chat(gateway, request, chat, policy, head, keep, deadline, left)
+            return await _through_chat(
+                gateway, request, chat, policy, head, keep, deadline, left, cached
+            )
         except GatewayError as error:
             raise responses_error(error, where) from None
 
@@ -300,12 +337,13 @@ async def _through_chat(
     keep: _Keeper,
     deadline: float | None,
     left: _Left,
+    cached: bool = True,
 ) -> Response:
     """The chat request through the attempt loop of /v1/chat/completions (its retries and the
     targets ``left`` of the model's fallback chain, before the client gets a byte), or through
-    the response cache in front of it; the chat answer (or chunk stream) it gives, in OpenAI's
-    chat shape whichever target answered, converted."""
-    if gateway.cache is not None:
+    the response cache in front of it (when ``cached``); the chat answer (or chunk stream) it
+    gives, in OpenAI's chat shape whichever target answered, converted."""
+    if gateway.cache is not None and cached:
         return await _through_cache(gateway, request, chat, policy, head, keep, deadline, left)
     answered = await attempts.answer(chat, gateway.config, gateway.seams(), deadline, policy, *left)
     headers = [h for h in answered.headers if h[0] != "content-type"]
