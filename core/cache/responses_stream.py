@@ -177,7 +177,10 @@ class EchoRewriter:
             return raw + end
         if not isinstance(body, dict) or not isinstance(body.get("response"), dict):
             return raw + end
-        body["response"] = _echoed(body["response"], self._echoed)
+        echoed = _echoed(body["response"], self._echoed)
+        if echoed == body["response"]:
+            return raw + end  # already this client's: the bytes as they came
+        body["response"] = echoed
         kept = [line for line in lines if not line.startswith(b"data:")]
         return b"\n".join([*kept, b"data: " + safejson.dumps(body)]) + b"\n\n"
 

@@ -62,6 +62,11 @@ def test_what_is_never_stored(stream):
     assert forms(tuple(stream)) is None
 
 
+def test_a_stream_that_echoes_nothing_is_kept_byte_for_byte():
+    batches = tuple(wire.answer())
+    assert forms(batches)[0] == batches
+
+
 def test_an_answer_at_its_output_limit_is_kept():
     assert forms(tuple(wire.answer(end="response.incomplete"))) is not None
 

@@ -5,6 +5,7 @@ Worker answers uncached (BYPASS)."""
 
 import json
 
+import js
 from async_runner import timeout
 from pyodide.code import run_js
 from workerd_call import call_fetch, make_request, read_all
@@ -124,3 +125,92 @@ async def test_without_a_binding_the_worker_answers_uncached():
         assert resp.status == 200
         assert header(resp, "x-edgerelay-cache") == "BYPASS"
         await resp.text()
+
+
+def responses_events(words=("Hel", "lo"), end="response.completed", user=None):
+    """An OpenAI Responses stream as its own /v1/responses sends it, one event per write."""
+
+    def event(kind, n, **fields):
+        data = json.dumps({"type": kind, "sequence_number": n, **fields})
+        return f"event: {kind}\ndata: {data}\n\n"
+
+    text = "".join(words)
+    head = {"id": "resp_kv1", "object": "response", "status": "in_progress", "output": []}
+    out = [event("response.created", 0, response=head)]
+    out += [
+        event("response.output_text.delta", k + 1, item_id="msg_1", output_index=0,
+              content_index=0, delta=w)
+        for k, w in enumerate(words)
+    ]  # fmt: skip
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+    final = {**head, "status": end.partition(".")[2], "output": [message], "user": user}
+    if end == "response.failed":
+        final["error"] = {"code": "server_error", "message": "broke"}
+    final["usage"] = {"input_tokens": 2, "output_tokens": 2, "total_tokens": 4}
+    out.append(event(end, len(words) + 1, response=final))
+    return out
+
+
+def deltas(data):
+    found = [json.loads(x[6:]) for x in data.split(b"\n") if x.startswith(b"data: {")]
+    return [e["delta"] for e in found if e["type"] == "response.output_text.delta"]
+
+
+def openai_upstream(events):
+    """A loopback OpenAI upstream answering every request with ``events`` (counted)."""
+    name = f"resp-kv-{len(events)}-{abs(hash(tuple(events))) % 10**8}"
+    step = {"status": 200, "headers": {"content-type": "text/event-stream"}, "body": events}
+    js.EDGERELAY_TEST.faults(name, json.dumps([step]))
+    return f"{js.EDGERELAY_TEST.upstream}/faults/{name}/v1", name
+
+
+@timeout(20)
+async def test_a_passed_through_responses_request_is_a_hit_from_kv():
+    base, name = openai_upstream(responses_events(("Hel", "lo", " kv"), user="alice"))
+    env, kv = env_with_kv(OPENAI_BASE_URL=base, OPENAI_API_KEY="sk-up")
+    ask = {"model": "gpt-4.1-mini", "input": "cache me", "stream": True, "user": "alice"}
+    first, ctx = await call_fetch(env, make_request("/v1/responses", body=json.dumps(ask)))
+    assert header(first, "x-edgerelay-cache") == "MISS"
+    live = await read_all(first.body.getReader())
+    await ctx.settled()
+    key = header(first, "x-edgerelay-cache-key")
+    assert [list(p) for p in kv.puts.to_py()] == [[f"edgerelay:cache:e:{key}", 3600]]
+
+    plain = {"model": "gpt-4.1-mini", "input": "cache me"}
+    hit, _ = await call_fetch(env, make_request("/v1/responses", body=json.dumps(plain)))
+    assert header(hit, "x-edgerelay-cache") == "HIT"
+    assert header(hit, "x-edgerelay-cache-key") == key
+    answer = json.loads(await hit.text())
+    assert answer["id"] == "resp_kv1" and answer["status"] == "completed"
+    assert answer["output"][0]["content"][0]["text"] == "Hello kv"
+    assert answer["user"] is None  # the first client's echo stays its own
+
+    again, ctx = await call_fetch(
+        env, make_request("/v1/responses", body=json.dumps({**plain, "stream": True}))
+    )
+    assert header(again, "x-edgerelay-cache") == "HIT"
+    replayed = await read_all(again.body.getReader())
+    await ctx.settled()
+    assert b"alice" in live and b"alice" not in replayed  # each client's own echo
+    assert deltas(replayed) == deltas(live) == ["Hel", "lo", " kv"]
+    assert js.EDGERELAY_TEST.faultsSeen(name) == 1
+
+
+@timeout(20)
+async def test_a_failed_responses_stream_is_not_stored_in_kv():
+    base, name = openai_upstream(responses_events(("x",), end="response.failed"))
+    env, kv = env_with_kv(OPENAI_BASE_URL=base, OPENAI_API_KEY="sk-up")
+    ask = json.dumps({"model": "gpt-4.1-mini", "input": "fails", "stream": True})
+    for _ in range(2):
+        resp, ctx = await call_fetch(env, make_request("/v1/responses", body=ask))
+        assert header(resp, "x-edgerelay-cache") == "MISS"
+        assert b"response.failed" in await read_all(resp.body.getReader())
+        await ctx.settled()
+    assert kv.puts.to_py() == []
+    assert js.EDGERELAY_TEST.faultsSeen(name) == 2

@@ -3,7 +3,9 @@ real, locally simulated KV namespace bound as EDGERELAY_CACHE_KV: an identical s
 JSON or stream, is answered from KV with the cache headers; the admin routes work there, with
 the generations and the hit and miss counters in the EdgerelayLimits Durable Object; and
 identical requests arriving together share one upstream call (a loopback upstream that counts
-its calls and streams in lock-step), also when the client that started it leaves."""
+its calls and streams in lock-step), also when the client that started it leaves. A Responses
+request passed through to OpenAI's own endpoint is cached the same way, read with the openai
+SDK."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import asyncio
 import httpx
 import pytest
 
+from tests.support import responses_wire
 from tests.support.cache_wire import answer, text_of_chunks
 from tests.support.loopback import WAIT, FakeUpstream, Reply, Seen
 
@@ -46,6 +49,8 @@ class CountingUpstream:
 
     def answer(self, seen: Seen) -> Reply:
         self.calls += 1
+        if seen.path.endswith("/responses"):  # OpenAI's own Responses API, all at once
+            return Reply(200, SSE, responses_wire.answer(WORDS, user="alice"))
         return Reply(200, SSE, answer(WORDS), lockstep=True)
 
 
@@ -88,6 +93,32 @@ def test_an_identical_request_is_answered_from_kv(worker):
         assert streamed.headers["x-edgerelay-cache"] == "HIT"
         assert first.json()["id"] in streamed.text
         assert streamed.text.endswith("data: [DONE]\n\n")
+
+
+def test_a_passed_through_responses_request_is_answered_from_kv(worker, upstream):
+    import openai
+
+    client = openai.OpenAI(base_url=worker.url + "/v1", api_key="unused", max_retries=0)
+    before = upstream.calls
+    first = client.responses.with_raw_response.create(
+        model="gpt-4.1-mini", input="edge", stream=True, user="alice"
+    )
+    assert first.headers["x-edgerelay-cache"] == "MISS"
+    events = list(first.parse())
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert deltas == list(WORDS) and events[-1].response.user == "alice"
+    as_json = client.responses.with_raw_response.create(model="gpt-4.1-mini", input="edge")
+    assert as_json.headers["x-edgerelay-cache"] == "HIT"
+    assert as_json.headers["x-edgerelay-cache-key"] == first.headers["x-edgerelay-cache-key"]
+    assert "age" in as_json.headers
+    response = as_json.parse()
+    assert response.output_text == "".join(WORDS) and response.id == "resp_up1"
+    assert response.user is None  # the first client's echo stays its own
+    streamed = client.responses.create(model="gpt-4.1-mini", input="edge", stream=True)
+    again = list(streamed)
+    assert [e.delta for e in again if e.type == "response.output_text.delta"] == deltas
+    assert again[-1].type == "response.completed" and again[-1].response.user is None
+    assert upstream.calls - before == 1
 
 
 def test_hits_and_misses_are_counted_in_the_durable_object(worker):
