@@ -23,6 +23,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -63,7 +64,7 @@ async def run_block(session, url, bodies, headers, concurrency) -> list[float]:
     return out
 
 
-async def measure(url: str, pid: int, rounds: int) -> dict:
+async def measure(url: str, pid: int, rounds: int, log_path: Path) -> dict:
     fresh = itertools.count()
     hit_json = json.dumps(HIT)
     hit_stream = json.dumps({**HIT, "stream": True})
@@ -88,21 +89,34 @@ async def measure(url: str, pid: int, rounds: int) -> dict:
             32,
         ),
     ]
-    out = {name: {"lat": [], "time": 0.0, "n": 0, "cpu": 0.0} for name, *_ in scenarios}
+    out = {
+        name: {"lat": [], "time": 0.0, "n": 0, "cpu": 0.0, "served": []} for name, *_ in scenarios
+    }
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
         await run_block(session, url, [hit_json] * 50, json_headers, 4)  # warm: stored, pooled
         await run_block(session, url, [hit_json] * 50, {**json_headers, **OFF}, 4)
         for _ in range(rounds):
             for name, bodies, headers, conc in scenarios:
                 cpu0 = cpu_seconds(pid)
+                logged = log_path.stat().st_size
                 t0 = time.perf_counter()
                 lat = await run_block(session, url, bodies(), headers, conc)
                 cell = out[name]
+                cell["served"] += served_ms(log_path, logged)
                 cell["time"] += time.perf_counter() - t0
                 cell["cpu"] += cpu_seconds(pid) - cpu0
                 cell["n"] += len(lat)
                 cell["lat"] += lat
     return out
+
+
+def served_ms(log_path: Path, offset: int) -> list[float]:
+    """The gateway's own time per request written since ``offset`` in its log file: from the
+    request reaching the app to the last byte handed to the server (``duration_ms``), so the
+    HTTP client, the loopback and the server's parsing are left out."""
+    with log_path.open("rb") as log:
+        log.seek(offset)
+        return [json.loads(line)["duration_ms"] for line in log if line.strip()]
 
 
 def in_process_hit_us(n: int = 2000) -> tuple[float, float]:
@@ -193,38 +207,50 @@ def main() -> None:
         "OPENAI_API_KEY": "sk-bench",
         "EDGERELAY_CACHE": "on",
     }
+    scratch = tempfile.TemporaryDirectory()
+    log_path = Path(scratch.name, "requests.log")
+    log_path.touch()
+    env["EDGERELAY_LOG_FILE"] = str(log_path)
     cmd = [PY, "-m", "edgerelay.server.cli", "serve", "--port", str(gw_port)]
     gateway = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     try:
         wait_ready_post(f"http://127.0.0.1:{up_port}")
         wait_ready(f"http://127.0.0.1:{gw_port}/healthz", gateway)
         url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
-        results = asyncio.run(measure(url, gateway.pid, args.rounds))
+        results = asyncio.run(measure(url, gateway.pid, args.rounds, log_path))
     finally:
         for proc in (gateway, upstream):
             proc.terminate()
             proc.wait(10)
+        scratch.cleanup()
     json_us, stream_us = in_process_hit_us()
     print("\n### Response cache (bench/cache_bench.py; 50-chunk answers, aiohttp client)\n")
-    print("| what | p50 | p90 | requests/s | gateway CPU per request |")
-    print("|---|---|---|---|---|")
+    print(
+        "| what | p50 | p90 | served in, p50 (gateway's own) | requests/s | gateway CPU per request |"
+    )
+    print("|---|---|---|---|---|---|")
     for name, cell in results.items():
         lat = [v * 1000 for v in cell["lat"]]
         rate = cell["n"] / cell["time"] if cell["time"] else 0.0
         cpu = cell["cpu"] / cell["n"] * 1000 if cell["n"] else 0.0
+        served = statistics.median(cell["served"]) if cell["served"] else float("nan")
         print(
             f"| {name} | {statistics.median(lat):.3f} ms | {pct(lat, 0.9):.3f} ms "
-            f"| {rate:.0f} | {cpu:.3f} ms |"
+            f"| {served:.3f} ms | {rate:.0f} | {cpu:.3f} ms |"
         )
     hit = statistics.median(v * 1000 for v in results["hit, JSON, c=1"]["lat"])
+    served_hit = statistics.median(results["hit, JSON, c=1"]["served"])
     print(f"\nin process, Gateway.handle per hit: JSON {json_us:.1f} µs, stream {stream_us:.1f} µs")
     r_json, r_stream = in_process_responses_hit_us()
     print(
         f"in process, per /v1/responses passthrough hit: JSON {r_json:.1f} µs, "
         f"stream {r_stream:.1f} µs"
     )
-    verdict = "met" if hit <= TARGET_MS else "NOT met"
-    print(f"target: memory hit ≤ {TARGET_MS} ms at c=1 (p50): {hit:.3f} ms, {verdict}")
+    for what, figure in (("as the client sees it", hit), ("served by the gateway", served_hit)):
+        verdict = "met" if figure <= TARGET_MS else "NOT met"
+        print(
+            f"target: memory hit ≤ {TARGET_MS} ms at c=1 (p50), {what}: {figure:.3f} ms, {verdict}"
+        )
 
 
 if __name__ == "__main__":
