@@ -11,7 +11,8 @@ with EDGERELAY_CACHE=on, then sends, interleaved in small blocks so machine drif
 at c=1 (latency) and c=32 (throughput). Also the CPU time ``Gateway.handle`` spends on a hit,
 in process. Target: a memory hit answered in at most 0.3 ms at c=1 (p50), shown two ways: the
 whole request as the client sees it, and the gateway's own time (its log line's duration_ms:
-from the request reaching the app to its last byte handed to the server). Bounded by count; prints figures only, nothing here is a test.
+from the request reaching the app to its last byte handed to the server).
+Bounded by count; prints figures only, nothing here is a test.
 Usage: python bench/cache_bench.py [--rounds N]
 """
 
