@@ -7,9 +7,10 @@ loop adds over calling core directly.
    ``Gateway.handle`` directly, and through the real ``StreamLoop`` answering a minimal Runtime API
    on loopback TCP in the same event loop (event JSON in, chunked prelude + body out), interleaved
    in small blocks so machine drift cancels. Beside them, the bare exchange: the same Runtime API
-   client fetching each event and streaming back a fixed answer, no gateway, which any runtime
-   pays (two loopback connections and the fake Runtime API's own work, both in this process);
-   what the loop adds beyond the direct call and that exchange is its own work.
+   client fetching each event and streaming back the same answer in the same chunks, no
+   gateway, which any runtime pays (two loopback connections, a write per chunk and the fake
+   Runtime API's own work, all in this process); what the loop adds beyond the direct call and
+   that exchange is its own work.
 
 Prints a markdown table. Every loop is bounded by count; nothing here is a test.
 Usage: python bench/lambda_bench.py [--imports N] [--rounds N]
@@ -144,14 +145,30 @@ class MiniRuntimeAPI:
         writer.close()
 
 
-async def bare_loop(runtime: RuntimeAPI, answer: bytes) -> None:
-    """The Runtime API exchange alone: each event fetched, a fixed answer streamed back."""
+async def bare_loop(runtime: RuntimeAPI, answer: list[bytes]) -> None:
+    """The Runtime API exchange alone: each event fetched, and ``answer`` (the chunks the same
+    request's body comes in, whatever the list holds at the time) streamed back one by one."""
     head = prelude(200, [("content-type", "application/json")])
     while True:
         invocation = await runtime.next_invocation()
         stream = await runtime.start_stream(invocation.request_id)
-        await stream.write(head + answer)
+        for i, chunk in enumerate(answer):
+            await stream.write(head + chunk if i == 0 else chunk)
         await stream.end()
+
+
+async def body_chunks(app, body: bytes) -> list[bytes]:
+    """The chunks a direct call's answer comes in (one for a JSON answer)."""
+    request = Request(
+        "POST", "/v1/chat/completions", "", {"content-type": "application/json"}, body
+    )
+    response = await app.gateway.handle(request)
+    try:
+        if response.stream is None:
+            return [response.body]
+        return [chunk async for chunk in response.stream if chunk]
+    finally:
+        await response.aclose()
 
 
 async def latency(rounds: int, block: int = 20) -> dict[str, tuple[float, float]]:
@@ -162,12 +179,14 @@ async def latency(rounds: int, block: int = 20) -> dict[str, tuple[float, float]
     address = await fake.start()
     loop_task = asyncio.create_task(StreamLoop(RuntimeAPI(address), app).run())
     bare = MiniRuntimeAPI()
-    bare_task = asyncio.create_task(bare_loop(RuntimeAPI(await bare.start()), b"{}"))
+    answer: list[bytes] = []  # the chunks the bare exchange sends: the current request's
+    bare_task = asyncio.create_task(bare_loop(RuntimeAPI(await bare.start()), answer))
     results: dict[str, list[float]] = {}
     for stream in (False, True):
         body = chat(stream)
         event = lambda_event(body)
         direct, through, exchange = [], [], []
+        answer[:] = await body_chunks(app, body)
         for _ in range(rounds):
             for _ in range(block):
                 t = time.perf_counter()
