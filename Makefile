@@ -67,6 +67,7 @@ ROUNDS ?= 8
 bench: $(STAMP) node_modules/.installed
 	$(BIN)/python bench/relay_bench.py --rounds $(ROUNDS)
 	$(BIN)/python bench/relay_bench.py --rounds $(ROUNDS) --pin
+	$(BIN)/python bench/first_byte_trace.py
 	$(BIN)/python bench/translate_bench.py
 	$(BIN)/python bench/request_bench.py
 	$(BIN)/python bench/lambda_bench.py

@@ -42,4 +42,6 @@ async def app(scope, receive, send):
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, port=int(sys.argv[1]), log_level="warning", http="httptools", loop="uvloop")
+    uvicorn.run(
+        app, port=int(sys.argv[1]), log_level="warning", http="httptools", loop="uvloop", ws="none"
+    )
