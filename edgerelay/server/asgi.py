@@ -29,6 +29,7 @@ from edgerelay.core.requestlog import with_request_id
 from edgerelay.core.responses_api.store import ResponseStore
 from edgerelay.server.request_log import LogSink
 from edgerelay.server.upload import Upload
+from edgerelay.transports.deadline import Deadline
 from edgerelay.transports.lazy import LazyFetch
 
 log = logging.getLogger("edgerelay")
@@ -258,7 +259,7 @@ async def _read_body(
     size = 0
     while True:
         try:
-            async with asyncio.timeout(idle):
+            with Deadline(idle):
                 message = await receive()
         except TimeoutError:
             return STALLED

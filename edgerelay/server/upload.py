@@ -4,10 +4,10 @@ the client abandons, aborts the upstream request instead of reaching it cut shor
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from edgerelay.core.fetch import FetchError
+from edgerelay.transports.deadline import Deadline
 
 
 class UploadAborted(FetchError):
@@ -48,7 +48,7 @@ class Upload:
         try:
             while True:
                 try:
-                    async with asyncio.timeout(self._idle):
+                    with Deadline(self._idle):
                         message = await self._receive()
                 except TimeoutError:
                     self.stalled = True

@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp.streams import EofStream
 
 from edgerelay.core.fetch import FetchError, FetchRequest
+from edgerelay.transports.deadline import Deadline
 from edgerelay.transports.pool_use import Lease, PoolUse
 
 _ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
@@ -118,9 +119,9 @@ class AiohttpFetch:
         )
         lease = self._pools[request.pool].lease()
         try:
-            # In this task (asyncio.timeout, not wait_for's new task): with wait_for, data that
+            # In this task (a Deadline, not wait_for's new task): with wait_for, data that
             # arrived together with the connection's close was lost (tests/server/test_mid_stream).
-            async with asyncio.timeout(request.timeout):
+            with Deadline(request.timeout):
                 response = await sent
         except aiohttp.ClientConnectorError as exc:
             lease.end()
