@@ -112,7 +112,9 @@ async def _native_cached(
 
     async def call(sent_body: dict) -> Response:
         streamed = sent_body.get("stream") is True
-        sent = parsed._replace(body=sent_body, stream=streamed, raw=dumps(sent_body))
+        # A request the cache leaves alone goes upstream as sent (see _pass_through).
+        raw = parsed.raw if sent_body is parsed.body else dumps(sent_body)
+        sent = parsed._replace(body=sent_body, stream=streamed, raw=raw)
         response = await native_first(sent, False)
         if response.stream is not None and is_event_stream(response.headers):
             observed(response, "responses", (), gateway.config.max_event_bytes)

@@ -381,3 +381,33 @@ def test_a_hit_counts_as_a_request_and_costs_no_tokens():
         assert len(upstream.requests) == 1
 
     run(go())
+
+
+def test_a_bypassed_request_goes_upstream_byte_for_byte():
+    async def go():
+        upstream = Upstream(wire.answer())
+        gw = gateway(upstream)
+        raw = b'{ "model": "gpt-4.1-mini",  "input": "as sent", "stream": true }'
+        response = await gw.handle(ask(raw, {"x-edgerelay-cache": "off"}))
+        await whole(response)
+        assert header(response, "x-edgerelay-cache") == "BYPASS"
+        assert upstream.requests[0].body == raw  # as without the cache
+
+    run(go())
+
+
+def test_the_key_holds_the_body_as_the_policy_caps_it():
+    async def go():
+        upstream = Upstream(wire.answer())
+        gw = gateway(upstream, EDGERELAY_CONFIG="[policies.anonymous]\nmax_tokens = 50\n")
+        first = await gw.handle(ask(body(max_output_tokens=500)))
+        await whole(first)
+        assert json.loads(upstream.requests[0].body)["max_output_tokens"] == 50
+        # Asking for 50 is the same request once the policy capped the first one.
+        second = await gw.handle(ask(body(max_output_tokens=50)))
+        await whole(second)
+        assert header(second, "x-edgerelay-cache") == "HIT"
+        assert header(second, "x-edgerelay-cache-key") == header(first, "x-edgerelay-cache-key")
+        assert len(upstream.requests) == 1
+
+    run(go())
