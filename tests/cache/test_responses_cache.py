@@ -411,3 +411,41 @@ def test_the_key_holds_the_body_as_the_policy_caps_it():
         assert len(upstream.requests) == 1
 
     run(go())
+
+
+def test_a_fallback_through_chat_answers_the_flight_and_is_stored():
+    from tests.support import anthropic_wire
+    from tests.support.fake_fetch import FakeFetch, FakeResponse
+
+    chain = '[aliases.smart]\ntargets = ["openai/gpt-4.1", "anthropic/claude-sonnet-4-5"]\n'
+
+    def handler(sent):
+        if "anthropic" in sent.url:
+            return FakeResponse(200, {"content-type": "text/event-stream"}, [
+                anthropic_wire.text_stream("from", " claude")
+            ])  # fmt: skip
+        return FakeResponse(503, {"content-type": "application/json"}, [b'{"error":{}}'])
+
+    async def go():
+        fetch = FakeFetch(handler)
+        env = {
+            "OPENAI_API_KEY": KEY,
+            "ANTHROPIC_API_KEY": "sk-ant",
+            "EDGERELAY_CACHE": "on",
+            "EDGERELAY_RETRIES": "0",
+            "EDGERELAY_CONFIG": chain,
+        }
+        ids = itertools.count(1)
+        gw = Gateway(load_config(env), fetch, clock=Clock(), new_id=lambda: f"id{next(ids)}")
+        raw = json.dumps({"model": "smart", "input": "hi"}).encode()
+        first = await gw.handle(ask(raw))
+        assert header(first, "x-edgerelay-cache") == "MISS"
+        assert header(first, "x-edgerelay-target") == "anthropic/claude-sonnet-4-5"
+        answer = SDKResponse.model_validate_json(await whole(first))
+        assert answer.output_text == "from claude"
+        hit = await gw.handle(ask(raw))
+        assert header(hit, "x-edgerelay-cache") == "HIT"
+        assert SDKResponse.model_validate_json(await whole(hit)).output_text == "from claude"
+        assert [r.url.rpartition("/")[2] for r in fetch.requests] == ["responses", "messages"]
+
+    run(go())
