@@ -38,6 +38,9 @@ from functions.aws_lambda.stream_loop import StreamLoop  # noqa: E402
 
 IMPORT_PROBE = """
 import sys, time
+# As in the Lambda package (functions/aws_lambda/requirements.txt): no click, pygments or rich,
+# which httpx imports for its command line when they are installed (this venv has them).
+sys.modules.update(dict.fromkeys(("click", "pygments", "rich")))
 t0 = time.perf_counter()
 import httpx
 t1 = time.perf_counter()
