@@ -11,6 +11,7 @@ import asyncio
 import json
 
 import js
+from anthropic_sse import MESSAGE_START, anthropic_event
 from async_runner import timeout
 from workerd_call import (
     UPSTREAM,
@@ -38,23 +39,9 @@ def chat(model, content="hello there world", **extra):
     return json.dumps({"model": model, "messages": [{"role": "user", "content": content}], **extra})
 
 
-def anthropic_event(kind, **fields):
-    return f"event: {kind}\ndata: {json.dumps({'type': kind, **fields})}\n\n"
-
-
 def anthropic_steps(words):
     """An Anthropic Messages stream, grouped so that every step yields OpenAI output."""
-    start = anthropic_event(
-        "message_start",
-        message={
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-test",
-            "content": [],
-            "usage": {"input_tokens": 3, "output_tokens": 0},
-        },
-    )
+    start = MESSAGE_START
     block = anthropic_event(
         "content_block_start", index=0, content_block={"type": "text", "text": ""}
     )

@@ -7,6 +7,7 @@ import json
 from contextlib import contextmanager
 
 import js
+from anthropic_sse import MESSAGE_START, anthropic_event
 from async_runner import timeout
 from workerd_call import UPSTREAM, call_fetch, load_entry, make_request, read_all
 from workerd_call import make_env as workerd_env
@@ -72,21 +73,7 @@ ANSWER = {
 }
 
 
-def anthropic_event(kind, **fields):
-    return f"event: {kind}\ndata: {json.dumps({'type': kind, **fields})}\n\n"
-
-
-START = anthropic_event(
-    "message_start",
-    message={
-        "id": "msg_1",
-        "type": "message",
-        "role": "assistant",
-        "model": "claude-test",
-        "content": [],
-        "usage": {"input_tokens": 3, "output_tokens": 0},
-    },
-)
+START = MESSAGE_START
 TEXT = anthropic_event(
     "content_block_start", index=0, content_block={"type": "text", "text": ""}
 ) + anthropic_event("content_block_delta", index=0, delta={"type": "text_delta", "text": "Hello"})
