@@ -24,7 +24,6 @@ from .identity import SignatureVerifier, sessions
 from .identity.authenticate import Authenticator
 from .identity.enforce import route_names
 from .identity.settings import IdentitySettings
-from .limits.admission import LimitGate
 from .observer import HookFactory, Protocol, StreamHook
 from .redact import redactor_for
 from .requestlog import RequestLog, request_id
@@ -41,6 +40,7 @@ from .safejson import dumps
 
 if TYPE_CHECKING:
     from .identity.policy import Policy
+    from .limits.admission import LimitGate
 
 _ROUTES = {
     "/v1/chat/completions": "POST",
@@ -124,11 +124,12 @@ class Gateway:
         # the ids an answer draws (completion and tool-call ids) do not depend on logging.
         self.new_request_id = new_request_id or _Sequence()
         # Rate limits and budgets (None when no policy sets any: then no store is needed).
-        self.limits = (
-            LimitGate(config, limit_store, clock, new_id, missing_store or _MISSING_STORE[target])
-            if config.limits is not None
-            else None
-        )
+        self.limits: LimitGate | None = None
+        if config.limits is not None:
+            from .limits.admission import LimitGate  # only when limited: a lighter cold start
+
+            missing = missing_store or _MISSING_STORE[target]
+            self.limits = LimitGate(config, limit_store, clock, new_id, missing)
         # The response cache (core.cache), when the configuration turns it on anywhere or sets
         # an admin key: ``cache_store`` is the target's store (None: one in this process's
         # memory, unless ``cache_missing`` says why there is none here: then nothing is cached).
