@@ -56,8 +56,8 @@ def route_names(route: Route, config: Config) -> tuple[str, ...]:
 
 def enforce_chat(chat: ChatRequest, route: Route, policy: Policy, config: Config) -> ChatRequest:
     """The chat request as the policy lets it go upstream (maybe with a lowered limit)."""
-    if not policy.allows_model(*route_names(route, config)):
-        raise forbidden_model(chat.model)
+    if policy.models is not None and not policy.allows_model(*route_names(route, config)):
+        raise forbidden_model(chat.model)  # (no allowlist: no names to build per request)
     if policy.max_messages is not None and len(chat.body["messages"]) > policy.max_messages:
         raise bad_request(
             f"`messages` has more than the {policy.max_messages} messages allowed.",
