@@ -121,25 +121,24 @@ def served_ms(log_path: Path, offset: int) -> list[float]:
         return [json.loads(line)["duration_ms"] for line in log if line.strip()]
 
 
-def in_process_hit_us(n: int = 2000) -> tuple[float, float]:
-    """CPU microseconds ``Gateway.handle`` spends per hit (JSON, stream) with the memory store,
-    the replay's body included; no network."""
+def _hit_us(path: str, answer: list[bytes], body: dict, n: int) -> tuple[float, float]:
+    """CPU microseconds ``Gateway.handle`` spends per hit on ``path`` (JSON, stream) with the
+    memory store, the replay's body included; no network. ``answer``: the upstream's stream."""
     from edgerelay.core import Gateway, Request, load_config
-    from tests.support.cache_wire import answer
     from tests.support.drive import collect, drive
     from tests.support.fake_fetch import FakeFetch, FakeResponse
 
     sse = {"content-type": "text/event-stream"}
-    fetch = FakeFetch(lambda r: FakeResponse(200, sse, answer(tuple(f" w{i}" for i in range(48)))))
+    fetch = FakeFetch(lambda r: FakeResponse(200, sse, list(answer)))
     env = {"OPENAI_API_KEY": "sk-bench", "EDGERELAY_CACHE": "on"}
     gw = Gateway(load_config(env), fetch, clock=time.time, new_id=lambda: "bench")
     figures = []
     for stream in (False, True):
-        body = json.dumps({**HIT, "stream": stream}).encode()
+        raw = json.dumps({**body, "stream": stream}).encode()
 
         # The first (miss) needs an event loop for its flight; hits then never suspend.
-        async def first(body=body):
-            response = await gw.handle(Request("POST", "/v1/chat/completions", "", {}, body))
+        async def first(raw=raw):
+            response = await gw.handle(Request("POST", path, "", {}, raw))
             if response.stream is not None:
                 [c async for c in response.stream]
             await response.aclose()
@@ -149,50 +148,31 @@ def in_process_hit_us(n: int = 2000) -> tuple[float, float]:
         for _ in range(5):
             start = time.process_time()
             for _ in range(n):
-                response = drive(gw.handle(Request("POST", "/v1/chat/completions", "", {}, body)))
-                if response.stream is not None:
-                    collect(response.stream)
-            samples.append((time.process_time() - start) / n * 1e6)
-        figures.append(min(samples))
-    return figures[0], figures[1]
-
-
-def in_process_responses_hit_us(n: int = 2000) -> tuple[float, float]:
-    """The same for ``/v1/responses`` passed through to OpenAI's own Responses endpoint (a
-    50-event answer recorded from the upstream's stream): CPU microseconds per hit, JSON and
-    stream."""
-    from edgerelay.core import Gateway, Request, load_config
-    from tests.support import responses_wire
-    from tests.support.drive import collect, drive
-    from tests.support.fake_fetch import FakeFetch, FakeResponse
-
-    sse = {"content-type": "text/event-stream"}
-    words = tuple(f" w{i}" for i in range(42))
-    fetch = FakeFetch(lambda r: FakeResponse(200, sse, responses_wire.answer(words)))
-    env = {"OPENAI_API_KEY": "sk-bench", "EDGERELAY_CACHE": "on"}
-    gw = Gateway(load_config(env), fetch, clock=time.time, new_id=lambda: "bench")
-    figures = []
-    for stream in (False, True):
-        body = json.dumps({"model": "gpt-bench", "input": "a starter", "stream": stream}).encode()
-
-        async def first(body=body):
-            response = await gw.handle(Request("POST", "/v1/responses", "", {}, body))
-            if response.stream is not None:
-                [c async for c in response.stream]
-            await response.aclose()
-
-        asyncio.run(first())
-        samples = []
-        for _ in range(5):
-            start = time.process_time()
-            for _ in range(n):
-                response = drive(gw.handle(Request("POST", "/v1/responses", "", {}, body)))
+                response = drive(gw.handle(Request("POST", path, "", {}, raw)))
                 assert ("x-edgerelay-cache", "HIT") in response.headers
                 if response.stream is not None:
                     collect(response.stream)
             samples.append((time.process_time() - start) / n * 1e6)
         figures.append(min(samples))
     return figures[0], figures[1]
+
+
+def in_process_hit_us(n: int = 2000) -> tuple[float, float]:
+    """Per chat completions hit (a 50-chunk answer)."""
+    from tests.support.cache_wire import answer
+
+    words = tuple(f" w{i}" for i in range(48))
+    return _hit_us("/v1/chat/completions", answer(words), HIT, n)
+
+
+def in_process_responses_hit_us(n: int = 2000) -> tuple[float, float]:
+    """Per ``/v1/responses`` hit passed through to OpenAI's own Responses endpoint (a 50-event
+    answer recorded from the upstream's stream)."""
+    from tests.support import responses_wire
+
+    words = tuple(f" w{i}" for i in range(42))
+    body = {"model": "gpt-bench", "input": "a starter"}
+    return _hit_us("/v1/responses", responses_wire.answer(words), body, n)
 
 
 def main() -> None:

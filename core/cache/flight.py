@@ -21,8 +21,8 @@ fires.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
 
 from ..errors import GatewayError
 from ..fetch import SHARED_CALLS
@@ -221,3 +221,45 @@ class FlightReader:
         if not self._left:
             self._left = True
             self._flight._leave()
+
+
+class Rewriter(Protocol):
+    """A filter over a stream's batches: ``feed`` what to send now, ``finish`` what is left."""
+
+    def feed(self, batch: bytes) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+class Rewritten:
+    """A live stream (a flight's reader) through a ``Rewriter``: what asking for usage added
+    taken out, or a client's own echoes put back. A class, not a generator: closing it before
+    the first read must still leave the flight."""
+
+    __slots__ = ("_done", "_rewriter", "_source")
+
+    def __init__(self, source: AsyncIterator[bytes], rewriter: Rewriter) -> None:
+        self._source = source
+        self._rewriter = rewriter
+        self._done = False
+
+    def __aiter__(self) -> Rewritten:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self._done:
+            try:
+                batch = await self._source.__anext__()
+            except StopAsyncIteration:
+                self._done = True
+                out = self._rewriter.finish()
+                if out:
+                    return out
+                break
+            out = self._rewriter.feed(batch)
+            if out:
+                return out
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        await self._source.aclose()  # type: ignore[attr-defined]

@@ -23,7 +23,7 @@ from ..responses import EVENT_STREAM, JSON, is_event_stream
 from ..sse import SSEParser
 from . import responses_stream
 from .entry import Entry, json_answer, sse_events
-from .flight import Flight, FlightReader
+from .flight import Flight, FlightReader, Rewritten
 from .keys import cache_key, namespace_for
 from .plan import HEADER, Plan, plan_request
 from .record import Forms, Recording
@@ -278,7 +278,11 @@ class _ChatForm(_Form):
         return replay(entry, self.chat, now)
 
     def live(self, reader: FlightReader, joined: bool) -> AsyncIterator[bytes]:
-        return reader if self.chat.include_usage else _WithoutUsage(reader)
+        return (
+            reader
+            if self.chat.include_usage
+            else Rewritten(reader, IncludeUsageStripper(UsageMeter()))
+        )
 
     def answer(self, events: list[bytes], ended: Reason | None) -> bytes:
         if ended != "complete":
@@ -317,7 +321,7 @@ class _ResponsesForm(_Form):
 
     def live(self, reader: FlightReader, joined: bool) -> AsyncIterator[bytes]:
         # The leader's stream echoes its own fields; another request's are put in.
-        return responses_stream.Echoing(reader, self.echoed) if joined else reader
+        return Rewritten(reader, responses_stream.EchoRewriter(self.echoed)) if joined else reader
 
     def answer(self, events: list[bytes], ended: Reason | None) -> bytes:
         return responses_stream.json_answer(events, self.echoed)
@@ -341,39 +345,6 @@ def replay(entry: Entry, chat: ChatRequest, now: float) -> Response:
         body = b"".join(sse_events(entry, chat.include_usage))
         return Response(200, [EVENT_STREAM, *headers], body)
     return Response(200, [JSON, *headers], entry.answer)
-
-
-class _WithoutUsage:
-    """The live stream minus what asking for usage added (the client did not ask). A class, not
-    a generator: closing it before the first read must still leave the flight."""
-
-    __slots__ = ("_done", "_source", "_stripper")
-
-    def __init__(self, source: FlightReader) -> None:
-        self._source = source
-        self._stripper = IncludeUsageStripper(UsageMeter())
-        self._done = False
-
-    def __aiter__(self) -> _WithoutUsage:
-        return self
-
-    async def __anext__(self) -> bytes:
-        while not self._done:
-            try:
-                batch = await self._source.__anext__()
-            except StopAsyncIteration:
-                self._done = True
-                out = self._stripper.finish()
-                if out:
-                    return out
-                break
-            out = self._stripper.feed(batch)
-            if out:
-                return out
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        await self._source.aclose()
 
 
 def _stream_error(events: list[bytes]) -> GatewayError:

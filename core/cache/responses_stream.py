@@ -17,7 +17,7 @@ one client's identifiers never reach another that shares an entry.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import safejson
@@ -183,36 +183,3 @@ class EchoRewriter:
         body["response"] = echoed
         kept = [line for line in lines if not line.startswith(b"data:")]
         return b"\n".join([*kept, b"data: " + safejson.dumps(body)]) + b"\n\n"
-
-
-class Echoing:
-    """A live stream (a flight's reader) with a client's own echoes. A class, not a generator:
-    closing it before the first read must still leave the flight."""
-
-    __slots__ = ("_done", "_rewriter", "_source")
-
-    def __init__(self, source: AsyncIterator[bytes], echoed: Mapping[str, Any]) -> None:
-        self._source = source
-        self._rewriter = EchoRewriter(echoed)
-        self._done = False
-
-    def __aiter__(self) -> Echoing:
-        return self
-
-    async def __anext__(self) -> bytes:
-        while not self._done:
-            try:
-                batch = await self._source.__anext__()
-            except StopAsyncIteration:
-                self._done = True
-                out = self._rewriter.finish()
-                if out:
-                    return out
-                break
-            out = self._rewriter.feed(batch)
-            if out:
-                return out
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        await self._source.aclose()  # type: ignore[attr-defined]
