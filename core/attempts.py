@@ -52,10 +52,21 @@ def admit(chat: ChatRequest, config: Config, policy: Policy | None) -> ChatReque
     """``chat`` as the first target of its chain that can take it would send it (the caller's
     policy applied, the provider's key set): what may be answered from a cache. Raises the
     first target's refusal when no target can take it."""
+    return admitted(chat, config, policy)[0]
+
+
+def admitted(
+    chat: ChatRequest, config: Config, policy: Policy | None
+) -> tuple[ChatRequest, routing.Route]:
+    """``admit``'s answer and the route of the chain's first target (what limits meter by)."""
     refused: GatewayError | None = None
-    for target in chain_for(chat.model, config).targets:
+    targets = chain_for(chat.model, config).targets
+    first: routing.Route | None = None
+    for target in targets:
         try:
             route = routing.route_model(target, config)
+            if target is targets[0]:
+                first = route
             checked = enforce_chat(chat, route, policy, config) if policy is not None else chat
             provider_config = route.provider
             if provider_config.key_required and not provider_config.api_key:
@@ -63,7 +74,8 @@ def admit(chat: ChatRequest, config: Config, policy: Policy | None) -> ChatReque
         except GatewayError as refusal:
             refused = refused or refusal
             continue
-        return checked
+        # A first target that does not route raises its refusal here.
+        return checked, first if first is not None else routing.route_model(targets[0], config)
     assert refused is not None  # a chain has at least one target
     raise refused
 

@@ -387,9 +387,7 @@ class Gateway:
         if self.limits is not None:
             # After the policy's own checks (a refused request is not counted), before the
             # cache and any upstream call (a cache hit is a request too).
-            checked = attempts.admit(chat, self.config, policy)
-            first = attempts.chain_for(chat.model, self.config).targets[0]
-            route = routing.route_model(first, self.config)
+            checked, route = attempts.admitted(chat, self.config, policy)
             account = await self.limits.admit(request, checked, route)
             if account is not None:
                 return await self.limits.answer(account, chat, route, answer)

@@ -82,6 +82,18 @@ class Account:
         self.meter.bytes += len(body)
         self.end(_usage_of(body))
 
+    def settle_json_on_close(self, response: Response) -> None:
+        """A whole answer in ``response.body``: read for its usage and settled when the
+        response is closed — after the body went out, so the client never waits for it."""
+        body = response.body
+
+        async def finish() -> None:
+            if self.charged is None and not self._done:
+                self.end_json(body)
+            await self.finish()
+
+        response.on_close = (*response.on_close, finish)
+
     def watch(self, response: Response, mode: str) -> None:
         """Meter ``response``'s body on its way out: through its stream observer when it has
         one (``mode`` ``"strip"`` also removes what an added include_usage caused), else

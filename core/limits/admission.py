@@ -20,6 +20,7 @@ from .stream_usage import strip_added_usage, with_include_usage
 from .usage import Usage
 
 ChatFn = Callable[..., Awaitable[Response]]
+_CACHE_HIT = ("x-edgerelay-cache", "HIT")
 
 
 class LimitGate:
@@ -70,7 +71,7 @@ class LimitGate:
             max_tokens,
             len(request.body),
             stream,
-            self.new_id(),
+            self.new_id() if stream else "",  # a slot id: only streams take a slot
         )
         decision = await self.limiter.admit(limit_request, self.clock())
         if log is not None:
@@ -90,29 +91,25 @@ class LimitGate:
         the provider's, usage read from the answer (a stream is asked for its usage when the
         client did not ask, and what that adds is removed), the account finished however the
         answer ends. ``route``: the first target (whether its provider takes stream_options)."""
-        from .. import registry  # here: the registry imports every provider
-
-        relays = registry.provider(route.kind).relays_openai
         inject = (
             chat.stream
             and not chat.include_usage
-            and (route.provider.stream_usage or not relays)
             and account.reservation.reserved_tokens > 0
+            and _takes_stream_options(route)
         )
         if inject:
             # The answer carries its usage (an OpenAI-compatible upstream is asked for it, a
             # translated stream writes it); the account's watch removes it again.
             body = with_include_usage(chat.body)
             chat = chat._replace(body=body, raw=dumps(body), include_usage=True)
-        response = await _answered(account, lambda: chat_fn(chat))
-        if ("x-edgerelay-cache", "HIT") in response.headers:
+        response = await _answered(account, chat_fn, chat)
+        if _CACHE_HIT in response.headers:
             account.free = True  # answered from the cache: no tokens were spent
         if response.stream is None:
             if inject and is_event_stream(response.headers):
                 # A stream replayed in one piece (a cache hit): without what was added too.
                 response.body = strip_added_usage(response.body, account.meter)
-            account.end_json(response.body)
-            account.settle_on_close(response)
+            account.settle_json_on_close(response)
             return response
         account.watch(response, "strip" if inject else "sse" if chat.stream else "json")
         return response
@@ -124,11 +121,10 @@ class LimitGate:
         read from the JSON answer or the event stream, no tokens for an error (routes whose
         answers carry their usage as they are: ``/v1/responses``)."""
         response = await _answered(account, produce)
-        if response.status >= 400 or ("x-edgerelay-cache", "HIT") in response.headers:
+        if response.status >= 400 or _CACHE_HIT in response.headers:
             account.free = True  # an error, or answered from the cache: no tokens were spent
         if response.stream is None:
-            account.end_json(response.body)
-            account.settle_on_close(response)
+            account.settle_json_on_close(response)
             return response
         account.watch(response, "sse" if is_event_stream(response.headers) else "json")
         return response
@@ -238,26 +234,38 @@ class _LimitedFetch:
         await self._fetch.aclose()
 
 
-async def _answered(account: Account, produce: Callable[[], Awaitable[Response]]) -> Response:
-    """``produce()``'s answer with the gateway's rate-limit headers; an error (raised with
-    those headers) or a cancelled call spends no tokens."""
+async def _answered(
+    account: Account, produce: Callable[..., Awaitable[Response]], *args
+) -> Response:
+    """``produce(*args)``'s answer with the gateway's rate-limit headers; an error (raised
+    with those headers) or a cancelled call spends no tokens."""
     try:
-        response = await produce()
+        response = await produce(*args)
     except GatewayError as error:
         await account.finish(Usage())  # refused or unreachable: no tokens were spent
-        error.headers = _with_limit_headers(error.headers, account.headers)
+        error.headers = tuple(_with_limit_headers(error.headers, account.headers))
         raise
     except BaseException:
         await account.finish(Usage())
         raise
-    response.headers = list(_with_limit_headers(response.headers, account.headers))
+    response.headers = _with_limit_headers(response.headers, account.headers)
     return response
 
 
-def _with_limit_headers(headers, ours) -> tuple[tuple[str, str], ...]:
+def _with_limit_headers(headers, ours) -> list[tuple[str, str]]:
     """The gateway's rate-limit headers instead of the provider's (which describe the owner's
     whole account)."""
-    return (*((k, v) for k, v in headers if not is_rate_limit_header(k.lower())), *ours)
+    kept = [h for h in headers if not is_rate_limit_header(h[0].lower())]
+    kept += ours
+    return kept
+
+
+def _takes_stream_options(route) -> bool:
+    """Whether a stream from ``route`` can be asked for its usage: a translated stream writes
+    it; an OpenAI-compatible upstream is asked unless its provider says it rejects the field."""
+    from .. import registry  # here: the registry imports every provider
+
+    return route.provider.stream_usage or not registry.provider(route.kind).relays_openai
 
 
 def _max_tokens(body: dict) -> int | None:

@@ -93,14 +93,22 @@ class Limiter:
         self.fail_open = fail_open
         # What an operator must set when no store is there (differs per target).
         self.missing_store = missing_store
+        self._shapes: dict[LimitPolicy, _Shape] = {}
 
     def policy(self, name: str) -> LimitPolicy | None:
         policy = self.settings.policies.get(name)
-        return policy if policy is not None and policy.limited else None
+        return policy if policy is not None and self._shape(policy).limited else None
+
+    def _shape(self, policy: LimitPolicy) -> _Shape:
+        shape = self._shapes.get(policy)
+        if shape is None:
+            shape = self._shapes[policy] = _Shape(policy)
+        return shape
 
     async def admit(self, request: LimitRequest, now: float) -> Decision:
         policy = request.policy
-        if not policy.limited:
+        shape = self._shape(policy)
+        if not shape.limited:
             return ADMIT_UNLIMITED
         reserve = request.max_tokens if request.max_tokens is not None else policy.reserve_tokens
         price = (
@@ -118,14 +126,14 @@ class Limiter:
                 outcome="refused",
             )
         micro = _cost(price, request.input_bytes // 4, reserve) if price else 0
-        counters, slots = self._plan(request, reserve, micro, now)
+        counters, slots = self._plan(shape, request, reserve, micro, now)
         if self.store is None:
             return self._unavailable(f"no counter store is configured: {self.missing_store}")
         try:
             answer = await self.store.admit(counters, slots, now)
         except StoreUnavailable as exc:
             return self._unavailable(f"the counter store is unreachable ({exc})")
-        headers = tuple(self._headers(counters, answer, now))
+        headers = _headers(shape, counters, answer, now)
         if not answer.admitted:
             return Decision(
                 False,
@@ -136,42 +144,28 @@ class Limiter:
         reservation = Reservation(
             counters,
             slots,
-            reserve if policy.counts_tokens else 0,
+            reserve if shape.counts_tokens else 0,
             micro,
             price,
             request.input_bytes,
         )
         return Decision(True, headers, reservation=reservation, outcome="admitted")
 
-    def _plan(self, request: LimitRequest, reserve: int, micro: int, now: float):
-        policy = request.policy
-        minute = Window(60, policy.window)  # type: ignore[arg-type]
+    def _plan(self, shape: _Shape, request: LimitRequest, reserve: int, micro: int, now: float):
+        """The counters and slots an admission asks the store for: per client key, each limit
+        of the policy in ``_Shape`` order (the first key's figures make the headers)."""
+        minute = shape.minute.frame(now) if shape.per_minute else None
+        day = DAY.frame(now) if shape.per_day else None
+        amounts = (1, reserve, micro)  # by the limit's ``_Shape`` amount index
         counters: list[Counter] = []
         slots: list[Slot] = []
         for key in request.keys:
-            if policy.requests_per_minute is not None:
-                counters.append(
-                    minute.counter(key, "requests_per_minute", policy.requests_per_minute, 1, now)
-                )
-            if policy.tokens_per_minute is not None:
-                counters.append(
-                    minute.counter(key, "tokens_per_minute", policy.tokens_per_minute, reserve, now)
-                )
-            if policy.tokens_per_day is not None:
-                counters.append(
-                    DAY.counter(key, "tokens_per_day", policy.tokens_per_day, reserve, now)
-                )
-            if policy.budget_usd_per_day is not None:
-                limit = round(policy.budget_usd_per_day * MICRO)
-                counters.append(DAY.counter(key, "budget_usd_per_day", limit, micro, now))
-            if request.stream and policy.concurrent_streams is not None:
+            for name, limit, daily, amount in shape.limits:
+                buckets, expires_at = day if daily else minute  # type: ignore[misc]
+                counters.append(Counter(key, name, limit, amounts[amount], buckets, expires_at))
+            if request.stream and shape.streams is not None:
                 slots.append(
-                    Slot(
-                        key,
-                        policy.concurrent_streams,
-                        request.slot_id,
-                        now + self.settings.slot_seconds,
-                    )
+                    Slot(key, shape.streams, request.slot_id, now + self.settings.slot_seconds)
                 )
         return tuple(counters), tuple(slots)
 
@@ -186,31 +180,6 @@ class Limiter:
             code="limits_store_unavailable",
         )
         return Decision(False, error=error, outcome="unavailable")
-
-    def _headers(self, counters: Sequence[Counter], answer: StoreAnswer, now: float):
-        if not counters:
-            return ()
-        first_key = counters[0].key
-        by_name = {}
-        for counter, counts in zip(counters, answer.counts, strict=True):
-            if counter.key == first_key:
-                by_name[counter.name] = (counter, counts)
-        out: list[tuple[str, str]] = []
-        for name, (limit_header, remaining_header, reset_header) in _HEADER_LIMITS:
-            found = by_name.get(name)
-            if found is None:
-                continue
-            if name == "tokens_per_day" and "tokens_per_minute" in by_name:
-                continue  # one trio of token headers: the minute limit is the one SDKs pace by
-            counter, counts = found
-            used = weighted(counter, counts) + (counter.amount if answer.admitted else 0)
-            reset = _window_of(counter).reset_after(counter, counts, now)
-            out += (
-                (limit_header, str(counter.limit)),
-                (remaining_header, str(max(0, math.floor(counter.limit - used)))),
-                (reset_header, format_reset(reset)),
-            )
-        return out
 
     def _refusal(self, counters, slots, answer: StoreAnswer, headers, now: float) -> GatewayError:
         failed = []
@@ -310,6 +279,73 @@ class Limiter:
 
 
 _FIXED_MINUTE = Window(60, "fixed")
+_ONE, _RESERVE, _MICRO = 0, 1, 2  # what a limit counts: requests, reserved tokens, micro-USD
+
+
+class _Shape:
+    """A policy's limits as every admission uses them, worked out once per policy: which
+    counters each client key gets, in what order, and which of the first key's counters the
+    ``x-ratelimit-*`` headers tell (with their fixed parts written out)."""
+
+    __slots__ = (
+        "counts_tokens",
+        "headers",
+        "limited",
+        "limits",
+        "minute",
+        "per_day",
+        "per_minute",
+        "streams",
+    )
+
+    def __init__(self, policy: LimitPolicy) -> None:
+        self.limited = policy.limited
+        self.counts_tokens = policy.counts_tokens
+        self.streams = policy.concurrent_streams
+        self.minute = Window(60, policy.window)  # type: ignore[arg-type]
+        limits: list[tuple[str, int, bool, int]] = []  # (name, limit, daily, amount index)
+        if policy.requests_per_minute is not None:
+            limits.append(("requests_per_minute", policy.requests_per_minute, False, _ONE))
+        if policy.tokens_per_minute is not None:
+            limits.append(("tokens_per_minute", policy.tokens_per_minute, False, _RESERVE))
+        if policy.tokens_per_day is not None:
+            limits.append(("tokens_per_day", policy.tokens_per_day, True, _RESERVE))
+        if policy.budget_usd_per_day is not None:
+            budget = round(policy.budget_usd_per_day * MICRO)
+            limits.append(("budget_usd_per_day", budget, True, _MICRO))
+        self.limits = tuple(limits)
+        self.per_minute = any(not daily for _, _, daily, _ in limits)
+        self.per_day = any(daily for _, _, daily, _ in limits)
+        index = {name: i for i, (name, *_) in enumerate(limits)}
+        headers = []
+        for name, (limit_header, remaining_header, reset_header) in _HEADER_LIMITS:
+            if name not in index:
+                continue
+            if name == "tokens_per_day" and "tokens_per_minute" in index:
+                continue  # one trio of token headers: the minute limit is the one SDKs pace by
+            at = index[name]
+            window = DAY if limits[at][2] else self.minute
+            limit_pair = (limit_header, str(limits[at][1]))
+            headers.append((at, limit_pair, remaining_header, reset_header, window))
+        self.headers = tuple(headers)
+
+
+def _headers(shape: _Shape, counters: Sequence[Counter], answer: StoreAnswer, now: float):
+    """The ``x-ratelimit-*`` headers from what the store saw (and took, when admitted)."""
+    out: list[tuple[str, str]] = []
+    last_reset, reset_text = -1.0, ""
+    for at, limit_pair, remaining_header, reset_header, window in shape.headers:
+        counter, counts = counters[at], answer.counts[at]
+        used = weighted(counter, counts) + (counter.amount if answer.admitted else 0)
+        reset = window.reset_after(counter, counts, now)
+        if reset != last_reset:  # the request and token windows often end together
+            last_reset, reset_text = reset, format_reset(reset)
+        out += (
+            limit_pair,
+            (remaining_header, str(max(0, math.floor(counter.limit - used)))),
+            (reset_header, reset_text),
+        )
+    return tuple(out)
 
 
 def _window_of(counter: Counter) -> Window:

@@ -181,30 +181,38 @@ class MemoryStore:
         """``admit_on`` the dict, written out: it runs for every admitted request."""
         cells = self.cells
         cells.sweep(now)
-        values = cells._values
+        get = cells._values.get
         counts: list[tuple[float, ...]] = []
+        current: list[str] = []  # each counter's current bucket id, added to when admitted
         admitted = True
-        for c in counters:
-            values_seen: list[float] = []
-            used = 0.0  # as ``weighted`` sums: 0 + w * v, the same float whatever the start
-            for bucket, weight in c.buckets:
-                entry = values.get(f"{c.key}|{c.name}|{bucket}")
-                value = entry[0] if entry is not None and entry[1] > now else 0.0
-                values_seen.append(value)
-                used += weight * value
-            if used + c.amount > c.limit:
+        for key, name, limit, amount, buckets, _ in counters:
+            # As ``weighted`` sums: 0 + w * v in bucket order, the same float as every store.
+            (bucket, weight), *older = buckets
+            bucket_id = f"{key}|{name}|{bucket}"
+            entry = get(bucket_id)
+            value = entry[0] if entry is not None and entry[1] > now else 0.0
+            used = 0.0 + weight * value
+            if older:
+                seen: tuple[float, ...] = (value,)
+                for bucket, weight in older:
+                    entry = get(f"{key}|{name}|{bucket}")
+                    value = entry[0] if entry is not None and entry[1] > now else 0.0
+                    seen += (value,)
+                    used += weight * value
+            else:
+                seen = (value,)
+            if used + amount > limit:
                 admitted = False
-            counts.append(tuple(values_seen))
-        open_slots = tuple(cells.open_slots(s.set_id, now) for s in slots)
+            counts.append(seen)
+            current.append(bucket_id)
+        open_slots = tuple(cells.open_slots(s.set_id, now) for s in slots) if slots else ()
         if admitted and slots:
             admitted = all(n < s.limit for n, s in zip(open_slots, slots, strict=True))
         if admitted:
-            for c, seen in zip(counters, counts, strict=True):
+            values = cells._values
+            for c, bucket_id, seen in zip(counters, current, counts, strict=True):
                 if c.amount:
-                    values[f"{c.key}|{c.name}|{c.buckets[0][0]}"] = (
-                        seen[0] + c.amount,
-                        c.expires_at,
-                    )
+                    values[bucket_id] = (seen[0] + c.amount, c.expires_at)
             for s in slots:
                 cells.take_slot(s.set_id, s.slot_id, s.expires_at)
         return StoreAnswer(admitted, tuple(counts), open_slots)

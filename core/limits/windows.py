@@ -42,15 +42,19 @@ class Window(NamedTuple):
     kind: WindowKind = "sliding"
 
     def counter(self, key: str, name: str, limit: int, amount: int, now: float) -> Counter:
+        buckets, expires_at = self.frame(now)
+        return Counter(key, name, limit, amount, buckets, expires_at)
+
+    def frame(self, now: float) -> tuple[tuple[tuple[int, float], ...], int]:
+        """The buckets a counter of this window reads at ``now`` (with their weights) and when
+        its current bucket may be forgotten: the same for every counter of the window, so an
+        admission works them out once."""
         current = math.floor(now / self.seconds)
         if self.kind == "fixed":
-            return Counter(
-                key, name, limit, amount, ((current, 1.0),), (current + 1) * self.seconds
-            )
+            return ((current, 1.0),), (current + 1) * self.seconds
         elapsed = now / self.seconds - current  # fraction of the current window gone by
-        buckets = ((current, 1.0), (current - 1, 1.0 - elapsed))
         # The current bucket still counts (weighted) through the whole next window.
-        return Counter(key, name, limit, amount, buckets, (current + 2) * self.seconds)
+        return ((current, 1.0), (current - 1, 1.0 - elapsed)), (current + 2) * self.seconds
 
     def retry_after(self, counter: Counter, counts: tuple[float, ...], now: float) -> float:
         """Seconds until ``counter.amount`` more would fit, given the bucket values the store

@@ -399,7 +399,7 @@ def create_app(
     fetch = fetch or default_fetch(env, config.trust_env, config.pool_size)
     store = None
     if env.get("EDGERELAY_STORE"):  # redis-py is imported only for a store that needs it
-        from edgerelay.stores.responses_redis import response_store_for
+        from edgerelay.stores.select import response_store_for
 
         store = response_store_for(config, env)
     from edgerelay.stores.select import store_for

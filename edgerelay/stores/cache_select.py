@@ -17,6 +17,9 @@ def cache_store_for(config: Config, env: Mapping[str, str]):
         return None
     setting = (env.get("EDGERELAY_STORE") or "").strip()
     if setting.startswith(("redis://", "rediss://", "unix://")):
+        from edgerelay.stores.select import require_redis
+
+        require_redis()
         from edgerelay.stores.redis_cache import RedisCacheStore
 
         return RedisCacheStore.from_url(setting, timeout=config.store_timeout)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from edgerelay.core.cache import ALL, CacheUnavailable, Entry, stats_answer
+from edgerelay.stores.redis_client import FAILURES, bounded, client_for
 
 PREFIX = "edgerelay:cache:"
 
@@ -24,19 +24,13 @@ PREFIX = "edgerelay:cache:"
 class RedisCacheStore:
     """``CacheStore`` over redis-py's asyncio client; build it once per process."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, timeout: float = 1.0) -> None:
         self.client = client
+        self.timeout = timeout  # a cache that is slow to answer is skipped, not waited on
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 1.0) -> RedisCacheStore:
-        client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            health_check_interval=30,
-            retry_on_timeout=False,  # a cache that is slow to answer is skipped, not waited on
-        )
-        return cls(client)
+        return cls(client_for(url, timeout), timeout)
 
     async def generations(self, namespace: str) -> tuple[int, int]:
         values = await self._call(self.client.mget, _gen(ALL), _gen(namespace))
@@ -72,8 +66,8 @@ class RedisCacheStore:
 
     async def _call(self, method, *args, **options):
         try:
-            return await method(*args, **options)
-        except (RedisError, OSError, ValueError) as exc:
+            return await bounded(method(*args, **options), self.timeout)
+        except FAILURES as exc:
             # The class name says what failed; never the URL, which may hold a password.
             raise CacheUnavailable(f"Redis: {type(exc).__name__}") from None
 

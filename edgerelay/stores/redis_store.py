@@ -12,59 +12,66 @@ import math
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from edgerelay.core.limits import Adjustment, Counter, Slot, StoreAnswer, StoreUnavailable
+from edgerelay.stores.redis_client import FAILURES, bounded, client_for, describe
 
 PREFIX = "edgerelay:"
 
 # KEYS: every counter's bucket ids in order, then every slot set id.
 # ARGV: now, #counters, #slots; per counter: limit, amount, ttl_ms, #buckets, weights...;
 #       per slot: limit, slot id, expires_at, ttl_ms.
+# Returns one flat array (nested tables cost Redis more to convert): admitted (1 or 0), then
+# every counter's bucket values in order, then every slot set's open slots.
+# A taken amount is written with SET … PX from the value just read: one command, not INCRBY and
+# PEXPIRE (the script is atomic, so nothing changed it meanwhile).
 _ADMIT = """
 local now = tonumber(ARGV[1])
 local nc, ns = tonumber(ARGV[2]), tonumber(ARGV[3])
 local a, k = 4, 1
-local ok = true
-local counts, open, writes = {}, {}, {}
+local ok = 1
+local out = {0}
+local first, seen, amounts, ttls = {}, {}, {}, {}
 for i = 1, nc do
   local limit, amount = tonumber(ARGV[a]), tonumber(ARGV[a+1])
-  local ttl, nb = ARGV[a+2], tonumber(ARGV[a+3])
+  local nb = tonumber(ARGV[a+3])
+  first[i], amounts[i], ttls[i] = k, amount, ARGV[a+2]
   a = a + 4
-  local used, vals = 0, {}
+  local used = 0
   for j = 1, nb do
     local v = tonumber(redis.call('GET', KEYS[k]) or '0')
     used = used + tonumber(ARGV[a]) * v
-    vals[j] = v
-    if j == 1 and amount ~= 0 then writes[#writes+1] = {KEYS[k], amount, ttl} end
+    out[#out+1] = v
+    if j == 1 then seen[i] = v end
     a, k = a + 1, k + 1
   end
-  if used + amount > limit then ok = false end
-  counts[i] = vals
+  if used + amount > limit then ok = 0 end
 end
 local slots = {}
 for i = 1, ns do
   local set = KEYS[k]
   k = k + 1
-  local limit, id, exp, ttl = tonumber(ARGV[a]), ARGV[a+1], ARGV[a+2], ARGV[a+3]
-  a = a + 4
+  local limit = tonumber(ARGV[a])
   redis.call('ZREMRANGEBYSCORE', set, '-inf', now)
   local n = redis.call('ZCARD', set)
-  open[i] = n
-  if n >= limit then ok = false end
-  slots[i] = {set, id, exp, ttl}
+  out[#out+1] = n
+  if n >= limit then ok = 0 end
+  slots[i] = {set, ARGV[a+1], ARGV[a+2], ARGV[a+3]}
+  a = a + 4
 end
-if ok then
-  for _, w in ipairs(writes) do
-    redis.call('INCRBY', w[1], w[2])
-    redis.call('PEXPIRE', w[1], w[3])
+if ok == 1 then
+  for i = 1, nc do
+    if amounts[i] ~= 0 then
+      redis.call('SET', KEYS[first[i]], string.format('%d', seen[i] + amounts[i]), 'PX', ttls[i])
+    end
   end
   for _, s in ipairs(slots) do
     redis.call('ZADD', s[1], s[3], s[2])
     redis.call('PEXPIRE', s[1], s[4])
   end
 end
-return {ok and 1 or 0, counts, open}
+out[1] = ok
+return out
 """
 
 # KEYS: bucket ids; ARGV: per key delta, ttl_ms. Never below zero.
@@ -112,23 +119,16 @@ class RedisStore:
     """``LimitStore`` over redis-py's asyncio client. Build it once per process (a Lambda's warm
     invocations reuse its connections)."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, timeout: float = 1.0) -> None:
         self.client = client
+        self.timeout = timeout  # seconds for one call, round trip included
         self._admit = client.register_script(_ADMIT)
         self._adjust = client.register_script(_ADJUST)
         self._settle = client.register_script(_SETTLE)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 1.0) -> RedisStore:
-        client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            health_check_interval=30,
-            # Limits decide whether to spend money: fail at once, do not retry behind our back.
-            retry_on_timeout=False,
-        )
-        return cls(client)
+        return cls(client_for(url, timeout), timeout)
 
     async def admit(
         self, counters: Sequence[Counter], slots: Sequence[Slot], now: float
@@ -144,14 +144,19 @@ class RedisStore:
             keys.append(_tagged(s.key, "|concurrent_streams"))
             args += [s.limit, s.slot_id, repr(s.expires_at), _ttl_ms(s.expires_at, now)]
         try:
-            ok, counts, open_slots = await self._admit(keys=keys, args=args)
-        except (RedisError, OSError, ValueError) as exc:
-            raise StoreUnavailable(_describe(exc)) from None
-        return StoreAnswer(
-            bool(ok),
-            tuple(tuple(float(v) for v in values) for values in counts),
-            tuple(int(n) for n in open_slots),
-        )
+            out = await bounded(self._admit(keys=keys, args=args), self.timeout)
+            at = 1
+            counts = []
+            for c in counters:
+                end = at + len(c.buckets)
+                counts.append(tuple(float(v) for v in out[at:end]))
+                at = end
+            open_slots = tuple(int(n) for n in out[at:])
+            if len(open_slots) != len(slots):
+                raise ValueError("an answer of the wrong length")
+        except FAILURES as exc:
+            raise StoreUnavailable(describe(exc)) from None
+        return StoreAnswer(out[0] == 1, tuple(counts), open_slots)
 
     async def adjust(self, adjustments: Sequence[Adjustment], now: float) -> None:
         if not adjustments:
@@ -161,18 +166,18 @@ class RedisStore:
         for a in adjustments:
             args += [a.delta, _ttl_ms(a.expires_at, now)]
         try:
-            await self._adjust(keys=keys, args=args)
-        except (RedisError, OSError, ValueError) as exc:
-            raise StoreUnavailable(_describe(exc)) from None
+            await bounded(self._adjust(keys=keys, args=args), self.timeout)
+        except FAILURES as exc:
+            raise StoreUnavailable(describe(exc)) from None
 
     async def release(self, slots: Sequence[Slot]) -> None:
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for s in slots:
                     pipe.zrem(_tagged(s.key, "|concurrent_streams"), s.slot_id)
-                await pipe.execute()
-        except (RedisError, OSError, ValueError) as exc:
-            raise StoreUnavailable(_describe(exc)) from None
+                await bounded(pipe.execute(), self.timeout)
+        except FAILURES as exc:
+            raise StoreUnavailable(describe(exc)) from None
 
     async def settle(
         self, adjustments: Sequence[Adjustment], slots: Sequence[Slot], now: float
@@ -186,9 +191,9 @@ class RedisStore:
             keys.append(_tagged(s.key, "|concurrent_streams"))
             args.append(s.slot_id)
         try:
-            await self._settle(keys=keys, args=args)
-        except (RedisError, OSError, ValueError) as exc:
-            raise StoreUnavailable(_describe(exc)) from None
+            await bounded(self._settle(keys=keys, args=args), self.timeout)
+        except FAILURES as exc:
+            raise StoreUnavailable(describe(exc)) from None
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -199,9 +204,3 @@ def _adjusted_key(bucket_id: str) -> str:
     # only at its start, so split from the right.
     client_key, name, bucket = bucket_id.rsplit("|", 2)
     return _tagged(client_key, f"|{name}|{bucket}")
-
-
-def _describe(exc: Exception) -> str:
-    # The class name and message say what failed; never the URL, which may hold a password.
-    text = str(exc).split(" to ", 1)[0] if "Error" in type(exc).__name__ else ""
-    return f"Redis: {type(exc).__name__}" + (f": {text}" if text and "@" not in text else "")

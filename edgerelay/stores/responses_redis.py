@@ -12,14 +12,11 @@ kept, as in the memory store.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from edgerelay.core import Config, ConfigError
-from edgerelay.core.responses_api.store import ResponseStore, StoreUnavailable
-from edgerelay.stores.redis_store import _describe
+from edgerelay.core.responses_api.store import StoreUnavailable
+from edgerelay.stores.redis_client import FAILURES, bounded, client_for, describe
 
 PREFIX = "edgerelay:responses:"
 
@@ -27,37 +24,32 @@ PREFIX = "edgerelay:responses:"
 class RedisResponseStore:
     """``ResponseStore`` over redis-py's asyncio client. Build it once per process."""
 
-    def __init__(self, client: aioredis.Redis, max_value_bytes: int) -> None:
+    def __init__(self, client: aioredis.Redis, max_value_bytes: int, timeout: float = 1.0) -> None:
         self.client = client
         self.max_value_bytes = max_value_bytes
+        self.timeout = timeout  # a reference that cannot be read in time is a 503 at once
 
     @classmethod
     def from_url(
         cls, url: str, *, max_value_bytes: int, timeout: float = 1.0
     ) -> RedisResponseStore:
-        client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            health_check_interval=30,
-            retry_on_timeout=False,  # a reference that cannot be read is a 503 at once
-        )
-        return cls(client, max_value_bytes)
+        return cls(client_for(url, timeout), max_value_bytes, timeout)
 
     async def get(self, namespace: str, key: str) -> bytes | None:
         try:
-            value = await self.client.get(_key(namespace, key))
-        except (RedisError, OSError, ValueError) as exc:
-            raise StoreUnavailable(_describe(exc)) from None
+            value = await bounded(self.client.get(_key(namespace, key)), self.timeout)
+        except FAILURES as exc:
+            raise StoreUnavailable(describe(exc)) from None
         return value.encode() if isinstance(value, str) else value  # bytes unless decoding
 
     async def put(self, namespace: str, key: str, value: bytes, ttl: float) -> None:
         if len(value) > self.max_value_bytes:
             return  # as the memory store: larger than the bound, not kept
         try:
-            await self.client.set(_key(namespace, key), value, px=max(1, math.ceil(ttl * 1000)))
-        except (RedisError, OSError, ValueError) as exc:
-            raise StoreUnavailable(_describe(exc)) from None
+            ttl_ms = max(1, math.ceil(ttl * 1000))
+            await bounded(self.client.set(_key(namespace, key), value, px=ttl_ms), self.timeout)
+        except FAILURES as exc:
+            raise StoreUnavailable(describe(exc)) from None
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -65,17 +57,3 @@ class RedisResponseStore:
 
 def _key(namespace: str, key: str) -> str:
     return f"{PREFIX}{{{namespace}}}:{key}"
-
-
-def response_store_for(config: Config, env: Mapping[str, str]) -> ResponseStore | None:
-    """The store ``EDGERELAY_STORE`` names for stored responses: Redis for ``redis://``,
-    ``rediss://`` or ``unix://``; None (the gateway's own memory store) when unset or
-    ``memory``. Anything else raises ``ConfigError`` naming the setting (never its value)."""
-    setting = (env.get("EDGERELAY_STORE") or "").strip()
-    if setting in ("", "memory"):
-        return None
-    if setting.startswith(("redis://", "rediss://", "unix://")):
-        return RedisResponseStore.from_url(
-            setting, max_value_bytes=config.responses_max_bytes, timeout=config.store_timeout
-        )
-    raise ConfigError("EDGERELAY_STORE", "must be memory, redis://… or rediss://…")

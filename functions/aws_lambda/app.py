@@ -52,7 +52,7 @@ def create_app(
         verifier = CryptographyVerifier()
     store = None
     if env.get("EDGERELAY_STORE"):  # else stored responses last as long as the warm instance
-        from edgerelay.stores.responses_redis import response_store_for
+        from edgerelay.stores.select import response_store_for
 
         store = response_store_for(config, env)
     # The response cache: Redis with EDGERELAY_STORE, else this warm instance's memory.

@@ -13,7 +13,8 @@ import pytest
 
 from edgerelay.core import ConfigError, Gateway, Request, load_config
 from edgerelay.core.responses_api.store import StoreUnavailable
-from edgerelay.stores.responses_redis import PREFIX, RedisResponseStore, response_store_for
+from edgerelay.stores.responses_redis import PREFIX, RedisResponseStore
+from edgerelay.stores.select import response_store_for
 from tests.support.fake_fetch import FakeFetch, FakeResponse
 from tests.support.loopback import WAIT, free_port
 
