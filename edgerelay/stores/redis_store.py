@@ -14,7 +14,14 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from edgerelay.core.limits import Adjustment, Counter, Slot, StoreAnswer, StoreUnavailable
-from edgerelay.stores.redis_client import FAILURES, bounded, client_for, describe
+from edgerelay.stores.redis_client import (
+    FAILURES,
+    Connections,
+    Script,
+    bounded,
+    client_for,
+    describe,
+)
 
 PREFIX = "edgerelay:"
 
@@ -106,10 +113,6 @@ def _tagged(client_key: str, rest: str) -> str:
     return f"{PREFIX}{{{client_key}}}{rest}"
 
 
-def _bucket_key(counter: Counter, bucket: int) -> str:
-    return _tagged(counter.key, f"|{counter.name}|{bucket}")
-
-
 def _ttl_ms(expires_at: float, now: float) -> str:
     # Relative TTLs: Redis's clock and ours need not agree.
     return str(max(1, math.ceil((expires_at - now) * 1000)))
@@ -122,9 +125,10 @@ class RedisStore:
     def __init__(self, client: aioredis.Redis, timeout: float = 1.0) -> None:
         self.client = client
         self.timeout = timeout  # seconds for one call, round trip included
-        self._admit = client.register_script(_ADMIT)
-        self._adjust = client.register_script(_ADJUST)
-        self._settle = client.register_script(_SETTLE)
+        connections = Connections(client)
+        self._admit = Script(client, _ADMIT, connections)
+        self._adjust = Script(client, _ADJUST, connections)
+        self._settle = Script(client, _SETTLE, connections)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 1.0) -> RedisStore:
@@ -135,16 +139,21 @@ class RedisStore:
     ) -> StoreAnswer:
         keys: list[str] = []
         args: list = [repr(now), len(counters), len(slots)]
-        for c in counters:
-            args += [c.limit, c.amount, _ttl_ms(c.expires_at, now), len(c.buckets)]
-            for bucket, weight in c.buckets:
-                keys.append(_bucket_key(c, bucket))
-                args.append(repr(weight))
+        ttls: dict[float, str] = {}  # counters of one window share their expiry
+        for key, name, limit, amount, buckets, expires_at in counters:
+            ttl = ttls.get(expires_at)
+            if ttl is None:
+                ttl = ttls[expires_at] = _ttl_ms(expires_at, now)
+            args += (limit, amount, ttl, len(buckets))
+            tagged = _tagged(key, f"|{name}|")
+            for bucket, weight in buckets:
+                keys.append(f"{tagged}{bucket}")
+                args.append("1" if weight == 1.0 else repr(weight))
         for s in slots:
             keys.append(_tagged(s.key, "|concurrent_streams"))
             args += [s.limit, s.slot_id, repr(s.expires_at), _ttl_ms(s.expires_at, now)]
         try:
-            out = await bounded(self._admit(keys=keys, args=args), self.timeout)
+            out = await bounded(self._admit(keys, args), self.timeout)
             at = 1
             counts = []
             for c in counters:
@@ -166,7 +175,7 @@ class RedisStore:
         for a in adjustments:
             args += [a.delta, _ttl_ms(a.expires_at, now)]
         try:
-            await bounded(self._adjust(keys=keys, args=args), self.timeout)
+            await bounded(self._adjust(keys, args), self.timeout)
         except FAILURES as exc:
             raise StoreUnavailable(describe(exc)) from None
 
@@ -191,7 +200,7 @@ class RedisStore:
             keys.append(_tagged(s.key, "|concurrent_streams"))
             args.append(s.slot_id)
         try:
-            await bounded(self._settle(keys=keys, args=args), self.timeout)
+            await bounded(self._settle(keys, args), self.timeout)
         except FAILURES as exc:
             raise StoreUnavailable(describe(exc)) from None
 

@@ -85,18 +85,22 @@ def test_an_admitted_stream_costs_one_round_trip_in_and_one_out(redis_url):
         lim = limiter(store, tokens_per_day=1000, concurrent_streams=1)
         warm = await admit(lim, T0, max_tokens=100, stream=True, slot_id="s0", key="key:warm")
         await lim.finish(warm.reservation, Usage(1, 1), T0)  # Redis has loaded both scripts
-        sent = []
-        execute = store.client.execute_command
+        sent = []  # every command written to a connection: one per round trip
+        connection_class = store.client.connection_pool.connection_class
+        send = connection_class.send_packed_command
 
-        async def counted(*args, **options):
-            sent.append(args[0])
-            return await execute(*args, **options)
+        async def counted(self, command, *args, **options):
+            sent.append(bytes(command if isinstance(command, bytes) else b"".join(command)))
+            return await send(self, command, *args, **options)
 
-        store.client.execute_command = counted
-        first = await admit(lim, T0, max_tokens=900, stream=True, slot_id="s1")
-        assert first.admitted
-        await lim.finish(first.reservation, Usage(50, 50), T0)  # settled and released at once
-        assert [name.upper() for name in sent] == ["EVALSHA", "EVALSHA"]
+        connection_class.send_packed_command = counted
+        try:
+            first = await admit(lim, T0, max_tokens=900, stream=True, slot_id="s1")
+            assert first.admitted
+            await lim.finish(first.reservation, Usage(50, 50), T0)  # settled and released at once
+        finally:
+            connection_class.send_packed_command = send
+        assert [command.split(b"\r\n")[2].upper() for command in sent] == [b"EVALSHA"] * 2
         # The slot is free and only the 100 used tokens count: 900 fit again.
         again = await admit(lim, T0, max_tokens=900, stream=True, slot_id="s2")
         assert again.admitted, again.error
@@ -187,3 +191,27 @@ def test_redis_down_is_store_unavailable_and_the_url_is_not_quoted():
 def test_both_schemes_build_a_client(scheme):
     store = RedisStore.from_url(f"{scheme}://127.0.0.1:6379/0")
     assert store.client.connection_pool.connection_kwargs["host"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("trouble", ["script_flush", "connection_killed", "no_hiredis"])
+def test_admission_survives_a_flushed_script_a_killed_connection_and_no_hiredis(
+    redis_url, monkeypatch, trouble
+):
+    """The admission script is sent packed on a pooled connection; when the server has lost
+    the script, has closed that connection, or hiredis is missing, redis-py's own call takes
+    over, and every admission is still counted once."""
+    from edgerelay.stores import redis_client
+
+    async def body(store):
+        lim = limiter(store, requests_per_minute=3)
+        first = await admit(lim, T0)
+        if trouble == "script_flush":
+            await store.client.script_flush()
+        elif trouble == "connection_killed":
+            await store.client.client_kill_filter(_type="normal", skipme=False)
+        else:
+            monkeypatch.setattr(redis_client, "pack_command", None)
+        rest = [await admit(lim, T0 + 1) for _ in range(3)]
+        return [d.admitted for d in (first, *rest)]
+
+    assert run(with_store(redis_url, body)) == [True, True, True, False]
