@@ -69,6 +69,7 @@ bench: $(STAMP) node_modules/.installed
 	$(BIN)/python bench/relay_bench.py --rounds $(ROUNDS) --pin
 	$(BIN)/python bench/first_byte_trace.py
 	$(BIN)/python bench/translate_bench.py
+	$(BIN)/python bench/observer_bench.py
 	$(BIN)/python bench/request_bench.py
 	$(BIN)/python bench/lambda_bench.py
 	sh tests/pyodide/fetch_wheels.sh

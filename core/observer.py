@@ -241,62 +241,74 @@ def observe(
     before it goes out, so an adapter can flag it out of band too); other errors (a bug) reach
     the adapter, which ends the body with ``observer.fail``. Closing the result closes
     ``source`` too, even before the first chunk."""
-    return _Observed(source, _observe(source, observer, on_failure))
+    return _Observed(source, observer, on_failure)
 
 
 class _Observed:
-    """The observed body. ``aclose`` also closes the source: it may hold what must end with
-    the stream (a limits account gives its stream slot back), and closing a generator that
-    never started does not run any of it."""
+    """The observed body: an async iterator written out rather than an async generator, one
+    layer less per chunk (~1.5 us of the observer's ~7 us per chunk, measured with
+    bench/observer_bench.py). ``aclose`` also closes the source: it may hold what must end with
+    the stream (a limits account gives its stream slot back)."""
 
-    __slots__ = ("_relay", "_source")
+    __slots__ = ("_done", "_observer", "_on_failure", "_source", "_started")
 
-    def __init__(self, source: AsyncIterator[bytes], relay) -> None:
+    def __init__(
+        self,
+        source: AsyncIterator[bytes],
+        observer: StreamObserver,
+        on_failure: Callable[[], None],
+    ) -> None:
         self._source = source
-        self._relay = relay
+        self._observer = observer
+        self._on_failure = on_failure
+        self._started = False
+        self._done = False  # the stream ended, or an error came out of it
 
     def __aiter__(self) -> _Observed:
         return self
 
-    def __anext__(self):
-        return self._relay.__anext__()
+    async def __anext__(self) -> bytes:
+        observer = self._observer
+        self._started = True
+        while not self._done:
+            try:
+                chunk = await self._source.__anext__()
+            except StopAsyncIteration:
+                self._done = True
+                out = observer.finish()
+            except FetchError as exc:
+                self._done = True
+                out = observer.fail(
+                    GatewayError(502, f"The upstream stream broke off: {exc}", code="bad_gateway"),
+                    "broken",
+                )
+            except EventTooLarge as exc:  # a translator's parser refused one: the same end
+                self._done = True
+                out = observer.fail(event_too_large(exc))
+            except BaseException:
+                self._done = True  # a bug, or the task was cancelled: the adapter ends it
+                raise
+            else:
+                out = observer.feed(chunk)
+                if observer.failure is None:  # else an oversized event ended the stream
+                    if out:
+                        return out
+                    continue
+                self._done = True
+            if observer.failure is not None:
+                await _close(self._source)  # reading stops here (a no-op for one that raised)
+                self._on_failure()
+            if out:
+                return out
+        raise StopAsyncIteration
 
     async def aclose(self) -> None:
         try:
-            await self._relay.aclose()
+            if self._started and not self._done:
+                self._done = True
+                self._observer.close()  # the client left mid-stream
         finally:
-            close = getattr(self._source, "aclose", None)
-            if close is not None:
-                await close()
-
-
-async def _observe(
-    source: AsyncIterator[bytes], observer: StreamObserver, on_failure: Callable[[], None]
-) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in source:
-            out = observer.feed(chunk)
-            if observer.failure is not None:  # an oversized event ended the stream
-                break
-            if out:
-                yield out
-        else:
-            out = observer.finish()
-    except FetchError as exc:
-        out = observer.fail(
-            GatewayError(502, f"The upstream stream broke off: {exc}", code="bad_gateway"),
-            "broken",
-        )
-    except EventTooLarge as exc:  # a translator's parser refused one: the same end
-        out = observer.fail(event_too_large(exc))
-    except GeneratorExit:
-        observer.close()
-        raise
-    if observer.failure is not None:
-        await _close(source)  # reading stops here (a no-op for a source that raised)
-        on_failure()
-    if out:
-        yield out
+            await _close(self._source)
 
 
 def event_too_large(exc: EventTooLarge) -> GatewayError:
@@ -347,9 +359,14 @@ class _Chat:
     name: Protocol = "chat"
 
     def scan(self, out: bytes, framer) -> Reason | None:
-        if b"[DONE]" in out and any(e.data == "[DONE]" for e in events_from(out, _DONE)):
-            return "complete"
-        if b'"error"' in out:
+        # find, not ``in``: bytes' ``in`` first tries the needle as an int (an exception raised
+        # and cleared), 3-6x slower per chunk on CPython 3.11-3.13.
+        if out.find(b"[DONE]") >= 0:
+            if out == _DONE_EVENT or out.endswith(_LAST_DONE_EVENT):
+                return "complete"  # as every server writes it: no need to parse
+            if any(e.data == "[DONE]" for e in events_from(out, _DONE)):
+                return "complete"
+        if out.find(b'"error"') >= 0:
             for event in events_from(out, _ERROR):
                 body = _json(event.data)
                 if isinstance(body, dict) and isinstance(body.get("error"), dict):
@@ -361,6 +378,8 @@ class _Chat:
 
 
 _DONE = (b"[DONE]",)
+_DONE_EVENT = b"data: [DONE]\n\n"
+_LAST_DONE_EVENT = b"\n\n" + _DONE_EVENT  # the last event of a read, after another one
 _ERROR = (b'"error"',)
 _RESPONSES_ENDS = ("response.completed", "response.incomplete", "response.failed")
 _RESPONSES_MARKERS = (

@@ -119,7 +119,7 @@ class UsageHook(StreamHook):
         self._account = account
 
     def on_events(self, data: bytes) -> None:
-        if b"sage" in data:  # cheap test first: most events carry no usage
+        if data.find(b"sage") >= 0:  # cheap test first (find: ``in`` is slower on bytes)
             self._account.meter.events(data)
 
     def on_end(self, end: StreamEnd) -> None:
@@ -137,7 +137,7 @@ class StrippingUsageHook(UsageHook):
     edits = True
 
     def edit(self, data: bytes) -> bytes:
-        if b'"usage"' not in data:
+        if data.find(b'"usage"') < 0:
             return data
         return strip_added_usage(data, self._account.meter)
 

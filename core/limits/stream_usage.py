@@ -55,7 +55,7 @@ class UsageMeter:
         if parser is None:
             parser = self._parser = SSEParser()
         # Cheap test first: most chunks carry no usage and are never decoded as JSON.
-        if b"sage" not in chunk and not (parser._buf or parser._has_data):
+        if chunk.find(b"sage") < 0 and not (parser._buf or parser._has_data):
             parser.feed(chunk)
             return
         for event in parser.feed(chunk):

@@ -236,6 +236,25 @@ def test_the_end_marker_is_found_after_events_that_mention_it_in_one_read(bounda
     assert [end.reason for end in recorder.ends] == ["upstream_error"]
 
 
+@pytest.mark.parametrize(
+    ("data", "complete"),
+    [
+        (b"data: [DONE]\n\n", True),  # alone in its read
+        (b'data: {"choices":[]}\n\ndata: [DONE]\n\n', True),  # after an event, one read
+        (b": keep-alive\n\ndata: [DONE]\n\n", True),  # after a comment
+        (b"event: done\ndata: [DONE]\n\n", True),  # with an event line
+        (b"data:[DONE]\n\n", True),  # no space after the colon
+        (b"data: [DONE]\r\n\r\n", True),  # CRLF
+        (b"data: [DONE] \n\n", False),  # not the marker: a trailing space is data
+        (b'data: {"choices":[]}\ndata: [DONE]\n\n', False),  # a second data line of one event
+    ],
+)
+def test_done_is_recognised_only_as_a_whole_event(data, complete):
+    recorder = Recorder()
+    relay("chat", [data], hooks=[recorder])
+    assert [end.reason for end in recorder.ends] == (["complete"] if complete else ["unterminated"])
+
+
 def test_nothing_goes_out_after_the_terminal_error():
     observer = StreamObserver("chat")
     observer.feed(CHAT)
