@@ -74,6 +74,7 @@ async def main(rounds: int, per_block: int) -> None:
             results["memory"].append(await block(memory, per_block))
             if redis_gw is not None:
                 results["redis"].append(await block(redis_gw, per_block))
+        floor = await redis_floor(redis_gw) if redis_gw is not None else None
     finally:
         if redis_gw is not None:
             await redis_gw.limits.limiter.store.aclose()
@@ -94,6 +95,38 @@ async def main(rounds: int, per_block: int) -> None:
             f"  {name:<20} +{added[0]:.4f} ms ready (target <= {target} ms: {verdict}), "
             f"+{added[1]:.4f} ms closed"
         )
+    if floor is not None:
+        print(
+            "  what one Redis round trip costs here: a PING through redis-py "
+            f"{floor[0]:.4f} ms, the admission script alone {floor[1]:.4f} ms "
+            f"(of which Redis itself {floor[2]:.4f} ms, INFO commandstats)"
+        )
+
+
+async def redis_floor(gw: Gateway, n: int = 500) -> tuple[float, float, float]:
+    """Medians (ms) of a redis-py PING and of the store's admission call alone on the same
+    client, and Redis's own time per admission script: the floor under the Redis row."""
+    from edgerelay.core.limits import LimitRequest, client_keys
+
+    assert gw.limits is not None
+    limiter = gw.limits.limiter
+    store, client = limiter.store, limiter.store.client
+    policy = limiter.policy("anonymous")
+    request = LimitRequest(client_keys(None, "10.9.9.9"), policy, "mock/echo", 16, 100)
+    pings, admits = [], []
+    await client.config_resetstat()
+    for _ in range(n):
+        start = time.perf_counter()
+        await client.ping()
+        pings.append(time.perf_counter() - start)
+        now = time.time()
+        counters, slots = limiter._plan(limiter._shape(policy), request, 16, 0, now)
+        start = time.perf_counter()
+        await store.admit(counters, slots, now)
+        admits.append(time.perf_counter() - start)
+    stats = await client.info("commandstats")
+    server = stats.get("cmdstat_evalsha", {}).get("usec_per_call", 0.0) / 1000
+    return statistics.median(pings) * 1000, statistics.median(admits) * 1000, server
 
 
 if __name__ == "__main__":
