@@ -94,10 +94,17 @@ class Limiter:
         # What an operator must set when no store is there (differs per target).
         self.missing_store = missing_store
         self._shapes: dict[LimitPolicy, _Shape] = {}
+        self._limited: dict[str, LimitPolicy | None] = {}  # ``policy`` by name
 
     def policy(self, name: str) -> LimitPolicy | None:
-        policy = self.settings.policies.get(name)
-        return policy if policy is not None and self._shape(policy).limited else None
+        """The policy ``name`` when it sets some limit, else None."""
+        try:
+            return self._limited[name]
+        except KeyError:
+            policy = self.settings.policies.get(name)
+            found = policy if policy is not None and self._shape(policy).limited else None
+            self._limited[name] = found
+            return found
 
     def _shape(self, policy: LimitPolicy) -> _Shape:
         shape = self._shapes.get(policy)
@@ -141,15 +148,17 @@ class Limiter:
                 self._refusal(counters, slots, answer, headers, now),
                 outcome="refused",
             )
-        reservation = Reservation(
-            counters,
-            slots,
-            reserve if shape.counts_tokens else 0,
-            micro,
-            price,
-            request.input_bytes,
+        reservation = Reservation._make(
+            (
+                counters,
+                slots,
+                reserve if shape.counts_tokens else 0,
+                micro,
+                price,
+                request.input_bytes,
+            )
         )
-        return Decision(True, headers, reservation=reservation, outcome="admitted")
+        return Decision._make((True, headers, None, reservation, "admitted"))
 
     def _plan(self, shape: _Shape, request: LimitRequest, reserve: int, micro: int, now: float):
         """The counters and slots an admission asks the store for: per client key, each limit
@@ -159,10 +168,11 @@ class Limiter:
         amounts = (1, reserve, micro)  # by the limit's ``_Shape`` amount index
         counters: list[Counter] = []
         slots: list[Slot] = []
+        make = Counter._make  # half the cost of Counter(...): this runs per request
         for key in request.keys:
             for name, limit, daily, amount in shape.limits:
                 buckets, expires_at = day if daily else minute  # type: ignore[misc]
-                counters.append(Counter(key, name, limit, amounts[amount], buckets, expires_at))
+                counters.append(make((key, name, limit, amounts[amount], buckets, expires_at)))
             if request.stream and shape.streams is not None:
                 slots.append(
                     Slot(key, shape.streams, request.slot_id, now + self.settings.slot_seconds)
@@ -333,13 +343,18 @@ class _Shape:
 def _headers(shape: _Shape, counters: Sequence[Counter], answer: StoreAnswer, now: float):
     """The ``x-ratelimit-*`` headers from what the store saw (and took, when admitted)."""
     out: list[tuple[str, str]] = []
-    last_reset, reset_text = -1.0, ""
+    seen = answer.used  # what the store summed already (the memory store says)
+    last: tuple | None = None
+    reset_text = ""
     for at, limit_pair, remaining_header, reset_header, window in shape.headers:
         counter, counts = counters[at], answer.counts[at]
-        used = weighted(counter, counts) + (counter.amount if answer.admitted else 0)
-        reset = window.reset_after(counter, counts, now)
-        if reset != last_reset:  # the request and token windows often end together
-            last_reset, reset_text = reset, format_reset(reset)
+        used = seen[at] if seen else weighted(counter, counts)
+        if answer.admitted:
+            used += counter.amount
+        # The request and token counters of one window usually reset together: work it once.
+        resets = (window, counter.buckets[0][0], counts[0] > 0)
+        if resets != last:
+            last, reset_text = resets, format_reset(window.reset_after(counter, counts, now))
         out += (
             limit_pair,
             (remaining_header, str(max(0, math.floor(counter.limit - used)))),

@@ -40,6 +40,8 @@ class StoreAnswer(NamedTuple):
     admitted: bool
     counts: tuple[tuple[float, ...], ...]  # per counter: its buckets' values before adding
     open_slots: tuple[int, ...] = ()  # per slot: live slots before taking one
+    # Per counter, ``weighted(counter, counts)`` when the store summed it already (else empty).
+    used: tuple[float, ...] = ()
 
 
 class Adjustment(NamedTuple):
@@ -183,27 +185,26 @@ class MemoryStore:
         cells.sweep(now)
         get = cells._values.get
         counts: list[tuple[float, ...]] = []
+        sums: list[float] = []
         current: list[str] = []  # each counter's current bucket id, added to when admitted
         admitted = True
         for key, name, limit, amount, buckets, _ in counters:
             # As ``weighted`` sums: 0 + w * v in bucket order, the same float as every store.
-            (bucket, weight), *older = buckets
+            bucket, weight = buckets[0]
             bucket_id = f"{key}|{name}|{bucket}"
             entry = get(bucket_id)
             value = entry[0] if entry is not None and entry[1] > now else 0.0
             used = 0.0 + weight * value
-            if older:
-                seen: tuple[float, ...] = (value,)
-                for bucket, weight in older:
-                    entry = get(f"{key}|{name}|{bucket}")
-                    value = entry[0] if entry is not None and entry[1] > now else 0.0
-                    seen += (value,)
-                    used += weight * value
-            else:
-                seen = (value,)
+            seen: tuple[float, ...] = (value,)
+            for bucket, weight in buckets[1:]:
+                entry = get(f"{key}|{name}|{bucket}")
+                value = entry[0] if entry is not None and entry[1] > now else 0.0
+                seen += (value,)
+                used += weight * value
             if used + amount > limit:
                 admitted = False
             counts.append(seen)
+            sums.append(used)
             current.append(bucket_id)
         open_slots = tuple(cells.open_slots(s.set_id, now) for s in slots) if slots else ()
         if admitted and slots:
@@ -215,7 +216,7 @@ class MemoryStore:
                     values[bucket_id] = (seen[0] + c.amount, c.expires_at)
             for s in slots:
                 cells.take_slot(s.set_id, s.slot_id, s.expires_at)
-        return StoreAnswer(admitted, tuple(counts), open_slots)
+        return StoreAnswer._make((admitted, tuple(counts), open_slots, tuple(sums)))
 
     async def adjust(self, adjustments: Sequence[Adjustment], now: float) -> None:
         adjust_on(self.cells, adjustments, now)

@@ -32,6 +32,7 @@ class SlowRedis:
     def __init__(self, delays: list[float | None]) -> None:
         self.delays = delays
         self.commands = 0
+        self.answered: dict[int, asyncio.Event] = {}  # per command: its answer was written
 
     async def __aenter__(self) -> str:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -60,17 +61,18 @@ class SlowRedis:
                 n = self.commands
                 self.commands += 1
                 delay = self.delays[n] if n < len(self.delays) else 0.0
+                self.answered[n] = asyncio.Event()
                 asyncio.get_running_loop().create_task(self._answer(writer, n, delay))
         except (ConnectionError, ValueError):
             return
 
-    @staticmethod
-    async def _answer(writer: asyncio.StreamWriter, n: int, delay: float | None) -> None:
+    async def _answer(self, writer: asyncio.StreamWriter, n: int, delay: float | None) -> None:
         if delay is None:
             return
-        await asyncio.sleep(delay)
+        await asyncio.sleep(delay)  # the server's own pace; the tests wait on ``answered``
         if not writer.is_closing():
             writer.write(b":%d\r\n" % n)
+        self.answered[n].set()
 
 
 def run(coro):
@@ -115,14 +117,15 @@ def test_the_cache_and_stored_responses_are_bounded_too():
 
 def test_a_late_answer_is_not_taken_for_the_next_call():
     async def body():
-        # The first command is answered after the bound, the next ones at once.
-        async with SlowRedis([BOUND * 3]) as url:
+        # The first command is answered after its call gave up, the next ones at once.
+        server = SlowRedis([BOUND * 2])
+        async with server as url:
             client = client_for(url, BOUND)
             with pytest.raises(TimeoutError):
                 await bounded(client.incr("first"), BOUND)
-            second = await bounded(client.incr("second"), BOUND)
-            await asyncio.sleep(BOUND * 3)  # the late answer arrives meanwhile, somewhere
-            third = await bounded(client.incr("third"), BOUND)
+            second = await bounded(client.incr("second"), 10.0)
+            await server.answered[0].wait()  # the late answer has been written by now
+            third = await bounded(client.incr("third"), 10.0)
             await client.aclose()
             return second, third
 
