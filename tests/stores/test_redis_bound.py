@@ -154,3 +154,24 @@ def test_redis_named_without_redis_py_is_a_configuration_error(monkeypatch, whic
     with pytest.raises(ConfigError) as raised:
         build()
     assert "edgerelay[redis]" in str(raised.value)
+
+
+def test_a_late_answer_is_not_taken_for_the_next_script_call():
+    """The same for the stores' own script calls, which keep their connections between calls:
+    the connection a cut call was waiting on is dropped, never kept with a reply pending."""
+    from edgerelay.stores.redis_client import Connections, Script
+
+    async def body():
+        server = SlowRedis([BOUND * 2])
+        async with server as url:
+            client = client_for(url, BOUND)
+            script = Script(client, "return 1", Connections(client))
+            with pytest.raises(TimeoutError):
+                await bounded(script([], []), BOUND)
+            second = await bounded(script([], []), 10.0)
+            await server.answered[0].wait()  # the late answer has been written by now
+            third = await bounded(script([], []), 10.0)
+            await client.aclose()
+            return second, third
+
+    assert run(body()) == (1, 2)
