@@ -16,6 +16,7 @@ metadata, then the events' raw bytes, so nothing is re-encoded.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from .. import safejson
@@ -124,11 +125,13 @@ def sse_events(entry: Entry, include_usage: bool) -> tuple[bytes, ...]:
     return entry.events if include_usage else entry.plain
 
 
-def chunks_of(events: tuple[bytes, ...] | list[bytes]) -> tuple[list[dict], bool]:
-    """The decoded chunk objects of a chat stream, and whether it ended with ``[DONE]``."""
+def stream_objects(batches: Iterable[bytes]) -> tuple[list[dict], bool]:
+    """The JSON objects of an event stream's events, in order (other data is skipped), and
+    whether a ``data: [DONE]`` event came: a chat stream's chunks, a Responses stream's
+    events."""
     parser = SSEParser()
-    found = [*(e for batch in events for e in parser.feed(batch)), *parser.finish()]
-    chunks, done = [], False
+    found = [*(e for batch in batches for e in parser.feed(batch)), *parser.finish()]
+    objects, done = [], False
     for event in found:
         if event.data == "[DONE]":
             done = True
@@ -138,14 +141,14 @@ def chunks_of(events: tuple[bytes, ...] | list[bytes]) -> tuple[list[dict], bool
         except (ValueError, RecursionError):
             continue
         if isinstance(obj, dict):
-            chunks.append(obj)
-    return chunks, done
+            objects.append(obj)
+    return objects, done
 
 
 def json_answer(events: tuple[bytes, ...] | list[bytes]) -> bytes:
     """The ``chat.completion`` answer the stream's chunks add up to."""
     assembler = Assembler()
-    for chunk in chunks_of(events)[0]:
+    for chunk in stream_objects(events)[0]:
         assembler.add(chunk)
     return safejson.dumps(assembler.completion())
 
@@ -154,7 +157,7 @@ def assembled(events: tuple[bytes, ...] | list[bytes]) -> Assembler | None:
     """The stream's answer assembled when it is a whole answer worth keeping: ``[DONE]`` came,
     no error event, and every choice has its ``finish_reason`` (``length`` included: the
     answer the request's limit allows is complete); else None. One parse of the stream."""
-    chunks, done = chunks_of(events)
+    chunks, done = stream_objects(events)
     if not done or any("error" in chunk for chunk in chunks):
         return None
     assembler = Assembler()

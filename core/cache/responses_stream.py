@@ -23,7 +23,7 @@ from typing import Any
 from .. import safejson
 from ..errors import GatewayError
 from ..framing import EventAligner
-from ..sse import SSEParser
+from .entry import stream_objects
 
 ECHOED = ("metadata", "user", "safety_identifier")
 NEUTRAL: Mapping[str, Any] = {"metadata": {}, "user": None, "safety_identifier": None}
@@ -43,21 +43,6 @@ def echoes(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def neutral(echoed: Mapping[str, Any]) -> bool:
     return all(echoed[name] == NEUTRAL[name] for name in ECHOED)
-
-
-def decoded(batches: Iterable[bytes]) -> list[dict]:
-    """The stream's event objects, in order."""
-    parser = SSEParser()
-    found = [e for batch in batches for e in parser.feed(batch)] + parser.finish()
-    out = []
-    for event in found:
-        try:
-            body = safejson.loads(event.data)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(body, dict):
-            out.append(body)
-    return out
 
 
 def _last_end(events: list[dict]) -> dict | None:
@@ -85,7 +70,7 @@ def forms(batches: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], tuple[bytes, .
     """What an entry holds for a recorded stream (``Recording``'s ``forms``): the batches with
     neutral echoes, no second stream form, and the JSON answer; None when the stream is not a
     whole answer (see the module)."""
-    events = decoded(batches)
+    events = stream_objects(batches)[0]
     if any(e.get("type") == "error" for e in events):
         return None
     final = _whole(_last_end(events))
@@ -102,7 +87,7 @@ def json_answer(batches: Iterable[bytes], echoed: Mapping[str, Any]) -> bytes:
     client's own echoes (``response.incomplete`` for any reason included: it is an answer,
     even when not one to store); a ``GatewayError`` (502, the upstream's message when it gave
     one) for a stream that failed or broke off."""
-    events = decoded(batches)
+    events = stream_objects(batches)[0]
     end = _last_end(events)
     if end is not None and end.get("type") in ("response.completed", "response.incomplete"):
         response = end.get("response")
