@@ -82,6 +82,7 @@ bench: $(STAMP) node_modules/.installed
 	$(BIN)/python bench/cache_bench.py --rounds 3
 	$(BIN)/python bench/limits_bench.py
 	$(BIN)/python bench/baseline_bench.py
+	$(BIN)/python bench/gc_bench.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 from edgerelay.core import ConfigError, config_error, registry
+from edgerelay.server import gc_tuning
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,11 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     from edgerelay.server.asgi import create_app
 
     if args.access_log:  # the older switch: every request's line
-        import os
-
         os.environ["EDGERELAY_LOG"] = "all"
     try:
         app = create_app()
+        tune_gc = gc_tuning.wanted(os.environ)
     except ConfigError as exc:
         print(f"edgerelay: {config_error(exc).message}", file=sys.stderr)
         return 2
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     redact_logs(app.gateway.redactor)  # after uvicorn.Config: it sets up the log handlers
     logging.getLogger("uvicorn.error").addFilter(not_a_cancelled_response)
     server = uvicorn.Server(config)
+    if tune_gc:
+        gc_tuning.tune_for_serving()  # the app and the server are built: freeze them
     try:
         server.run()
     except KeyboardInterrupt:
