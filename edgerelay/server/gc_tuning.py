@@ -5,10 +5,10 @@ Requests free what they allocate by reference counting; the cyclic collector onl
 few cycles they leave. With CPython's default threshold (700 net allocations) it ran a
 young-generation pass every ~14 requests at 32 concurrent requests, each pass walking every
 object of the requests still in flight (their coroutines, timers, contexts) only to promote
-them: ~20 µs of CPU per request, a tenth of the server's (``bench/gc_bench.py``). A threshold
-of 10 000 lets the in-flight objects come and go between passes; cycles are still collected,
-later. What exists once the process is ready (modules, the app, its configuration) is frozen
-out of the collector, so a full pass no longer walks it. ``EDGERELAY_GC=default`` keeps
+them: 20 to 40 µs of CPU per request, a tenth of the server's or more (bench/gc_bench.py).
+A threshold of 10 000 lets the in-flight objects come and go between passes; cycles are still
+collected, later. What exists once the process is ready (modules, the app, its configuration)
+is frozen out of the collector, so a full pass no longer walks it. ``EDGERELAY_GC=default`` keeps
 CPython's own settings.
 """
 
