@@ -50,7 +50,32 @@ def event_start(data: bytes, at: int) -> int:
     return best
 
 
-class EventAligner:
+class _Holder:
+    """What both framers share: the pieces of one unfinished event or element, held until it
+    ends, and the ``limit`` on its size (``overflow`` once one passed it)."""
+
+    __slots__ = ("_held", "_limit", "_size", "overflow")
+
+    def __init__(self, limit: int | None) -> None:
+        self._held: list[bytes] = []  # pieces of one unfinished event, joined once it ends
+        self._size = 0
+        self._limit = limit
+        self.overflow: EventTooLarge | None = None  # set once an event passed ``limit``
+
+    def flush(self) -> bytes:
+        """At a clean end of stream: whatever was held, as the upstream sent it."""
+        held = b"".join(self._held)
+        self._held, self._size = [], 0
+        return held
+
+    def drop(self) -> int:
+        """After a failure: forget the unfinished event; returns how many bytes were dropped."""
+        size = self._size
+        self._held, self._size = [], 0
+        return size
+
+
+class EventAligner(_Holder):
     """``feed(bytes) -> bytes`` of whole SSE events; ``flush()`` at a clean end; ``drop()``
     after a failure.
 
@@ -59,14 +84,11 @@ class EventAligner:
     stream must end there); without it, such an event is passed on unfinished past
     ``MAX_HELD``."""
 
-    __slots__ = ("_held", "_limit", "_size", "at_boundary", "overflow")
+    __slots__ = ("at_boundary",)
 
     def __init__(self, limit: int | None = None) -> None:
-        self._held: list[bytes] = []  # pieces of one unfinished event, joined once it ends
-        self._size = 0
-        self._limit = limit
+        super().__init__(limit)
         self.at_boundary = True  # everything passed on so far ends on a boundary
-        self.overflow: EventTooLarge | None = None  # set once an event passed ``limit``
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes that are safe to send now: whole events only."""
@@ -134,18 +156,6 @@ class EventAligner:
             self.at_boundary = True
         return out
 
-    def flush(self) -> bytes:
-        """At a clean end of stream: whatever was held, as the upstream sent it."""
-        held = b"".join(self._held)
-        self._held, self._size = [], 0
-        return held
-
-    def drop(self) -> int:
-        """After a failure: forget the unfinished event; returns how many bytes were dropped."""
-        size = self._size
-        self._held, self._size = [], 0
-        return size
-
 
 # What moves the JSON framer: brackets and braces outside strings, quotes, and backslashes
 # inside strings.
@@ -153,7 +163,7 @@ _STRUCTURE = re.compile(rb'[\[\]{}"]')
 _IN_STRING = re.compile(rb'["\\]')
 
 
-class JsonArrayFramer:
+class JsonArrayFramer(_Holder):
     """``feed(bytes) -> bytes`` of whole top-level elements of a streamed JSON array.
 
     ``opened``: the ``[`` went out; ``elements``: whole elements passed on; ``closed``: the
@@ -166,22 +176,15 @@ class JsonArrayFramer:
         "_depth",
         "_element_at",
         "_escape",
-        "_held",
         "_in_string",
-        "_limit",
         "_offset",
-        "_size",
         "closed",
         "elements",
         "opened",
-        "overflow",
     )
 
     def __init__(self, limit: int | None = None) -> None:
-        self._held: list[bytes] = []
-        self._size = 0
-        self._limit = limit
-        self.overflow: EventTooLarge | None = None
+        super().__init__(limit)
         self._depth = 0
         self._in_string = False
         self._escape = False  # the previous chunk ended on a backslash inside a string
@@ -271,13 +274,3 @@ class JsonArrayFramer:
                     self.closed = True
                     return n
         return cut
-
-    def flush(self) -> bytes:
-        held = b"".join(self._held)
-        self._held, self._size = [], 0
-        return held
-
-    def drop(self) -> int:
-        size = self._size
-        self._held, self._size = [], 0
-        return size

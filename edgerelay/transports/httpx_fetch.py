@@ -1,4 +1,5 @@
-"""``Fetch`` over httpx: the design card's client for Lambda, and an option for the server."""
+"""``Fetch`` over httpx: the Lambda transport (one client a warm instance reuses), and an option
+for the server (``EDGERELAY_HTTP_CLIENT=httpx``)."""
 
 from __future__ import annotations
 

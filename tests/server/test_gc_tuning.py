@@ -11,6 +11,7 @@ import pytest
 
 from edgerelay.core import ConfigError
 from edgerelay.server import gc_tuning
+from tests.server.test_cli import serve
 
 # Starts `edgerelay serve` with uvicorn's run replaced by a report of the collector's state at
 # the moment the server would start serving.
@@ -55,14 +56,7 @@ def test_edgerelay_gc_default_keeps_cpythons_settings():
 
 
 def test_a_bad_edgerelay_gc_stops_the_server_at_start_naming_it():
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("EDGERELAY_", "OPENAI_"))}
-    done = subprocess.run(
-        [sys.executable, "-m", "edgerelay.server.cli", "serve", "--port", "9"],
-        env={**clean, "EDGERELAY_GC": "aggressive-secret"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = serve({"EDGERELAY_GC": "aggressive-secret"})
     assert done.returncode == 2
     assert "EDGERELAY_GC" in done.stderr and "tuned or default" in done.stderr
     assert "aggressive-secret" not in done.stderr and "Traceback" not in done.stderr
