@@ -2,9 +2,12 @@
 JSON answer): no limits vs requests_per_minute + tokens_per_minute + tokens_per_day with the
 memory store, and with Redis on loopback (a redis-server started here, one Lua round trip).
 Interleaved in small blocks so machine drift cancels out; medians per request. Targets:
-<= 0.05 ms (memory) and <= 0.3 ms (Redis) added. Figures only, nothing here is a test.
+<= 0.05 ms (memory) and <= 0.3 ms (Redis) added. Then the same over HTTP: three ``edgerelay
+serve`` processes (no limits, memory, Redis), one request at a time from one client, p50 of
+the whole request; the HTTP figures carry the loopback's noise (a few hundredths of a ms).
+Figures only, nothing here is a test.
 
-Usage: python bench/limits_bench.py [--rounds N]
+Usage: python bench/limits_bench.py [--rounds N] [--http-rounds N]
 """
 
 from __future__ import annotations
@@ -129,9 +132,78 @@ async def redis_floor(gw: Gateway, n: int = 500) -> tuple[float, float, float]:
     return statistics.median(pings) * 1000, statistics.median(admits) * 1000, server
 
 
+def over_http(rounds: int, per_block: int = 200) -> None:
+    """The whole request through ``edgerelay serve``, limits off / memory / Redis."""
+    import subprocess
+
+    from relay_bench import ENV, PY, ROOT, free_port, wait_ready
+
+    from tests.support.redis_server import RedisServer, available
+
+    server = RedisServer() if available() else None
+    stores = {"none": None, "memory": "memory"}
+    if server is not None:
+        stores["redis"] = server.url
+    procs, urls = [], {}
+    try:
+        for name, store in stores.items():
+            port = free_port()
+            env = {k: v for k, v in ENV.items() if not k.startswith("EDGERELAY_")}
+            if store is not None:
+                env.update(EDGERELAY_CONFIG=POLICY, EDGERELAY_STORE=store)
+            cmd = [PY, "-m", "edgerelay.server.cli", "serve", "--port", str(port)]
+            procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.DEVNULL))
+            urls[name] = f"http://127.0.0.1:{port}"
+            wait_ready(urls[name] + "/healthz", procs[-1])
+        times = asyncio.run(_http_blocks(urls, rounds, per_block))
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+        if server is not None:
+            server.stop()
+    base = statistics.median(times["none"])
+    print(f"over HTTP: edgerelay serve, one request at a time, medians of {rounds} blocks' p50")
+    print(f"  no limits            {base:.4f} ms")
+    for name, target in (("memory", 0.05), ("redis", 0.3)):
+        if name in times:
+            added = statistics.median(times[name]) - base
+            verdict = "met" if added <= target else "NOT met"
+            print(f"  {name:<20} +{added:.4f} ms (target <= {target} ms: {verdict})")
+
+
+async def _http_blocks(urls: dict, rounds: int, per_block: int) -> dict:
+    import aiohttp
+
+    times: dict[str, list[float]] = {name: [] for name in urls}
+    headers = {"content-type": "application/json"}
+    async with aiohttp.ClientSession() as session:
+
+        async def block(url: str, n: int) -> list[float]:
+            out = []
+            for _ in range(n):
+                start = time.perf_counter()
+                async with session.post(url, data=BODY, headers=headers) as reply:
+                    await reply.read()
+                    assert reply.status == 200, reply.status
+                out.append(time.perf_counter() - start)
+            return out
+
+        for url in urls.values():  # warm the connections and the servers
+            await block(url + "/v1/chat/completions", 100)
+        for _ in range(rounds):
+            for name, url in urls.items():
+                taken = await block(url + "/v1/chat/completions", per_block)
+                times[name].append(statistics.median(taken) * 1000)
+    return times
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--per-block", type=int, default=200)
+    parser.add_argument("--http-rounds", type=int, default=9)
     args = parser.parse_args()
     asyncio.run(main(args.rounds, args.per_block))
+    if args.http_rounds:
+        over_http(args.http_rounds)
