@@ -202,7 +202,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--per-block", type=int, default=200)
-    parser.add_argument("--http-rounds", type=int, default=9)
+    parser.add_argument("--http-rounds", type=int, default=15)
     args = parser.parse_args()
     asyncio.run(main(args.rounds, args.per_block))
     if args.http_rounds:
