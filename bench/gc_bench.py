@@ -1,5 +1,5 @@
 """The server with its garbage collector tuned (the default; edgerelay/server/gc_tuning.py)
-against the same server with CPython's own settings (``EDGERELAY_GC=default``), in the same
+against the same server with CPython's own settings (``EDGERELAY_GC=cpython``), in the same
 run: both behind the same loopback upstream and load generator, in interleaved blocks of a few
 thousand requests at 32 at once (long enough for the process's CPU time, counted in 10 ms
 ticks, to be read to a few µs per request). Medians of the blocks, and each pair's
@@ -34,7 +34,7 @@ from relay_bench import (
     wait_ready_post,
 )
 
-MODES = {"tuned": "tuned", "CPython's": "default"}
+MODES = {"tuned": "tuned", "CPython's": "cpython"}
 
 
 def start(mode: str, upstream: str) -> tuple[subprocess.Popen, str]:
@@ -60,9 +60,9 @@ async def measure(targets: dict[str, tuple[str, int]], rounds: int) -> dict:
         for _ in range(rounds):
             for name, body, n in SCENARIOS:
                 for mode, (url, pid) in targets.items():
-                    cpu, start = cpu_seconds(pid), time.perf_counter()
+                    cpu, began = cpu_seconds(pid), time.perf_counter()
                     done = len(await block(session, url, body, n, 32))
-                    wall = time.perf_counter() - start
+                    wall = time.perf_counter() - began
                     out[name][mode].append(((cpu_seconds(pid) - cpu) / done * 1e6, done / wall))
     return out
 
@@ -70,7 +70,7 @@ async def measure(targets: dict[str, tuple[str, int]], rounds: int) -> dict:
 def report(results: dict, rss: dict) -> None:
     tuned, plain = MODES
     print("\nThe server's garbage collector: tuned (the default) against CPython's settings")
-    print("(EDGERELAY_GC=default); 32 requests at once, interleaved blocks, medians.\n")
+    print("(EDGERELAY_GC=cpython); 32 requests at once, interleaved blocks, medians.\n")
     print("| scenario | tuned, CPU µs/req | CPython's | difference (each pair) | req/s, both |")
     print("|---|---|---|---|---|")
     for name, cells in results.items():

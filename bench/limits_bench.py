@@ -159,6 +159,7 @@ def over_http(rounds: int, per_block: int = 200) -> None:
     finally:
         for proc in procs:
             proc.terminate()
+        for proc in procs:
             proc.wait(10)
         if server is not None:
             server.stop()

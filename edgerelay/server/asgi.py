@@ -107,6 +107,9 @@ class EdgerelayASGI:
         self.fetch = fetch
         self.limit_store = limit_store
         self.log_sink = log_sink or LogSink()
+        # Called once start-up is over, the HTTP client library loaded (edgerelay serve sets
+        # the garbage collector then: server/gc_tuning.py).
+        self.on_ready: Callable[[], None] | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         kind = scope["type"]
@@ -205,6 +208,10 @@ class EdgerelayASGI:
             if response is not None:
                 await response.aclose()
 
+    def _ready(self, _preloaded: object) -> None:
+        if self.on_ready is not None:
+            self.on_ready()
+
     async def _lifespan(self, receive, send) -> None:
         preloading = None
         while True:
@@ -214,6 +221,11 @@ class EdgerelayASGI:
                 preload = getattr(self.fetch, "preload", None)
                 if preload is not None:  # the HTTP client library, off the event loop
                     preloading = asyncio.get_running_loop().run_in_executor(None, preload)
+                if self.on_ready is not None:
+                    if preloading is None:
+                        self.on_ready()
+                    else:  # in the event loop's thread, once the import is done
+                        preloading.add_done_callback(self._ready)
             elif message["type"] == "lifespan.shutdown":
                 if preloading is not None:  # an import cut short leaves a half-made module
                     with contextlib.suppress(Exception):  # a failed one fails the first call

@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("uvicorn.error").addFilter(not_a_cancelled_response)
     server = uvicorn.Server(config)
     if tune_gc:
-        gc_tuning.tune_for_serving()  # the app and the server are built: freeze them
+        gc_tuning.raise_threshold()
+        app.on_ready = gc_tuning.freeze_start_up
     try:
         server.run()
     except KeyboardInterrupt:
