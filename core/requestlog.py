@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from .redact import Redactor
 
 REQUEST_ID_HEADER = "x-edgerelay-request-id"
+# One encoder for every line (json.dumps with options builds a new one per call).
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 # An incoming id is kept only when it cannot smuggle anything into a log line or a header.
 _WELL_FORMED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
 
@@ -163,5 +165,5 @@ class RequestLog:
         }
         if self.repaired:
             record["repaired"] = self.repaired
-        text = json.dumps(record, separators=(",", ":"), ensure_ascii=True)
+        text = _encode(record)
         return redact(text) if redact is not None else text
