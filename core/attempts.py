@@ -59,14 +59,13 @@ def admitted(
     chat: ChatRequest, config: Config, policy: Policy | None
 ) -> tuple[ChatRequest, routing.Route]:
     """``admit``'s answer and the route of the chain's first target (what limits meter by)."""
-    refused: GatewayError | None = None
     targets = chain_for(chat.model, config).targets
-    first: routing.Route | None = None
-    for target in targets:
+    # A first target that does not route (a model that does not exist) is the answer.
+    first = routing.route_model(targets[0], config)
+    refused: GatewayError | None = None
+    for i, target in enumerate(targets):
         try:
-            route = routing.route_model(target, config)
-            if target is targets[0]:
-                first = route
+            route = first if i == 0 else routing.route_model(target, config)
             checked = enforce_chat(chat, route, policy, config) if policy is not None else chat
             provider_config = route.provider
             if provider_config.key_required and not provider_config.api_key:
@@ -74,8 +73,7 @@ def admitted(
         except GatewayError as refusal:
             refused = refused or refusal
             continue
-        # A first target that does not route raises its refusal here.
-        return checked, first if first is not None else routing.route_model(targets[0], config)
+        return checked, first
     assert refused is not None  # a chain has at least one target
     raise refused
 

@@ -41,10 +41,6 @@ class Window(NamedTuple):
     seconds: int
     kind: WindowKind = "sliding"
 
-    def counter(self, key: str, name: str, limit: int, amount: int, now: float) -> Counter:
-        buckets, expires_at = self.frame(now)
-        return Counter(key, name, limit, amount, buckets, expires_at)
-
     def frame(self, now: float) -> tuple[tuple[tuple[int, float], ...], int]:
         """The buckets a counter of this window reads at ``now`` (with their weights) and when
         its current bucket may be forgotten: the same for every counter of the window, so an

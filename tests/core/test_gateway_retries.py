@@ -3,10 +3,12 @@ in-memory Fetch with a fixed clock, a recording sleep and random 0.5 (also run i
 
 import json
 
+from edgerelay.core import Gateway, load_config
 from edgerelay.core.fetch import FetchError
+from edgerelay.core.limits import MemoryStore
 from tests.core.gateway_helpers import NOW, call, error_of, make_gateway
 from tests.support import anthropic_wire as aw
-from tests.support.fake_fetch import FakeResponse
+from tests.support.fake_fetch import FakeFetch, FakeResponse
 
 KEYS = {"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "a-x", "GEMINI_API_KEY": "g-x"}
 CHAT = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Hi"}]}
@@ -145,6 +147,22 @@ def test_an_unconfigured_target_is_skipped_and_the_last_refusal_is_the_answer():
     assert response.status == 503
     assert error_of(response)["code"] == "provider_not_configured"
     assert fetch.requests == []
+
+
+def test_an_unconfigured_target_is_skipped_too_when_limits_look_first():
+    # Limits check the chain before the attempt loop (attempts.admitted, which the cache's
+    # check shares).
+    chain = '[aliases.smart]\ntargets = ["anthropic/claude-x", "openai/gpt-4.1-mini"]'
+    env = {"EDGERELAY_CONFIG": chain + "\n[policies.anonymous]\nrequests_per_minute = 10\n"}
+    fetch = FakeFetch(scripted(ok()))
+    options = dict(clock=lambda: NOW, new_id=lambda: "id", limit_store=MemoryStore())
+    gateway = Gateway(load_config({**env, "OPENAI_API_KEY": "k"}), fetch, **options)
+    response, _ = call(gateway, body={**CHAT, "model": "smart"})
+    assert response.status == 200, response.body
+    gateway = Gateway(load_config(env), fetch, **options)
+    response, _ = call(gateway, body={**CHAT, "model": "smart"})
+    assert response.status == 503
+    assert error_of(response)["code"] == "provider_not_configured"
 
 
 def anthropic_stream(*events):

@@ -9,6 +9,7 @@ import pytest
 
 from edgerelay.core.config import ConfigError
 from edgerelay.core.limits import (
+    Counter,
     Limiter,
     LimitPolicy,
     LimitRequest,
@@ -105,7 +106,7 @@ def test_a_fixed_window_lets_a_burst_through_at_the_edge_where_sliding_does_not(
 
 def test_sliding_retry_after_waits_for_the_roll_when_this_minute_is_full():
     window = Window(60)
-    counter = window.counter("k", "requests_per_minute", 4, 1, MINUTE_START + 30)
+    counter = Counter("k", "requests_per_minute", 4, 1, *window.frame(MINUTE_START + 30))
     # 4 in this minute: full until the next minute plus a quarter of it (4 * (1 - x) <= 3).
     assert window.retry_after(counter, (4.0, 0.0), MINUTE_START + 30) == pytest.approx(45.0)
 
