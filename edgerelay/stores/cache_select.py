@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from edgerelay.core import Config, ConfigError
+from edgerelay.core import Config
+from edgerelay.stores.select import redis_url
 
 
 def cache_store_for(config: Config, env: Mapping[str, str]):
@@ -15,16 +16,11 @@ def cache_store_for(config: Config, env: Mapping[str, str]):
     settings = config.cache
     if settings is None or not (settings.enabled or settings.admin_key):
         return None
-    setting = (env.get("EDGERELAY_STORE") or "").strip()
-    if setting.startswith(("redis://", "rediss://", "unix://")):
-        from edgerelay.stores.select import require_redis
-
-        require_redis()
+    url = redis_url(env)
+    if url is not None:
         from edgerelay.stores.redis_cache import RedisCacheStore
 
-        return RedisCacheStore.from_url(setting, timeout=config.store_timeout)
-    if setting not in ("", "memory"):
-        raise ConfigError("EDGERELAY_STORE", "must be memory, redis://… or rediss://…")
+        return RedisCacheStore.from_url(url, timeout=config.store_timeout)
     from edgerelay.core.cache import MemoryCacheStore
 
     return MemoryCacheStore(settings.max_bytes)

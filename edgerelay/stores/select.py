@@ -16,41 +16,46 @@ def store_for(config: Config, env: Mapping[str, str], *, memory_ok: bool):
     would be per instance and bound nothing."""
     if config.limits is None:
         return None
-    setting = (env.get("EDGERELAY_STORE") or "").strip()
-    if not setting:
-        setting = "memory" if memory_ok else ""
-    if not setting:
-        return None
-    if setting == "memory":
-        if not memory_ok:
+    url = redis_url(env)
+    if url is not None:
+        from edgerelay.stores.redis_store import RedisStore
+
+        return RedisStore.from_url(url, timeout=config.store_timeout)
+    if not memory_ok:
+        if (env.get("EDGERELAY_STORE") or "").strip() == "memory":
             raise ConfigError(
                 "EDGERELAY_STORE", "memory is per instance on Lambda; use redis:// or rediss://"
             )
-        from edgerelay.core.limits import MemoryStore
+        return None
+    from edgerelay.core.limits import MemoryStore
 
-        return MemoryStore()
-    if setting.startswith(("redis://", "rediss://", "unix://")):
-        require_redis()
-        from edgerelay.stores.redis_store import RedisStore
-
-        return RedisStore.from_url(setting, timeout=config.store_timeout)
-    raise ConfigError("EDGERELAY_STORE", "must be memory, redis://… or rediss://…")
+    return MemoryStore()
 
 
 def response_store_for(config: Config, env: Mapping[str, str]):
     """The store ``EDGERELAY_STORE`` names for stored responses: Redis for ``redis://``,
     ``rediss://`` or ``unix://``; None (the gateway's own memory store) when unset or
-    ``memory``. Anything else raises ``ConfigError`` naming the setting (never its value)."""
+    ``memory``."""
+    url = redis_url(env)
+    if url is None:
+        return None
+    from edgerelay.stores.responses_redis import RedisResponseStore
+
+    return RedisResponseStore.from_url(
+        url, max_value_bytes=config.responses_max_bytes, timeout=config.store_timeout
+    )
+
+
+def redis_url(env: Mapping[str, str]) -> str | None:
+    """``EDGERELAY_STORE`` when it names Redis (``redis://``, ``rediss://``, ``unix://``), None
+    when it is unset or ``memory``. Anything else raises ``ConfigError`` naming the setting
+    (never its value), as does a Redis URL without redis-py installed."""
     setting = (env.get("EDGERELAY_STORE") or "").strip()
     if setting in ("", "memory"):
         return None
     if setting.startswith(("redis://", "rediss://", "unix://")):
         require_redis()
-        from edgerelay.stores.responses_redis import RedisResponseStore
-
-        return RedisResponseStore.from_url(
-            setting, max_value_bytes=config.responses_max_bytes, timeout=config.store_timeout
-        )
+        return setting
     raise ConfigError("EDGERELAY_STORE", "must be memory, redis://… or rediss://…")
 
 
