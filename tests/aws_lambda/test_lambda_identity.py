@@ -3,8 +3,6 @@ the settings (health stays open); EDGERELAY_ALLOW_ANONYMOUS=true serves anyone; 
 checked with the CPython verifier; cryptography is imported only when EDGERELAY_JWKS_URL is set."""
 
 import os
-import subprocess
-import sys
 
 import jwt
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from functions.aws_lambda.handler import BufferedHandler
 from tests.aws_lambda.lambda_events import event
 from tests.support.fake_fetch import FakeFetch, FakeResponse
+from tests.support.fresh_python import run_python
 from tests.support.jwt_keys import JwksServer, claims, make_key
 
 ROUTES = [
@@ -79,15 +78,7 @@ def test_cryptography_is_imported_only_with_a_jwks_url(env, imported):
         "import sys; from functions.aws_lambda.app import create_app; create_app(); "
         "print(int('cryptography' in sys.modules), int('jwt' in sys.modules))"
     )
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("EDGERELAY_")}
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = run_python(probe, env=env, check=True)
     assert done.stdout.split() == (["1", "1"] if imported else ["0", "0"])
 
 
@@ -121,15 +112,8 @@ def test_identity_without_a_jwks_url_never_imports_cryptography(env, credential)
         "status = handler(sent, None)['statusCode']\n"
         "print(status, int('cryptography' in sys.modules), int('jwt' in sys.modules))\n"
     )
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("EDGERELAY_")}
-    done = subprocess.run(
-        [sys.executable, "-c", probe, credential],
-        env={**clean, **env, "EDGERELAY_LOG": "off"},  # stdout is the probe's answer alone
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    # EDGERELAY_LOG=off: stdout is the probe's answer alone.
+    done = run_python(probe, credential, env={**env, "EDGERELAY_LOG": "off"}, check=True)
     assert done.stdout.split() == ["200", "0", "0"]
 
 

@@ -2,15 +2,13 @@
 EDGERELAY_GC=cpython; each check runs in a fresh interpreter, so this process is untouched."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from edgerelay.core import ConfigError
 from edgerelay.server import gc_tuning
 from tests.server.test_cli import serve
+from tests.support.fresh_python import run_python
 
 # Starts `edgerelay serve` with uvicorn's run replaced by the app's own lifespan start-up (the
 # HTTP client library is imported in a worker thread then), and reports the collector's state
@@ -53,25 +51,12 @@ sys.exit(cli.main(["serve", "--port", "9"]))
 
 # A fresh interpreter's own settings (what EDGERELAY_GC=cpython must leave as they are).
 CPYTHON = json.loads(
-    subprocess.run(
-        [sys.executable, "-c", "import gc, json; print(json.dumps(gc.get_threshold()))"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
+    run_python("import gc, json; print(json.dumps(gc.get_threshold()))", check=True).stdout
 )
 
 
 def collector_at_start(env: dict) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("EDGERELAY_", "OPENAI_"))}
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python(PROBE, env=env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -114,5 +99,5 @@ def test_a_higher_threshold_set_before_is_kept():
         "from edgerelay.server import gc_tuning; gc_tuning.raise_threshold()\n"
         "print(gc.get_threshold())"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    done = run_python(code)
     assert done.stdout.strip() == "(50000, 5, 5)", done.stderr
